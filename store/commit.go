@@ -1,0 +1,175 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/bbolt"
+)
+
+// op is one write request waiting for the committer.
+type op struct {
+	fn    func(tx *bbolt.Tx) error
+	done  chan error // buffered 1; receives the op's outcome after the commit
+	state atomic.Int32
+}
+
+const (
+	opWaiting   int32 = iota // in the channel, may still be cancelled
+	opTaken                  // in a batch: its outcome will be sent on done
+	opCancelled              // its caller gave up first: the committer drops it
+)
+
+// cleanError marks an op failure that happened before the op wrote
+// anything, so the transaction can go on without it (see clean).
+type cleanError struct{ err error }
+
+func (e cleanError) Error() string { return e.err.Error() }
+func (e cleanError) Unwrap() error { return e.err }
+
+// clean marks err as a failure that left the transaction untouched: the op
+// checked its preconditions and refused before its first write. The
+// committer then fails that op alone and keeps the batch's transaction;
+// without the mark it must roll back and re-run the batch without the op.
+// Returning clean(err) after a write is a bug that commits the partial
+// writes.
+func clean(err error) error { return cleanError{err} }
+
+// errRetry aborts a batch transaction after a dirty op failure.
+var errRetry = errors.New("store: batch retry")
+
+// committer is the single writer goroutine. It takes every request waiting
+// in reqs (up to MaxBatch), runs them in one bbolt transaction, and answers
+// each caller after the fsync. While it commits, new requests pile up in the
+// channel and form the next batch, so batches grow with load and a lone
+// request never waits for a timer.
+func (db *DB) committer() {
+	defer close(db.done)
+	batch := make([]*op, 0, db.opts.MaxBatch)
+	for {
+		first, ok := <-db.reqs
+		if !ok {
+			return
+		}
+		batch = batch[:0]
+		batch = db.take(batch, first)
+		open := true
+		if db.opts.CommitDelay > 0 && len(batch) < db.opts.MaxBatch {
+			open = db.gatherFor(&batch, db.opts.CommitDelay)
+		}
+	drain:
+		for open && len(batch) < db.opts.MaxBatch {
+			select {
+			case o, ok := <-db.reqs:
+				if !ok {
+					open = false
+					break drain
+				}
+				batch = db.take(batch, o)
+			default:
+				break drain
+			}
+		}
+		if len(batch) > 0 {
+			db.commit(batch)
+		}
+		// After Close the channel stays drained by the loop above: the next
+		// receive returns !ok once the buffered requests are committed.
+	}
+}
+
+// take appends o to batch unless its caller already gave up.
+func (db *DB) take(batch []*op, o *op) []*op {
+	if o.state.CompareAndSwap(opWaiting, opTaken) {
+		batch = append(batch, o)
+	}
+	return batch
+}
+
+// gatherFor waits up to d for more requests. It reports false if reqs was
+// closed.
+func (db *DB) gatherFor(batch *[]*op, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for len(*batch) < db.opts.MaxBatch {
+		select {
+		case o, ok := <-db.reqs:
+			if !ok {
+				return false
+			}
+			*batch = db.take(*batch, o)
+		case <-t.C:
+			return true
+		}
+	}
+	return true
+}
+
+// commit runs batch in one transaction and answers every op.
+//
+// Failure isolation: bbolt has no savepoints, so an op that fails after
+// writing cannot be undone alone. Ops run in order inside one Update. An op
+// failing with clean(err) wrote nothing; it is answered with err and the
+// transaction goes on. An op failing any other way (or panicking) aborts the
+// transaction, which rolls back everything; that op is answered with its
+// error and the batch is re-run without it. Refusals the store expects
+// (duplicate, exists, not found) are all clean, so re-runs only happen on
+// real faults.
+func (db *DB) commit(batch []*op) {
+	errs := make([]error, len(batch))
+	for len(batch) > 0 {
+		failed := -1
+		clear(errs[:len(batch)])
+		err := db.bolt.Update(func(tx *bbolt.Tx) error {
+			for i, o := range batch {
+				err := runOp(o.fn, tx)
+				if err == nil {
+					continue
+				}
+				var ce cleanError
+				if errors.As(err, &ce) {
+					errs[i] = ce.err
+					continue
+				}
+				failed, errs[i] = i, err
+				return errRetry
+			}
+			return nil
+		})
+		if failed >= 0 {
+			batch[failed].done <- errs[failed]
+			batch = append(batch[:failed], batch[failed+1:]...)
+			continue
+		}
+		if err != nil {
+			err = fmt.Errorf("store: commit: %w", err)
+			for _, o := range batch {
+				o.done <- err
+			}
+			return
+		}
+		db.commits.Add(1)
+		var ok uint64
+		for i, o := range batch {
+			if errs[i] == nil {
+				ok++
+			}
+			o.done <- errs[i]
+		}
+		db.ops.Add(ok)
+		return
+	}
+}
+
+// runOp runs fn, turning a panic into an error so one bad op cannot take
+// the committer (and every caller waiting on it) down.
+func runOp(fn func(tx *bbolt.Tx) error, tx *bbolt.Tx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("store: write op panicked: %v", r)
+		}
+	}()
+	return fn(tx)
+}

@@ -1,0 +1,80 @@
+package store
+
+import (
+	"testing"
+
+	"go.etcd.io/bbolt"
+)
+
+// assertIndexes checks that the expiry and collapse indexes describe
+// exactly the records that exist: no dangling entry, no missing one.
+func assertIndexes(t *testing.T, db *DB) {
+	t.Helper()
+	err := db.view(func(tx *bbolt.Tx) error {
+		want := map[string]bool{}
+		collapseWant := map[string]string{}
+		tx.Bucket(bucketQueues).ForEach(func(dev, _ []byte) error {
+			q := tx.Bucket(bucketQueues).Bucket(dev)
+			return q.ForEach(func(k, v []byte) error {
+				m, err := decodeMessage(string(dev), seqOf(k), v)
+				if err != nil {
+					t.Errorf("decode %s/%x: %v", dev, k, err)
+					return nil
+				}
+				if m.Expires > 0 {
+					want[string(expiryKey(m.Expires, kindMessage, m.DeviceID, m.Seq, ""))] = true
+				}
+				if m.CollapseKey != "" {
+					ck := string(compositeKey(m.RegID, m.CollapseKey))
+					if _, dup := collapseWant[ck]; dup {
+						t.Errorf("two queued messages share collapse key %q", ck)
+					}
+					collapseWant[ck] = string(append(appendPart(nil, m.DeviceID), k...))
+				}
+				return nil
+			})
+		})
+		tx.Bucket(bucketUpstream).ForEach(func(s, _ []byte) error {
+			return tx.Bucket(bucketUpstream).Bucket(s).ForEach(func(k, v []byte) error {
+				u, _ := decodeUpstream(string(s), seqOf(k), v)
+				if u.Expires > 0 {
+					want[string(expiryKey(u.Expires, kindUpstream, u.SenderID, u.Seq, ""))] = true
+				}
+				return nil
+			})
+		})
+		tx.Bucket(bucketDedup).ForEach(func(k, v []byte) error {
+			parts, _, _ := splitParts(k, 2)
+			want[string(expiryKey(int64(seqOf(v)), kindDedup, parts[0], 0, parts[1]))] = true
+			return nil
+		})
+		got := map[string]bool{}
+		tx.Bucket(bucketExpiry).ForEach(func(k, _ []byte) error {
+			got[string(k)] = true
+			if !want[string(k)] {
+				t.Errorf("dangling expiry entry %x", k)
+			}
+			return nil
+		})
+		for k := range want {
+			if !got[k] {
+				t.Errorf("missing expiry entry %x", k)
+			}
+		}
+		n := 0
+		tx.Bucket(bucketCollapse).ForEach(func(k, v []byte) error {
+			n++
+			if collapseWant[string(k)] != string(v) {
+				t.Errorf("collapse entry %x -> %x, want %x", k, v, collapseWant[string(k)])
+			}
+			return nil
+		})
+		if n != len(collapseWant) {
+			t.Errorf("collapse index has %d entries, want %d", n, len(collapseWant))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

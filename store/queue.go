@@ -1,0 +1,270 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"go.etcd.io/bbolt"
+)
+
+// Message is one downstream message queued for a device (one queue per
+// device, holding every app's messages).
+type Message struct {
+	Seq                                               uint64 // assigned by Enqueue, per-device increasing
+	DeviceID, RegID, SenderID, MessageID, CollapseKey string
+	Expires                                           int64  // unix milliseconds; never returned by Pending after this; <= 0 never expires
+	Receipt                                           bool   // delivery_receipt_requested
+	Payload                                           []byte // the JSON sent to the device, verbatim
+}
+
+// Enqueue is one atomic write of one or more messages (a group fan-out puts
+// all member copies in one Enqueue).
+type Enqueue struct {
+	SenderID, MessageID string    // dedup key; MessageID == "" disables dedup
+	DedupUntil          int64     // unix ms until which the dedup record lives
+	Messages            []Message // Seq fields are filled in by Enqueue
+}
+
+// expired reports whether a record with the given expiry time is dead at
+// nowMs. Expires <= 0 means the record never expires.
+func expired(expires, nowMs int64) bool { return expires > 0 && nowMs > expires }
+
+func seqOf(k []byte) uint64 { return binary.BigEndian.Uint64(k) }
+
+// Enqueue writes every message of e in one commit and returns after it is
+// fsynced. If (SenderID, MessageID) has an unexpired dedup record it returns
+// ErrDuplicate and writes nothing. A message with a CollapseKey first
+// deletes the queued message with the same (RegID, CollapseKey): only the
+// newest survives. Then the dedup record is written, to live until
+// DedupUntil. Enqueue does not check registrations: the caller does.
+func (db *DB) Enqueue(ctx context.Context, e *Enqueue) error {
+	for i := range e.Messages {
+		if e.Messages[i].DeviceID == "" {
+			return fmt.Errorf("store: enqueue %s/%s: message %d has no device id", e.SenderID, e.MessageID, i)
+		}
+	}
+	var dk []byte
+	if e.MessageID != "" {
+		dk = compositeKey(e.SenderID, e.MessageID)
+	}
+	vals := make([][]byte, len(e.Messages))
+	for i := range e.Messages {
+		vals[i] = encodeMessage(&e.Messages[i])
+	}
+	now := time.Now().UnixMilli()
+	err := db.update(ctx, func(tx *bbolt.Tx) error {
+		dedup := tx.Bucket(bucketDedup)
+		if dk != nil {
+			if v := dedup.Get(dk); v != nil && len(v) == 8 {
+				until := int64(binary.BigEndian.Uint64(v))
+				if until >= now {
+					return clean(ErrDuplicate)
+				}
+				// A stale record the sweeper has not reached yet: replace it.
+				if err := tx.Bucket(bucketExpiry).Delete(expiryKey(until, kindDedup, e.SenderID, 0, e.MessageID)); err != nil {
+					return err
+				}
+				if err := dedup.Delete(dk); err != nil {
+					return err
+				}
+			}
+		}
+		queues := tx.Bucket(bucketQueues)
+		expiry := tx.Bucket(bucketExpiry)
+		collapse := tx.Bucket(bucketCollapse)
+		var q *bbolt.Bucket
+		var qdev string
+		for i := range e.Messages {
+			m := &e.Messages[i]
+			if q == nil || qdev != m.DeviceID {
+				var err error
+				if q, err = queues.CreateBucketIfNotExists([]byte(m.DeviceID)); err != nil {
+					return fmt.Errorf("queue %s: %w", m.DeviceID, err)
+				}
+				qdev = m.DeviceID
+			}
+			var ck []byte
+			if m.CollapseKey != "" {
+				ck = compositeKey(m.RegID, m.CollapseKey)
+				if old := collapse.Get(ck); old != nil {
+					parts, rest, ok := splitParts(old, 1)
+					if ok && len(rest) == 8 {
+						_, err := deleteMessage(tx, parts[0], seqOf(rest))
+						if err != nil && !errors.Is(err, ErrNotFound) {
+							return err
+						}
+					}
+				}
+			}
+			seq, err := q.NextSequence()
+			if err != nil {
+				return err
+			}
+			m.Seq = seq
+			if err := q.Put(seqKey(seq), vals[i]); err != nil {
+				return err
+			}
+			if m.Expires > 0 {
+				if err := expiry.Put(expiryKey(m.Expires, kindMessage, m.DeviceID, seq, ""), nil); err != nil {
+					return err
+				}
+			}
+			if ck != nil {
+				cv := binary.BigEndian.AppendUint64(appendPart(nil, m.DeviceID), seq)
+				if err := collapse.Put(ck, cv); err != nil {
+					return err
+				}
+			}
+		}
+		if dk != nil && e.DedupUntil >= now {
+			if err := dedup.Put(dk, binary.BigEndian.AppendUint64(nil, uint64(e.DedupUntil))); err != nil {
+				return err
+			}
+			if err := expiry.Put(expiryKey(e.DedupUntil, kindDedup, e.SenderID, 0, e.MessageID), nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: enqueue %s/%s: %w", e.SenderID, e.MessageID, err)
+	}
+	return nil
+}
+
+// deleteMessage removes one queued message with its expiry and collapse
+// index entries and returns it. It returns ErrNotFound, having written
+// nothing, if the message is not queued.
+func deleteMessage(tx *bbolt.Tx, deviceID string, seq uint64) (Message, error) {
+	q := tx.Bucket(bucketQueues).Bucket([]byte(deviceID))
+	if q == nil {
+		return Message{}, ErrNotFound
+	}
+	k := seqKey(seq)
+	v := q.Get(k)
+	if v == nil {
+		return Message{}, ErrNotFound
+	}
+	m, err := decodeMessage(deviceID, seq, v)
+	if err != nil {
+		return Message{}, fmt.Errorf("message %s/%d: %w", deviceID, seq, err)
+	}
+	if err := q.Delete(k); err != nil {
+		return Message{}, err
+	}
+	if m.Expires > 0 {
+		if err := tx.Bucket(bucketExpiry).Delete(expiryKey(m.Expires, kindMessage, deviceID, seq, "")); err != nil {
+			return Message{}, err
+		}
+	}
+	if m.CollapseKey != "" {
+		collapse := tx.Bucket(bucketCollapse)
+		ck := compositeKey(m.RegID, m.CollapseKey)
+		if cur := collapse.Get(ck); cur != nil {
+			parts, rest, ok := splitParts(cur, 1)
+			if !ok || (parts[0] == deviceID && len(rest) == 8 && seqOf(rest) == seq) {
+				if err := collapse.Delete(ck); err != nil {
+					return Message{}, err
+				}
+			}
+		}
+	}
+	return m, nil
+}
+
+// Pending returns up to limit messages queued for deviceID with Seq > after,
+// in order, skipping those expired at nowMs. limit <= 0 means no limit. An
+// unknown device has no messages.
+func (db *DB) Pending(deviceID string, after uint64, limit int, nowMs int64) ([]Message, error) {
+	var out []Message
+	if after == math.MaxUint64 {
+		return nil, nil
+	}
+	err := db.view(func(tx *bbolt.Tx) error {
+		q := tx.Bucket(bucketQueues).Bucket([]byte(deviceID))
+		if q == nil {
+			return nil
+		}
+		c := q.Cursor()
+		for k, v := c.Seek(seqKey(after + 1)); k != nil; k, v = c.Next() {
+			if len(k) != 8 {
+				continue
+			}
+			m, err := decodeMessage(deviceID, seqOf(k), v)
+			if err != nil {
+				return fmt.Errorf("seq %d: %w", seqOf(k), err)
+			}
+			if expired(m.Expires, nowMs) {
+				continue
+			}
+			out = append(out, m)
+			if limit > 0 && len(out) >= limit {
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: pending %s: %w", deviceID, err)
+	}
+	return out, nil
+}
+
+// Ack deletes message seq from deviceID's queue and returns it, or returns
+// ErrNotFound if it is gone. If receipt is not nil it is appended to
+// receipt.SenderID's upstream queue in the same commit (receipt.Seq is
+// set), so a receipt is never lost and never written for a message that was
+// already gone.
+func (db *DB) Ack(ctx context.Context, deviceID string, seq uint64, receipt *Upstream) (Message, error) {
+	if receipt != nil && receipt.SenderID == "" {
+		return Message{}, fmt.Errorf("store: ack %s/%d: receipt has no sender id", deviceID, seq)
+	}
+	var rv []byte
+	if receipt != nil {
+		rv = encodeUpstream(receipt)
+	}
+	var m Message
+	err := db.update(ctx, func(tx *bbolt.Tx) error {
+		var err error
+		m, err = deleteMessage(tx, deviceID, seq)
+		if errors.Is(err, ErrNotFound) {
+			return clean(err)
+		}
+		if err != nil {
+			return err
+		}
+		if receipt != nil {
+			return pushUpstream(tx, receipt, rv)
+		}
+		return nil
+	})
+	if err != nil {
+		return Message{}, fmt.Errorf("store: ack %s/%d: %w", deviceID, seq, err)
+	}
+	return m, nil
+}
+
+// QueueLen returns the number of messages queued for deviceID, expired ones
+// not yet swept included. It walks the queue's keys without decoding them.
+func (db *DB) QueueLen(deviceID string) (int, error) {
+	n := 0
+	err := db.view(func(tx *bbolt.Tx) error {
+		q := tx.Bucket(bucketQueues).Bucket([]byte(deviceID))
+		if q == nil {
+			return nil
+		}
+		c := q.Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: queue length %s: %w", deviceID, err)
+	}
+	return n, nil
+}

@@ -1,0 +1,168 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.etcd.io/bbolt"
+)
+
+// Registration is an app instance on a device registered for one sender: the
+// registration id (the token app servers send to) and what it stands for.
+type Registration struct {
+	ID, DeviceID, SenderID, App string
+	Created                     time.Time
+}
+
+func regIndexKey(deviceID, senderID, app string) []byte {
+	return compositeKey(deviceID, senderID, app)
+}
+
+// Register stores r unless (DeviceID, SenderID, App) already has a live
+// registration, in which case it returns that one (GCM hands the same token
+// back). It returns ErrExists if r.ID is already used by another
+// registration, live or unregistered.
+func (db *DB) Register(r Registration) (Registration, error) {
+	if r.ID == "" || r.DeviceID == "" || r.SenderID == "" {
+		return Registration{}, fmt.Errorf("store: register: id, device and sender are required")
+	}
+	var out Registration
+	idx := regIndexKey(r.DeviceID, r.SenderID, r.App)
+	val := encodeReg(&regRecord{Registration: r})
+	err := db.update(context.Background(), func(tx *bbolt.Tx) error {
+		regs := tx.Bucket(bucketRegs)
+		if id := tx.Bucket(bucketRegIndex).Get(idx); id != nil {
+			v := regs.Get(id)
+			if v == nil {
+				return clean(fmt.Errorf("index points to missing registration %q: %w", id, errCorrupt))
+			}
+			rec, err := decodeReg(v)
+			if err != nil {
+				return clean(err)
+			}
+			out = rec.Registration
+			return nil
+		}
+		if regs.Get([]byte(r.ID)) != nil {
+			return clean(ErrExists)
+		}
+		if err := regs.Put([]byte(r.ID), val); err != nil {
+			return err
+		}
+		out = r
+		return tx.Bucket(bucketRegIndex).Put(idx, []byte(r.ID))
+	})
+	if err != nil {
+		return Registration{}, fmt.Errorf("store: register %s: %w", r.ID, err)
+	}
+	return out, nil
+}
+
+// Registration returns the registration with the given id. For an unknown
+// id it returns ErrNotFound; for an unregistered one it returns the record
+// and ErrUnregistered (tombstones are kept so senders get
+// DEVICE_UNREGISTERED, not BAD_REGISTRATION).
+func (db *DB) Registration(id string) (Registration, error) {
+	var rec regRecord
+	err := db.view(func(tx *bbolt.Tx) error {
+		v := tx.Bucket(bucketRegs).Get([]byte(id))
+		if v == nil {
+			return ErrNotFound
+		}
+		var err error
+		rec, err = decodeReg(v)
+		return err
+	})
+	if err != nil {
+		return Registration{}, fmt.Errorf("store: registration %s: %w", id, err)
+	}
+	if rec.Unregistered {
+		return rec.Registration, fmt.Errorf("store: registration %s: %w", id, ErrUnregistered)
+	}
+	return rec.Registration, nil
+}
+
+// FindRegistration returns the live registration of app on deviceID for
+// senderID, or ErrNotFound.
+func (db *DB) FindRegistration(deviceID, senderID, app string) (Registration, error) {
+	var rec regRecord
+	err := db.view(func(tx *bbolt.Tx) error {
+		id := tx.Bucket(bucketRegIndex).Get(regIndexKey(deviceID, senderID, app))
+		if id == nil {
+			return ErrNotFound
+		}
+		v := tx.Bucket(bucketRegs).Get(id)
+		if v == nil {
+			return fmt.Errorf("index points to missing registration %q: %w", id, errCorrupt)
+		}
+		var err error
+		rec, err = decodeReg(v)
+		return err
+	})
+	if err != nil {
+		return Registration{}, fmt.Errorf("store: find registration %s/%s/%s: %w", deviceID, senderID, app, err)
+	}
+	return rec.Registration, nil
+}
+
+// Unregister tombstones the registration and deletes, in the same commit,
+// every queued device message of that registration together with its index
+// entries. It returns ErrNotFound for an unknown id; unregistering an
+// already unregistered id is a no-op.
+//
+// The device's queue is scanned (reading only each message's RegID): a
+// device queue is bounded by the router, and unregistration is rare, so this
+// costs less than a per-registration index written on every Enqueue.
+func (db *DB) Unregister(ctx context.Context, id string) error {
+	err := db.update(ctx, func(tx *bbolt.Tx) error {
+		regs := tx.Bucket(bucketRegs)
+		v := regs.Get([]byte(id))
+		if v == nil {
+			return clean(ErrNotFound)
+		}
+		rec, err := decodeReg(v)
+		if err != nil {
+			return clean(err)
+		}
+		if rec.Unregistered {
+			return nil
+		}
+		rec.Unregistered = true
+		if err := regs.Put([]byte(id), encodeReg(&rec)); err != nil {
+			return err
+		}
+		idx := tx.Bucket(bucketRegIndex)
+		ik := regIndexKey(rec.DeviceID, rec.SenderID, rec.App)
+		if cur := idx.Get(ik); cur != nil && string(cur) == id {
+			if err := idx.Delete(ik); err != nil {
+				return err
+			}
+		}
+		q := tx.Bucket(bucketQueues).Bucket([]byte(rec.DeviceID))
+		if q == nil {
+			return nil
+		}
+		var doomed []uint64
+		c := q.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			reg, err := messageRegID(v)
+			if err != nil {
+				return fmt.Errorf("message %s/%x: %w", rec.DeviceID, k, err)
+			}
+			if string(reg) == id {
+				doomed = append(doomed, seqOf(k))
+			}
+		}
+		for _, seq := range doomed {
+			if _, err := deleteMessage(tx, rec.DeviceID, seq); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: unregister %s: %w", id, err)
+	}
+	return nil
+}
