@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/binary"
 	"testing"
 
 	"go.etcd.io/bbolt"
@@ -78,3 +79,7 @@ func assertIndexes(t *testing.T, db *DB) {
 		t.Fatal(err)
 	}
 }
+
+type txT = *bbolt.Tx
+
+func be64(v int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(v)) }
