@@ -1,0 +1,433 @@
+package fanout
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ccsd/ccsd/store"
+)
+
+// AppServerStream is one authenticated app-server connection.
+type AppServerStream struct {
+	r      *Router
+	c      Conn
+	sender string
+	hub    *senderHub
+
+	pending  atomic.Int64 // downstream read, not yet answered
+	draining atomic.Bool
+
+	mu   sync.Mutex
+	sent map[string][]sentUpstream // upstream in flight here, by message_id
+	nup  int                       // len of all lists in sent
+}
+
+type sentUpstream struct {
+	seq  uint64
+	from string // the upstream's "from": a registration id or gcm.googleapis.com
+}
+
+// OpenAppServer starts the routing of one app-server connection, after its
+// SASL login as sender c.Identity().
+func (r *Router) OpenAppServer(c Conn) (*AppServerStream, error) {
+	s := &AppServerStream{r: r, c: c, sender: c.Identity(), sent: make(map[string][]sentUpstream)}
+	r.mu.Lock()
+	h := r.hubs[s.sender]
+	if h == nil {
+		h = newSenderHub(r, s.sender)
+		r.hubs[s.sender] = h
+	}
+	h.add(s)
+	s.hub = h
+	r.appConns[s] = struct{}{}
+	draining := r.draining.Load()
+	r.mu.Unlock()
+	if draining {
+		s.startDrain()
+	}
+	h.wakeUp()
+	return s, nil
+}
+
+// Message handles one JSON stanza from the app server.
+func (s *AppServerStream) Message(stanzaID string, payload []byte) {
+	env, id, serr := decodeEnvelope(payload)
+	if serr != nil {
+		_ = s.c.Bounce(stanzaID, payload, serr.text)
+		return
+	}
+	mt, n := optString(env.MessageType, "message_type")
+	if n != nil {
+		s.nack(env, id, n)
+		return
+	}
+	switch mt {
+	case "":
+		s.downstream(env, id)
+	case "ack":
+		s.ack(env, id)
+	case "nack":
+		s.nack(env, id, &Nack{Code: CodeBadAck, Description: "app servers acknowledge upstream messages with ack; nack is not accepted"})
+	default:
+		s.nack(env, id, invalidJSON("INVALID_PARAMETERS", "unknown message_type: "+mt))
+	}
+}
+
+func (s *AppServerStream) nack(env *envelope, id string, n *Nack) {
+	to, _ := jsonString(env.To)
+	_ = s.c.Send(nackJSON(to, id, n), "")
+}
+
+// downstream validates one message and, once it is durably queued, acks it.
+func (s *AppServerStream) downstream(env *envelope, id string) {
+	if s.draining.Load() {
+		s.nack(env, id, &Nack{Code: CodeConnectionDraining, Description: "Connection is draining: send this message on another connection"})
+		return
+	}
+	if s.pending.Add(1) > int64(s.r.cfg.MaxPending) {
+		s.pending.Add(-1)
+		s.nack(env, id, &Nack{Code: CodeServiceUnavailable, Description: "Too many pending messages on this connection: wait for acks before sending more"})
+		return
+	}
+	m, n := validateDownstream(env, id)
+	if n != nil {
+		s.answer(env, id, n)
+		return
+	}
+	e, n := s.r.prepare(s.sender, m)
+	if n != nil || e == nil {
+		s.answer(env, id, n) // e == nil: dry run or nothing to store
+		return
+	}
+	s.r.work.Add(1)
+	go func() {
+		defer s.r.work.Done()
+		s.answer(env, id, s.r.commit(e))
+	}()
+}
+
+// answer acks (n == nil) or nacks a downstream message and frees its
+// pending slot.
+func (s *AppServerStream) answer(env *envelope, id string, n *Nack) {
+	to, _ := jsonString(env.To)
+	if n == nil {
+		_ = s.c.Send(ackJSON(to, id), "")
+	} else {
+		_ = s.c.Send(nackJSON(to, id, n), "")
+	}
+	s.pending.Add(-1)
+}
+
+// prepare resolves and renders a validated downstream message into the
+// write that queues it. A nil write with a nil nack means "ack, store
+// nothing" (dry run, or time_to_live 0 to an offline device).
+func (r *Router) prepare(sender string, m *downstream) (*store.Enqueue, *Nack) {
+	reg, err := r.st.Registration(m.To)
+	if err == nil && reg.SenderID != sender {
+		err = errOtherSender
+	}
+	if err != nil {
+		return nil, registrationNack(m.To, err)
+	}
+	if m.RestrictedPackage != "" && m.RestrictedPackage != reg.App {
+		return nil, invalidJSON("INVALID_PACKAGE_NAME", "restricted_package_name does not match the registration's package: "+m.RestrictedPackage)
+	}
+	if m.DryRun {
+		return nil, nil
+	}
+	now := r.nowMs()
+	expires := now + m.TTL*1000
+	if m.TTL == 0 {
+		// time_to_live 0: deliver now or never.
+		if !r.deviceOnline(reg.DeviceID) {
+			return nil, nil
+		}
+		expires = now + r.cfg.ZeroTTLGrace.Milliseconds()
+	}
+	return &store.Enqueue{
+		SenderID:   sender,
+		MessageID:  m.MessageID,
+		DedupUntil: now + r.cfg.DedupWindow.Milliseconds(),
+		Messages: []store.Message{{
+			DeviceID:    reg.DeviceID,
+			RegID:       reg.ID,
+			SenderID:    sender,
+			MessageID:   m.MessageID,
+			CollapseKey: m.CollapseKey,
+			Expires:     expires,
+			Receipt:     m.Receipt,
+			Payload:     deviceCopyJSON(m, reg.ID, sender, reg.App, "", now),
+		}},
+	}, nil
+}
+
+// commit queues a prepared write durably and wakes the devices it targets.
+// A retry of a message already accepted (same sender and message_id within
+// the dedup window) is acked without being queued again.
+func (r *Router) commit(e *store.Enqueue) *Nack {
+	err := r.st.Enqueue(context.Background(), e)
+	if errors.Is(err, store.ErrDuplicate) {
+		return nil
+	}
+	if err != nil {
+		r.log.Error().Err(err).Str("sender", e.SenderID).Str("message_id", e.MessageID).Msg("enqueue downstream")
+		return storeNack(err)
+	}
+	for i := range e.Messages {
+		r.wakeDevice(e.Messages[i].DeviceID)
+	}
+	return nil
+}
+
+// ack handles the app server's ack of an upstream message or receipt. Some
+// clients ack a receipt without its "dr2:" prefix (spec §15): both match.
+func (s *AppServerStream) ack(env *envelope, id string) {
+	to, n := optString(env.To, "to")
+	if n != nil {
+		s.nack(env, id, &Nack{Code: CodeBadAck, Description: "ack field \"to\" must be a JSON string"})
+		return
+	}
+	su, ok := s.takeSent(id, to)
+	if !ok {
+		su, ok = s.takeSent("dr2:"+id, to)
+	}
+	if !ok {
+		// Already acked, or sent on another connection: acks are valid
+		// only on the connection that carried the message.
+		s.r.log.Debug().Str("sender", s.sender).Str("message_id", id).Msg("ack for no message in flight on this connection")
+		return
+	}
+	s.r.work.Add(1)
+	go func() {
+		defer s.r.work.Done()
+		err := s.r.st.AckUpstream(context.Background(), s.sender, su.seq)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			s.r.log.Error().Err(err).Str("sender", s.sender).Msg("ack upstream")
+		}
+		s.hub.acked(su.seq)
+	}()
+}
+
+func (s *AppServerStream) takeSent(id, to string) (sentUpstream, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	list := s.sent[id]
+	for i, su := range list {
+		if to == "" || su.from == to || len(list) == 1 {
+			list = append(list[:i], list[i+1:]...)
+			if len(list) == 0 {
+				delete(s.sent, id)
+			} else {
+				s.sent[id] = list
+			}
+			s.nup--
+			return su, true
+		}
+	}
+	return sentUpstream{}, false
+}
+
+func (s *AppServerStream) startDrain() {
+	if s.draining.Swap(true) {
+		return
+	}
+	_ = s.c.Send(drainingJSON(s.r.nextID("drain-")), "")
+	s.hub.wakeUp() // moves new upstream to other connections
+}
+
+// waitAnswered waits until every downstream message read on this connection
+// has been acked or nacked.
+func (s *AppServerStream) waitAnswered(ctx context.Context) error {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for s.pending.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// Closed is called once the connection's reader has stopped. Upstream
+// messages still in flight on it go back to the queue for another
+// connection (or the next one).
+func (s *AppServerStream) Closed() {
+	r := s.r
+	r.mu.Lock()
+	delete(r.appConns, s)
+	if s.hub.remove(s) {
+		delete(r.hubs, s.sender)
+	}
+	r.mu.Unlock()
+}
+
+// senderHub hands a sender's upstream queue to that sender's app-server
+// connections, at most UpstreamWindow unacked messages per connection.
+type senderHub struct {
+	r  *Router
+	id string
+
+	mu       sync.Mutex
+	conns    []*AppServerStream
+	inflight map[uint64]*AppServerStream
+	next     int // round-robin start
+	wake     chan struct{}
+	stop     chan struct{}
+}
+
+func newSenderHub(r *Router, id string) *senderHub {
+	h := &senderHub{r: r, id: id, inflight: make(map[uint64]*AppServerStream), wake: make(chan struct{}, 1), stop: make(chan struct{})}
+	r.work.Add(1)
+	go h.loop()
+	return h
+}
+
+func (h *senderHub) wakeUp() {
+	select {
+	case h.wake <- struct{}{}:
+	default:
+	}
+}
+
+// add registers a connection; called with r.mu held.
+func (h *senderHub) add(s *AppServerStream) {
+	h.mu.Lock()
+	h.conns = append(h.conns, s)
+	h.mu.Unlock()
+}
+
+// remove drops a connection and frees what was in flight on it. It reports
+// whether the hub is now empty (and stopped); called with r.mu held.
+func (h *senderHub) remove(s *AppServerStream) bool {
+	h.mu.Lock()
+	for i, c := range h.conns {
+		if c == s {
+			h.conns = append(h.conns[:i], h.conns[i+1:]...)
+			break
+		}
+	}
+	for seq, c := range h.inflight {
+		if c == s {
+			delete(h.inflight, seq)
+		}
+	}
+	empty := len(h.conns) == 0
+	h.mu.Unlock()
+	if empty {
+		close(h.stop)
+	} else {
+		h.wakeUp()
+	}
+	return empty
+}
+
+func (h *senderHub) accepting() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, c := range h.conns {
+		if !c.draining.Load() {
+			return true
+		}
+	}
+	return false
+}
+
+func (h *senderHub) acked(seq uint64) {
+	h.mu.Lock()
+	delete(h.inflight, seq)
+	h.mu.Unlock()
+	h.wakeUp()
+}
+
+func (h *senderHub) loop() {
+	defer h.r.work.Done()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-h.wake:
+			h.dispatch()
+		}
+	}
+}
+
+// dispatch sends queued upstream messages to connections with room.
+func (h *senderHub) dispatch() {
+	h.mu.Lock()
+	room, skip := 0, len(h.inflight)
+	for _, c := range h.conns {
+		if !c.draining.Load() {
+			room += max(0, h.r.cfg.UpstreamWindow-c.inFlight())
+		}
+	}
+	h.mu.Unlock()
+	if room == 0 {
+		return
+	}
+	ups, err := h.r.st.PendingUpstream(h.id, 0, room+skip, h.r.nowMs())
+	if err != nil {
+		h.r.log.Error().Err(err).Str("sender", h.id).Msg("read upstream queue")
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i := range ups {
+		u := &ups[i]
+		if h.inflight[u.Seq] != nil {
+			continue
+		}
+		c := h.pick()
+		if c == nil {
+			return
+		}
+		h.inflight[u.Seq] = c
+		c.addSent(u)
+		if c.c.Send(u.Payload, "normal") != nil {
+			// The connection is going away; its Closed frees the slot.
+			continue
+		}
+	}
+}
+
+// pick chooses the next connection with upstream room, round-robin.
+func (h *senderHub) pick() *AppServerStream {
+	for i := range h.conns {
+		c := h.conns[(h.next+i)%len(h.conns)]
+		if !c.draining.Load() && c.inFlight() < h.r.cfg.UpstreamWindow {
+			h.next = (h.next + i + 1) % len(h.conns)
+			return c
+		}
+	}
+	return nil
+}
+
+func (s *AppServerStream) inFlight() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nup
+}
+
+// addSent records an upstream message written on this connection; the
+// receipt's or message's "from" lets an ack name it unambiguously.
+func (s *AppServerStream) addSent(u *store.Upstream) {
+	s.mu.Lock()
+	s.sent[u.MessageID] = append(s.sent[u.MessageID], sentUpstream{seq: u.Seq, from: upstreamFrom(u)})
+	s.nup++
+	s.mu.Unlock()
+}
+
+// upstreamFrom reads the "from" of a queued upstream payload: the sending
+// registration id, or gcm.googleapis.com for a receipt.
+func upstreamFrom(u *store.Upstream) string {
+	var v struct {
+		From string `json:"from"`
+	}
+	_ = json.Unmarshal(u.Payload, &v)
+	return v.From
+}

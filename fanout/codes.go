@@ -1,0 +1,64 @@
+package fanout
+
+import (
+	"errors"
+
+	"github.com/ccsd/ccsd/store"
+)
+
+// Code is a CCS nack error code, as sent in the "error" field of a nack.
+type Code string
+
+// The nack codes of the CCS protocol that ccsd emits (spec §4.3).
+const (
+	CodeBadAck              Code = "BAD_ACK"
+	CodeBadRegistration     Code = "BAD_REGISTRATION"
+	CodeDeviceUnregistered  Code = "DEVICE_UNREGISTERED"
+	CodeInvalidJSON         Code = "INVALID_JSON"
+	CodeServiceUnavailable  Code = "SERVICE_UNAVAILABLE"
+	CodeInternalServerError Code = "INTERNAL_SERVER_ERROR"
+	CodeConnectionDraining  Code = "CONNECTION_DRAINING"
+)
+
+// Nack is a refused message: a code and the human-readable
+// error_description that goes with it.
+type Nack struct {
+	Code        Code
+	Description string
+}
+
+func (n *Nack) Error() string { return string(n.Code) + ": " + n.Description }
+
+// invalidJSON builds an INVALID_JSON nack whose description follows CCS's
+// "InvalidJson : SUBCODE : text" form, so that app servers that log or match
+// on it see what they saw from Google.
+func invalidJSON(subcode, text string) *Nack {
+	return &Nack{Code: CodeInvalidJSON, Description: "InvalidJson : " + subcode + " : " + text}
+}
+
+// storeNack maps a store error to the nack an app server sees. It is the one
+// place where storage failures become protocol codes.
+func storeNack(err error) *Nack {
+	switch {
+	case errors.Is(err, store.ErrClosed):
+		return &Nack{Code: CodeServiceUnavailable, Description: "Service temporarily unavailable, retry later"}
+	default:
+		return &Nack{Code: CodeInternalServerError, Description: "Internal server error, retry later"}
+	}
+}
+
+// registrationNack maps the outcome of resolving a "to" registration id for
+// a sender: unknown ids and ids of another sender look the same (a sender
+// sees only its own registrations), unregistered ones say so.
+func registrationNack(to string, err error) *Nack {
+	switch {
+	case errors.Is(err, store.ErrUnregistered):
+		return &Nack{Code: CodeDeviceUnregistered, Description: "Device unregistered"}
+	case errors.Is(err, store.ErrNotFound), err == errOtherSender:
+		return &Nack{Code: CodeBadRegistration, Description: "Invalid token on 'to' field: " + to}
+	default:
+		return storeNack(err)
+	}
+}
+
+var errOtherSender = errors.New("fanout: registration belongs to another sender")

@@ -1,0 +1,328 @@
+package fanout
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ccsd/ccsd/store"
+)
+
+// DefaultUpstreamTTL is the time_to_live of a device upstream message that
+// sets none: one day, the device-side maximum of the later GCM docs.
+const DefaultUpstreamTTL = 86400
+
+// DeviceStream is one device's live session. A device has at most one: a
+// new login replaces the old session, which ends with a conflict stream
+// error.
+type DeviceStream struct {
+	r  *Router
+	c  Conn
+	id string
+
+	pending atomic.Int64 // upstream read, not yet answered
+
+	mu       sync.Mutex
+	inflight map[string][]deviceInflight // by message_id
+	count    int                         // messages in flight
+	last     uint64                      // highest queue seq written to this session
+	closed   bool
+
+	wake chan struct{}
+	done chan struct{}
+}
+
+type deviceInflight struct {
+	seq       uint64
+	regID     string
+	senderID  string
+	messageID string
+	receipt   bool
+	sentMs    int64
+}
+
+// OpenDevice starts the session of device c.Identity(): everything queued
+// for it (including what an earlier session left unacked) is delivered.
+func (r *Router) OpenDevice(c Conn) (*DeviceStream, error) {
+	d := &DeviceStream{
+		r: r, c: c, id: c.Identity(),
+		inflight: make(map[string][]deviceInflight),
+		wake:     make(chan struct{}, 1),
+		done:     make(chan struct{}),
+	}
+	r.mu.Lock()
+	old := r.devices[d.id]
+	r.devices[d.id] = d
+	r.mu.Unlock()
+	if old != nil {
+		old.c.Close("conflict")
+	}
+	r.work.Add(1)
+	go d.loop()
+	d.wakeUp()
+	return d, nil
+}
+
+func (d *DeviceStream) wakeUp() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (d *DeviceStream) loop() {
+	defer d.r.work.Done()
+	for {
+		select {
+		case <-d.done:
+			return
+		case <-d.wake:
+			d.deliver()
+		}
+	}
+}
+
+// deliver writes queued messages after the last one written, up to the
+// window. The store is the only copy: nothing but the in-flight index is
+// kept in memory.
+func (d *DeviceStream) deliver() {
+	d.mu.Lock()
+	room, after := d.r.cfg.DeviceWindow-d.count, d.last
+	d.mu.Unlock()
+	if room <= 0 {
+		return
+	}
+	now := d.r.nowMs()
+	msgs, err := d.r.st.Pending(d.id, after, room, now)
+	if err != nil {
+		d.r.log.Error().Err(err).Str("device", d.id).Msg("read device queue")
+		return
+	}
+	if len(msgs) == 0 {
+		return
+	}
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return
+	}
+	for i := range msgs {
+		m := &msgs[i]
+		d.inflight[m.MessageID] = append(d.inflight[m.MessageID], deviceInflight{
+			seq: m.Seq, regID: m.RegID, senderID: m.SenderID, messageID: m.MessageID, receipt: m.Receipt, sentMs: now,
+		})
+		d.count++
+		d.last = m.Seq
+	}
+	d.mu.Unlock()
+	for i := range msgs {
+		if d.c.Send(msgs[i].Payload, "normal") != nil {
+			return // closing; the next session delivers them again
+		}
+	}
+	if len(msgs) == room {
+		d.wakeUp() // maybe more
+	}
+}
+
+// Message handles one JSON stanza from the device: an ack of a downstream
+// message, or an upstream message.
+func (d *DeviceStream) Message(stanzaID string, payload []byte) {
+	env, id, serr := decodeEnvelope(payload)
+	if serr != nil {
+		_ = d.c.Bounce(stanzaID, payload, serr.text)
+		return
+	}
+	mt, n := optString(env.MessageType, "message_type")
+	if n != nil {
+		d.nack(id, n)
+		return
+	}
+	switch mt {
+	case "ack":
+		d.ack(id)
+	case "":
+		d.upstream(env, id)
+	case "nack":
+		// A device may refuse a message it cannot handle; it stays queued
+		// until it expires, so only log it.
+		d.r.log.Info().Str("device", d.id).Str("message_id", id).Msg("device nacked a message")
+	default:
+		d.nack(id, invalidJSON("INVALID_PARAMETERS", "unknown message_type: "+mt))
+	}
+}
+
+func (d *DeviceStream) nack(id string, n *Nack) {
+	_ = d.c.Send(nackJSON("", id, n), "")
+}
+
+// ack removes an acked message from the queue and, where the app server
+// asked for one, queues its delivery receipt in the same commit.
+func (d *DeviceStream) ack(id string) {
+	d.mu.Lock()
+	list := d.inflight[id]
+	if len(list) == 0 {
+		d.mu.Unlock()
+		return // a duplicate ack, or a message collapsed meanwhile
+	}
+	f := list[0]
+	if len(list) == 1 {
+		delete(d.inflight, id)
+	} else {
+		d.inflight[id] = list[1:]
+	}
+	d.mu.Unlock()
+
+	d.r.work.Add(1)
+	go func() {
+		defer d.r.work.Done()
+		var receipt *store.Upstream
+		if f.receipt {
+			receipt = d.r.receipt(f)
+		}
+		_, err := d.r.st.Ack(context.Background(), d.id, f.seq, receipt)
+		switch {
+		case err == nil && receipt != nil:
+			d.r.wakeSender(f.senderID)
+		case err != nil && !errors.Is(err, store.ErrNotFound):
+			d.r.log.Error().Err(err).Str("device", d.id).Str("message_id", id).Msg("ack device message")
+		}
+		d.mu.Lock()
+		d.count--
+		d.mu.Unlock()
+		d.wakeUp()
+	}()
+}
+
+// receipt renders the delivery receipt of an acked message.
+func (r *Router) receipt(f deviceInflight) *store.Upstream {
+	app := ""
+	if reg, err := r.st.Registration(f.regID); err == nil || errors.Is(err, store.ErrUnregistered) {
+		app = reg.App
+	}
+	return &store.Upstream{
+		SenderID:  f.senderID,
+		MessageID: "dr2:" + f.messageID,
+		Expires:   r.nowMs() + DefaultTTL*1000,
+		Payload:   receiptJSON(f.messageID, f.regID, app, f.sentMs),
+	}
+}
+
+// upstream accepts a device's message to its app server: it is stored
+// durably in the sender's upstream queue, then acked to the device.
+func (d *DeviceStream) upstream(env *envelope, id string) {
+	if d.pending.Add(1) > int64(d.r.cfg.MaxPending) {
+		d.pending.Add(-1)
+		d.nack(id, &Nack{Code: CodeServiceUnavailable, Description: "Too many pending messages on this connection: wait for acks before sending more"})
+		return
+	}
+	u, n := d.prepareUpstream(env, id)
+	if n != nil || u == nil {
+		d.answer(id, n)
+		return
+	}
+	d.r.work.Add(1)
+	go func() {
+		defer d.r.work.Done()
+		err := d.r.st.PushUpstream(context.Background(), u)
+		if err != nil {
+			d.r.log.Error().Err(err).Str("device", d.id).Str("message_id", id).Msg("queue upstream message")
+			d.answer(id, storeNack(err))
+			return
+		}
+		d.answer(id, nil)
+		d.r.wakeSender(u.SenderID)
+	}()
+}
+
+func (d *DeviceStream) answer(id string, n *Nack) {
+	if n == nil {
+		_ = d.c.Send(ackJSON("", id), "")
+	} else {
+		d.nack(id, n)
+	}
+	d.pending.Add(-1)
+}
+
+// prepareUpstream validates a device upstream message and renders what the
+// app server will receive. A nil message with a nil nack means "ack, store
+// nothing" (time_to_live 0 while no app server is connected).
+func (d *DeviceStream) prepareUpstream(env *envelope, id string) (*store.Upstream, *Nack) {
+	to, n := optString(env.To, "to")
+	if n != nil {
+		return nil, n
+	}
+	if to == "" {
+		return nil, invalidJSON("MISSING_REGISTRATION", "Missing Required Field: to")
+	}
+	category, n := optString(env.Category, "category")
+	if n != nil {
+		return nil, n
+	}
+	if category == "" {
+		return nil, invalidJSON("INVALID_PARAMETERS", "Missing Required Field: category")
+	}
+	ttl, n := optTTL(env.TimeToLive, DefaultUpstreamTTL)
+	if n != nil {
+		return nil, n
+	}
+	data, size, n := validateData(env.Data)
+	if n != nil {
+		return nil, n
+	}
+	if size > MaxDataSize {
+		return nil, invalidJSON("MESSAGE_TOO_BIG", "the data payload is larger than the 4096 bytes allowed")
+	}
+	sender, ok := d.r.senderAddress(to)
+	if !ok {
+		return nil, &Nack{Code: CodeBadRegistration, Description: "Invalid 'to' field: expected SENDER_ID@" + d.r.cfg.Domain + ": " + to}
+	}
+	reg, err := d.r.st.FindRegistration(d.id, sender, category)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, &Nack{Code: CodeBadRegistration, Description: "This device has no registration of " + category + " for sender " + sender}
+		}
+		return nil, storeNack(err)
+	}
+	now := d.r.nowMs()
+	expires := now + ttl*1000
+	if ttl == 0 {
+		if !d.r.senderOnline(sender) {
+			return nil, nil
+		}
+		expires = now + d.r.cfg.ZeroTTLGrace.Milliseconds()
+	}
+	return &store.Upstream{
+		SenderID:  sender,
+		MessageID: id,
+		Expires:   expires,
+		Payload:   upstreamJSON(category, data, id, reg.ID, ttl),
+	}, nil
+}
+
+// senderAddress parses "SENDER@gcm.googleapis.com" (or an accepted alias
+// domain) into the sender id.
+func (r *Router) senderAddress(to string) (string, bool) {
+	sender, domain, ok := strings.Cut(to, "@")
+	if !ok || sender == "" || !r.domains[domain] {
+		return "", false
+	}
+	return sender, true
+}
+
+// Closed is called once the device's reader has stopped. Messages in flight
+// stay queued and are delivered again on the next session.
+func (d *DeviceStream) Closed() {
+	d.mu.Lock()
+	d.closed = true
+	d.mu.Unlock()
+	close(d.done)
+	r := d.r
+	r.mu.Lock()
+	if r.devices[d.id] == d {
+		delete(r.devices, d.id)
+	}
+	r.mu.Unlock()
+}

@@ -1,0 +1,83 @@
+package fanout
+
+import "strconv"
+
+// The stanzas ccsd writes, rendered once as JSON bytes. Field names and
+// shapes follow spec §4–§7; see docs/device-protocol.md for the device side.
+
+func ackJSON(from, messageID string) []byte {
+	o := newObject(make([]byte, 0, 64+len(from)+len(messageID)))
+	o.strIf("from", from)
+	o.str("message_id", messageID)
+	o.str("message_type", "ack")
+	return o.done()
+}
+
+func nackJSON(from, messageID string, n *Nack) []byte {
+	o := newObject(make([]byte, 0, 128+len(from)+len(messageID)+len(n.Description)))
+	o.strIf("from", from)
+	o.str("message_id", messageID)
+	o.str("message_type", "nack")
+	o.str("error", string(n.Code))
+	o.str("error_description", n.Description)
+	return o.done()
+}
+
+func drainingJSON(messageID string) []byte {
+	o := newObject(nil)
+	o.str("message_type", "control")
+	o.str("control_type", "CONNECTION_DRAINING")
+	o.str("message_id", messageID)
+	return o.done()
+}
+
+// receiptJSON is the delivery receipt of spec §6: status fields inside data,
+// "from" the literal CCS host, message_id prefixed "dr2:".
+func receiptJSON(originalID, regID, app string, sentMs int64) []byte {
+	o := newObject(make([]byte, 0, 256))
+	o.str("message_type", "receipt")
+	o.str("from", "gcm.googleapis.com")
+	o.str("message_id", "dr2:"+originalID)
+	o.strIf("category", app)
+	d := newObject(nil)
+	d.str("message_status", "MESSAGE_SENT_TO_DEVICE")
+	d.str("original_message_id", originalID)
+	d.str("device_registration_id", regID)
+	d.str("message_sent_timestamp", strconv.FormatInt(sentMs, 10))
+	o.raw("data", d.done())
+	o.int("time_to_live", 0)
+	return o.done()
+}
+
+// deviceCopyJSON is what a device receives for a downstream message. from is
+// the sender id, or the notification key when the message came through a
+// group (then notificationKey is set too).
+func deviceCopyJSON(m *downstream, regID, from, app, notificationKey string, sentMs int64) []byte {
+	o := newObject(make([]byte, 0, 160+len(m.Data)+len(m.Notification)))
+	o.str("message_id", m.MessageID)
+	o.str("to", regID)
+	o.str("from", from)
+	o.str("category", app)
+	o.strIf("notification_key", notificationKey)
+	o.strIf("collapse_key", m.CollapseKey)
+	o.strIf("priority", m.Priority)
+	o.int("time_to_live", m.TTL)
+	o.rawIf("content_available", m.ContentAvailable)
+	o.rawIf("mutable_content", m.MutableContent)
+	o.rawIf("data", m.Data)
+	o.rawIf("notification", m.Notification)
+	o.int("sent", sentMs)
+	return o.done()
+}
+
+// upstreamJSON is what an app server receives for a device's upstream
+// message (spec §5.1).
+func upstreamJSON(category string, data []byte, messageID, fromRegID string, ttl int64) []byte {
+	o := newObject(make([]byte, 0, 128+len(data)))
+	o.str("category", category)
+	o.rawIf("data", data)
+	o.str("message_id", messageID)
+	o.str("from", fromRegID)
+	o.int("time_to_live", ttl)
+	return o.done()
+}

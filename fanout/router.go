@@ -1,0 +1,243 @@
+package fanout
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/ccsd/ccsd/store"
+)
+
+// Conn is what fanout needs of a live XMPP stream. *xmpp.Conn implements
+// it; nothing else here knows about sockets.
+type Conn interface {
+	// Identity is the authenticated sender id or device id.
+	Identity() string
+	// Send queues one <gcm> stanza carrying payload; typ is "" (no type
+	// attribute: ack, nack, control) or "normal". It never blocks.
+	Send(payload []byte, typ string) error
+	// Bounce answers an unusable stanza with an XMPP stanza error.
+	Bounce(stanzaID string, payload []byte, text string) error
+	// Close ends the stream, with a stream error condition unless "".
+	Close(condition string)
+}
+
+// Store is the durable state fanout reads and writes. *store.DB implements
+// it.
+type Store interface {
+	Registration(id string) (store.Registration, error)
+	FindRegistration(deviceID, senderID, app string) (store.Registration, error)
+	Enqueue(ctx context.Context, e *store.Enqueue) error
+	Pending(deviceID string, after uint64, limit int, nowMs int64) ([]store.Message, error)
+	Ack(ctx context.Context, deviceID string, seq uint64, receipt *store.Upstream) (store.Message, error)
+	PushUpstream(ctx context.Context, u *store.Upstream) error
+	PendingUpstream(senderID string, after uint64, limit int, nowMs int64) ([]store.Upstream, error)
+	AckUpstream(ctx context.Context, senderID string, seq uint64) error
+	Sweep(ctx context.Context, nowMs int64) (store.SweepStats, error)
+}
+
+// Config configures a Router. Zero values take the defaults in brackets.
+type Config struct {
+	Store  Store
+	Logger zerolog.Logger
+	// Domain is the CCS host name devices address upstream messages to, as
+	// in "SENDER@gcm.googleapis.com" [gcm.googleapis.com]; Aliases are
+	// accepted as well (fcm.googleapis.com always is).
+	Domain  string
+	Aliases []string
+	// MaxPending bounds the downstream messages of one app-server
+	// connection that ccsd has read but not yet answered [100, spec §1.8].
+	MaxPending int
+	// DeviceWindow bounds the messages in flight (sent, not acked) on one
+	// device session [100].
+	DeviceWindow int
+	// UpstreamWindow bounds the upstream messages and receipts in flight on
+	// one app-server connection [100].
+	UpstreamWindow int
+	// DedupWindow is how long a downstream message_id is remembered, so that
+	// a retry of an accepted message is acked again but not delivered twice
+	// [15m].
+	DedupWindow time.Duration
+	// SweepInterval is how often expired messages are deleted [1m].
+	SweepInterval time.Duration
+	// ZeroTTLGrace is how long a time_to_live 0 message, accepted because
+	// its device was online, may wait for that session to write it [30s].
+	ZeroTTLGrace time.Duration
+	// Now is the clock [time.Now].
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.Domain == "" {
+		c.Domain = "gcm.googleapis.com"
+	}
+	if c.MaxPending <= 0 {
+		c.MaxPending = 100
+	}
+	if c.DeviceWindow <= 0 {
+		c.DeviceWindow = 100
+	}
+	if c.UpstreamWindow <= 0 {
+		c.UpstreamWindow = 100
+	}
+	if c.DedupWindow <= 0 {
+		c.DedupWindow = 15 * time.Minute
+	}
+	if c.SweepInterval <= 0 {
+		c.SweepInterval = time.Minute
+	}
+	if c.ZeroTTLGrace <= 0 {
+		c.ZeroTTLGrace = 30 * time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Router connects app-server streams, device streams and the store.
+type Router struct {
+	cfg     Config
+	st      Store
+	log     zerolog.Logger
+	domains map[string]bool
+
+	mu       sync.Mutex
+	devices  map[string]*DeviceStream // the live session of each device
+	hubs     map[string]*senderHub    // per sender with app-server connections
+	appConns map[*AppServerStream]struct{}
+
+	draining atomic.Bool
+	ids      atomic.Uint64
+	work     sync.WaitGroup // commits in progress and background loops
+	stop     chan struct{}
+	stopOnce sync.Once
+}
+
+// New returns a Router and starts its expiry sweeper.
+func New(cfg Config) (*Router, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("fanout: Config.Store is required")
+	}
+	cfg.setDefaults()
+	r := &Router{
+		cfg:      cfg,
+		st:       cfg.Store,
+		log:      cfg.Logger,
+		domains:  map[string]bool{cfg.Domain: true, "gcm.googleapis.com": true, "fcm.googleapis.com": true},
+		devices:  make(map[string]*DeviceStream),
+		hubs:     make(map[string]*senderHub),
+		appConns: make(map[*AppServerStream]struct{}),
+		stop:     make(chan struct{}),
+	}
+	for _, a := range cfg.Aliases {
+		r.domains[a] = true
+	}
+	r.work.Add(1)
+	go r.sweepLoop()
+	return r, nil
+}
+
+func (r *Router) nowMs() int64 { return r.cfg.Now().UnixMilli() }
+
+// nextID makes the message_id of a message ccsd itself originates
+// (control messages): unique per process run.
+func (r *Router) nextID(prefix string) string {
+	return prefix + strconv.FormatInt(r.cfg.Now().UnixNano(), 36) + "-" + strconv.FormatUint(r.ids.Add(1), 36)
+}
+
+func (r *Router) sweepLoop() {
+	defer r.work.Done()
+	t := time.NewTicker(r.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-t.C:
+			st, err := r.st.Sweep(context.Background(), r.nowMs())
+			if err != nil {
+				r.log.Error().Err(err).Msg("sweep expired messages")
+				continue
+			}
+			r.log.Debug().Interface("swept", st).Msg("expired messages swept")
+		}
+	}
+}
+
+// deviceOnline reports whether a device has a live session.
+func (r *Router) deviceOnline(deviceID string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.devices[deviceID] != nil
+}
+
+// wakeDevice tells a device's session, if any, that its queue grew.
+func (r *Router) wakeDevice(deviceID string) {
+	r.mu.Lock()
+	d := r.devices[deviceID]
+	r.mu.Unlock()
+	if d != nil {
+		d.wakeUp()
+	}
+}
+
+// wakeSender tells a sender's app-server connections, if any, that its
+// upstream queue grew.
+func (r *Router) wakeSender(senderID string) {
+	r.mu.Lock()
+	h := r.hubs[senderID]
+	r.mu.Unlock()
+	if h != nil {
+		h.wakeUp()
+	}
+}
+
+// senderOnline reports whether a sender has an app-server connection that
+// takes new upstream messages.
+func (r *Router) senderOnline(senderID string) bool {
+	r.mu.Lock()
+	h := r.hubs[senderID]
+	r.mu.Unlock()
+	return h != nil && h.accepting()
+}
+
+// Drain sends CONNECTION_DRAINING to every app-server connection, nacks any
+// downstream message that arrives after it with CONNECTION_DRAINING, waits
+// until every message already read has been answered, then closes those
+// connections. It returns ctx's error if that took longer than ctx allows
+// (the connections are closed anyway).
+func (r *Router) Drain(ctx context.Context) error {
+	r.draining.Store(true)
+	r.mu.Lock()
+	conns := make([]*AppServerStream, 0, len(r.appConns))
+	for c := range r.appConns {
+		conns = append(conns, c)
+	}
+	r.mu.Unlock()
+	for _, c := range conns {
+		c.startDrain()
+	}
+	var err error
+	for _, c := range conns {
+		if err = c.waitAnswered(ctx); err != nil {
+			break
+		}
+	}
+	for _, c := range conns {
+		c.c.Close("")
+	}
+	return err
+}
+
+// Close stops the sweeper and waits for commits in progress. Close the
+// listeners first, so that no new work arrives.
+func (r *Router) Close() error {
+	r.stopOnce.Do(func() { close(r.stop) })
+	r.work.Wait()
+	return nil
+}
