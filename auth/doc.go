@@ -1,0 +1,30 @@
+// Package auth owns the identities that connect to ccsd and the secrets that
+// prove them.
+//
+// Vocabulary:
+//
+//   - A sender is an app-server account, named by a sender id (a 12-digit
+//     number in the style of a Google project number) and proved by an API
+//     key. App servers log in over XMPP with SASL PLAIN as
+//     SENDER_ID@gcm.googleapis.com with the API key as password, or send
+//     "Authorization: key=API_KEY" over HTTP.
+//   - A device is a physical installation, created by a checkin. It is named
+//     by an android id (a random unsigned 64-bit decimal number) and proved by
+//     a security token. Devices log in over XMPP as ANDROID_ID with the token
+//     as password, and over HTTP with "Authorization: AidLogin ID:TOKEN".
+//   - A registration ties one app (its category, e.g. an Android package
+//     name) on one device to one sender. Its id, the registration token, is
+//     what app servers put in "to".
+//
+// Secrets (API keys, security tokens) are returned to their owner exactly once
+// and stored only as SHA-256 digests. They are generated with at least 128
+// bits of entropy, so a fast hash is the right tool: a slow password hash
+// defends guessable secrets against offline guessing, and these secrets are
+// not guessable; a fast hash keeps every XMPP login and HTTP request cheap.
+// Digests are compared in constant time.
+//
+// Senders and Devices implement the Authenticator interface of package xmpp
+// (Authenticate(ctx, user, password) (identity, error)) without importing
+// it. They depend only on the small store interfaces declared here, which
+// *store.DB satisfies.
+package auth

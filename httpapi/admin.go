@@ -1,0 +1,223 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/ccsd/ccsd/auth"
+)
+
+// SenderService is what the admin endpoints need. *auth.Senders implements
+// it; its errors are classified with the auth sentinel errors.
+type SenderService interface {
+	Create(id string) (auth.Sender, string, error)
+	Get(id string) (auth.Sender, error)
+	List() ([]auth.Sender, error)
+	Revoke(id string) error
+}
+
+// AdminConfig configures the admin handler.
+type AdminConfig struct {
+	// Senders serves the sender endpoints. Required.
+	Senders SenderService
+	// Logger receives one debug line per request and the internal errors.
+	Logger zerolog.Logger
+	// Health, if set, is called by GET /healthz; an error gives 503.
+	Health func(ctx context.Context) error
+}
+
+// Admin is the operator handler for the loopback admin listener:
+//
+//	POST /admin/senders              {"id": "optional"} -> 201 {"sender_id", "api_key"}
+//	GET  /admin/senders              -> 200 [{"sender_id", "created", "revoked"}]
+//	GET  /admin/senders/{id}         -> 200 {"sender_id", "created", "revoked"}
+//	POST /admin/senders/{id}/revoke  -> 200 {"sender_id", "created", "revoked": true}
+//	GET  /healthz                    -> 200 {"status": "ok"}
+//
+// Errors are {"error": "..."}: 400 bad input, 403 not from loopback or
+// cross-origin, 404 unknown sender, 409 sender exists, 413 body too large,
+// 500 internal, 503 unhealthy. Other packages may mount more admin
+// endpoints with Handle.
+type Admin struct {
+	*router
+	senders SenderService
+	health  func(ctx context.Context) error
+	log     zerolog.Logger
+	guard   http.Handler
+}
+
+// NewAdmin returns the admin handler. It panics if cfg.Senders is nil.
+func NewAdmin(cfg AdminConfig) *Admin {
+	if cfg.Senders == nil {
+		panic("httpapi: AdminConfig.Senders is nil")
+	}
+	a := &Admin{router: newRouter(cfg.Logger), senders: cfg.Senders, health: cfg.Health, log: cfg.Logger}
+	a.handleFunc("POST /admin/senders", a.createSender)
+	a.handleFunc("GET /admin/senders", a.listSenders)
+	a.handleFunc("GET /admin/senders/{id}", a.getSender)
+	a.handleFunc("POST /admin/senders/{id}/revoke", a.revokeSender)
+	a.handleFunc("GET /healthz", a.healthz)
+
+	// A browser page on this machine can reach a loopback port; refuse
+	// cross-origin requests so it cannot create or revoke senders.
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusForbidden, "cross-origin request refused")
+	}))
+	a.guard = cop.Handler(a.router)
+	return a
+}
+
+// ServeHTTP serves loopback clients only, then routes the request.
+func (a *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !fromLoopback(r) {
+		a.log.Warn().Str("remote", r.RemoteAddr).Msg("admin request from a non-loopback address refused")
+		writeError(w, http.StatusForbidden, "admin endpoint serves loopback clients only")
+		return
+	}
+	a.guard.ServeHTTP(w, r)
+}
+
+// fromLoopback reports whether the request's peer is a loopback address.
+func fromLoopback(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// SenderJSON is a sender as the admin endpoints show it.
+type SenderJSON struct {
+	SenderID string    `json:"sender_id"`
+	Created  time.Time `json:"created"`
+	Revoked  bool      `json:"revoked"`
+}
+
+// CreateSenderRequest is the body of POST /admin/senders. An empty body is
+// the same as {}.
+type CreateSenderRequest struct {
+	// ID is the sender id wanted; empty picks a random 12-digit one.
+	ID string `json:"id,omitempty"`
+}
+
+// CreateSenderResponse is the answer of POST /admin/senders, and what
+// "ccsd sender create" prints.
+type CreateSenderResponse struct {
+	SenderID string `json:"sender_id"`
+	APIKey   string `json:"api_key"`
+}
+
+func senderJSON(s auth.Sender) SenderJSON {
+	return SenderJSON{SenderID: s.ID, Created: s.Created.UTC(), Revoked: s.Revoked}
+}
+
+func (a *Admin) createSender(w http.ResponseWriter, r *http.Request) {
+	body, err := readBody(w, r, DefaultMaxBodyBytes)
+	if err != nil {
+		if tooLarge(err) {
+			writeError(w, http.StatusRequestEntityTooLarge, "request body too large")
+			return
+		}
+		writeError(w, http.StatusBadRequest, "cannot read request body")
+		return
+	}
+	var req CreateSenderRequest
+	if body = bytes.TrimSpace(body); len(body) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil || dec.More() {
+			writeError(w, http.StatusBadRequest, `body must be empty or {"id": "SENDER_ID"}`)
+			return
+		}
+	}
+	s, key, err := a.senders.Create(req.ID)
+	switch {
+	case errors.Is(err, auth.ErrSenderExists):
+		writeError(w, http.StatusConflict, "sender "+req.ID+" already exists")
+		return
+	case errors.Is(err, auth.ErrInvalidSenderID):
+		writeError(w, http.StatusBadRequest, "invalid sender id: use 1 to 64 letters, digits, '.', '_' or '-'")
+		return
+	case err != nil:
+		a.internal(w, err, "create sender")
+		return
+	}
+	a.log.Info().Str("sender_id", s.ID).Msg("sender created")
+	noStore(w)
+	w.Header().Set("Location", "/admin/senders/"+url.PathEscape(s.ID))
+	writeJSON(w, http.StatusCreated, CreateSenderResponse{SenderID: s.ID, APIKey: key})
+}
+
+func (a *Admin) listSenders(w http.ResponseWriter, _ *http.Request) {
+	list, err := a.senders.List()
+	if err != nil {
+		a.internal(w, err, "list senders")
+		return
+	}
+	out := make([]SenderJSON, 0, len(list))
+	for _, s := range list {
+		out = append(out, senderJSON(s))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *Admin) getSender(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	s, err := a.senders.Get(id)
+	if errors.Is(err, auth.ErrUnknownSender) {
+		writeError(w, http.StatusNotFound, "unknown sender "+id)
+		return
+	}
+	if err != nil {
+		a.internal(w, err, "get sender")
+		return
+	}
+	writeJSON(w, http.StatusOK, senderJSON(s))
+}
+
+func (a *Admin) revokeSender(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	err := a.senders.Revoke(id)
+	if errors.Is(err, auth.ErrUnknownSender) {
+		writeError(w, http.StatusNotFound, "unknown sender "+id)
+		return
+	}
+	if err != nil {
+		a.internal(w, err, "revoke sender")
+		return
+	}
+	a.log.Info().Str("sender_id", id).Msg("sender revoked")
+	s, err := a.senders.Get(id)
+	if err != nil {
+		a.internal(w, err, "get revoked sender")
+		return
+	}
+	writeJSON(w, http.StatusOK, senderJSON(s))
+}
+
+func (a *Admin) healthz(w http.ResponseWriter, r *http.Request) {
+	if a.health != nil {
+		if err := a.health(r.Context()); err != nil {
+			a.log.Warn().Err(err).Msg("health check failed")
+			writeError(w, http.StatusServiceUnavailable, "unhealthy: "+err.Error())
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// internal answers 500 and logs the cause, which the client does not see.
+func (a *Admin) internal(w http.ResponseWriter, err error, what string) {
+	a.log.Error().Err(err).Msg("admin: " + what)
+	writeError(w, http.StatusInternalServerError, "internal error")
+}

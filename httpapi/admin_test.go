@@ -1,0 +1,199 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/ccsd/ccsd/auth"
+	"github.com/ccsd/ccsd/store"
+)
+
+// adminEnv is the admin handler on a plain-HTTP loopback server, backed by a
+// real store.
+type adminEnv struct {
+	srv     *httptest.Server
+	db      *store.DB
+	senders *auth.Senders
+	health  error
+}
+
+func newAdminEnv(t *testing.T) *adminEnv {
+	t.Helper()
+	db, err := store.Open(filepath.Join(t.TempDir(), "ccsd.db"), store.Options{})
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	e := &adminEnv{db: db, senders: auth.NewSenders(db)}
+	h := NewAdmin(AdminConfig{
+		Senders: e.senders,
+		Logger:  zerolog.New(zerolog.NewTestWriter(t)),
+		Health:  func(context.Context) error { return e.health },
+	})
+	e.srv = httptest.NewServer(h)
+	t.Cleanup(e.srv.Close)
+	return e
+}
+
+func (e *adminEnv) do(t *testing.T, method, path, body string, header ...string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := e.srv.Client().Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+func (e *adminEnv) wantError(t *testing.T, what, method, path, body string, status int, header ...string) {
+	t.Helper()
+	resp, got := e.do(t, method, path, body, header...)
+	wantJSONError(t, what, resp.StatusCode, resp.Header.Get("Content-Type"), got, status)
+}
+
+var adminSenderIDRe = regexp.MustCompile(`^[1-9][0-9]{11}$`)
+
+func TestAdminCreateSender(t *testing.T) {
+	e := newAdminEnv(t)
+	ctx := context.Background()
+	for _, body := range []string{"", "{}", `{"id": ""}`} {
+		resp, got := e.do(t, "POST", "/admin/senders", body)
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("create(%q): %d %q", body, resp.StatusCode, got)
+		}
+		var r CreateSenderResponse
+		if err := json.Unmarshal([]byte(got), &r); err != nil {
+			t.Fatalf("create body %q: %v", got, err)
+		}
+		if !adminSenderIDRe.MatchString(r.SenderID) || !strings.HasPrefix(r.APIKey, "AIza") {
+			t.Errorf("create(%q) = %+v", body, r)
+		}
+		if resp.Header.Get("Location") != "/admin/senders/"+r.SenderID || resp.Header.Get("Cache-Control") != "no-store" {
+			t.Errorf("create headers: %v", resp.Header)
+		}
+		// The key works for an app server login.
+		if _, err := e.senders.Authenticate(ctx, r.SenderID, r.APIKey); err != nil {
+			t.Errorf("created key does not authenticate: %v", err)
+		}
+	}
+
+	resp, got := e.do(t, "POST", "/admin/senders", `{"id": "my-app"}`)
+	if resp.StatusCode != http.StatusCreated || !strings.Contains(got, `"sender_id":"my-app"`) {
+		t.Fatalf("create my-app: %d %q", resp.StatusCode, got)
+	}
+	e.wantError(t, "duplicate id", "POST", "/admin/senders", `{"id": "my-app"}`, http.StatusConflict)
+	e.wantError(t, "invalid id", "POST", "/admin/senders", `{"id": "a b"}`, http.StatusBadRequest)
+	e.wantError(t, "unknown field", "POST", "/admin/senders", `{"name": "x"}`, http.StatusBadRequest)
+	e.wantError(t, "not json", "POST", "/admin/senders", `id=x`, http.StatusBadRequest)
+	e.wantError(t, "two objects", "POST", "/admin/senders", `{} {}`, http.StatusBadRequest)
+	e.wantError(t, "wrong type", "POST", "/admin/senders", `{"id": 5}`, http.StatusBadRequest)
+	e.wantError(t, "too large", "POST", "/admin/senders", `{"id":"`+strings.Repeat("1", DefaultMaxBodyBytes)+`"}`, http.StatusRequestEntityTooLarge)
+	e.wantError(t, "wrong method", "DELETE", "/admin/senders", "", http.StatusMethodNotAllowed)
+}
+
+func TestAdminListGetRevoke(t *testing.T) {
+	e := newAdminEnv(t)
+	// An empty list is [], not null.
+	resp, got := e.do(t, "GET", "/admin/senders", "")
+	if resp.StatusCode != 200 || strings.TrimSpace(got) != "[]" {
+		t.Fatalf("empty list: %d %q", resp.StatusCode, got)
+	}
+	a, keyA, _ := e.senders.Create("a")
+	e.senders.Create("b")
+
+	resp, got = e.do(t, "POST", "/admin/senders/a/revoke", "")
+	if resp.StatusCode != 200 {
+		t.Fatalf("revoke: %d %q", resp.StatusCode, got)
+	}
+	var one SenderJSON
+	if err := json.Unmarshal([]byte(got), &one); err != nil || one.SenderID != "a" || !one.Revoked || one.Created.IsZero() {
+		t.Errorf("revoke body %q: %+v %v", got, one, err)
+	}
+	if _, err := e.senders.Authenticate(context.Background(), a.ID, keyA); !errors.Is(err, auth.ErrBadCredentials) {
+		t.Errorf("revoked sender still authenticates: %v", err)
+	}
+	e.wantError(t, "revoke unknown", "POST", "/admin/senders/nobody/revoke", "", http.StatusNotFound)
+	e.wantError(t, "GET revoke", "GET", "/admin/senders/a/revoke", "", http.StatusMethodNotAllowed)
+
+	resp, got = e.do(t, "GET", "/admin/senders", "")
+	var list []SenderJSON
+	if err := json.Unmarshal([]byte(got), &list); resp.StatusCode != 200 || err != nil {
+		t.Fatalf("list: %d %q %v", resp.StatusCode, got, err)
+	}
+	if len(list) != 2 || list[0].SenderID != "a" || !list[0].Revoked || list[1].SenderID != "b" || list[1].Revoked {
+		t.Errorf("list = %+v", list)
+	}
+	if strings.Contains(got, "key") || strings.Contains(got, "hash") {
+		t.Errorf("list leaks key material: %s", got)
+	}
+
+	resp, got = e.do(t, "GET", "/admin/senders/b", "")
+	if resp.StatusCode != 200 || !strings.Contains(got, `"sender_id":"b"`) || !strings.Contains(got, `"revoked":false`) {
+		t.Errorf("get b: %d %q", resp.StatusCode, got)
+	}
+	e.wantError(t, "get unknown", "GET", "/admin/senders/zzz", "", http.StatusNotFound)
+	e.wantError(t, "unknown path", "GET", "/admin/nothing", "", http.StatusNotFound)
+}
+
+func TestAdminHealthz(t *testing.T) {
+	e := newAdminEnv(t)
+	resp, got := e.do(t, "GET", "/healthz", "")
+	if resp.StatusCode != 200 || strings.TrimSpace(got) != `{"status":"ok"}` {
+		t.Errorf("healthz: %d %q", resp.StatusCode, got)
+	}
+	e.health = errors.New("store closed")
+	e.wantError(t, "unhealthy", "GET", "/healthz", "", http.StatusServiceUnavailable)
+}
+
+func TestAdminInternalError(t *testing.T) {
+	e := newAdminEnv(t)
+	e.db.Close()
+	e.wantError(t, "list on closed store", "GET", "/admin/senders", "", http.StatusInternalServerError)
+	e.wantError(t, "create on closed store", "POST", "/admin/senders", "", http.StatusInternalServerError)
+	e.wantError(t, "revoke on closed store", "POST", "/admin/senders/x/revoke", "", http.StatusInternalServerError)
+}
+
+func TestAdminRefusesCrossOriginAndRemote(t *testing.T) {
+	e := newAdminEnv(t)
+	e.wantError(t, "cross-site fetch", "POST", "/admin/senders", "", http.StatusForbidden, "Sec-Fetch-Site", "cross-site")
+	e.wantError(t, "foreign origin", "POST", "/admin/senders/x/revoke", "", http.StatusForbidden, "Origin", "http://evil.example")
+	if list, _ := e.senders.List(); len(list) != 0 {
+		t.Errorf("a refused request created a sender: %+v", list)
+	}
+
+	h := NewAdmin(AdminConfig{Senders: e.senders, Logger: zerolog.Nop()})
+	req := httptest.NewRequest("GET", "/admin/senders", nil)
+	req.RemoteAddr = "192.0.2.7:41000"
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusForbidden {
+		t.Errorf("non-loopback client: %d %q", rec.Code, rec.Body.String())
+	}
+	req.RemoteAddr = "[::1]:41000"
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Errorf("IPv6 loopback client: %d %q", rec.Code, rec.Body.String())
+	}
+}

@@ -1,0 +1,247 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/rs/zerolog"
+
+	"github.com/ccsd/ccsd/auth"
+)
+
+// DeviceService is what the device endpoints need. *auth.Devices
+// implements it; its errors are classified with the auth sentinel errors.
+type DeviceService interface {
+	Checkin(ctx context.Context) (androidID, securityToken string, err error)
+	Authenticate(ctx context.Context, user, password string) (identity string, err error)
+	Register(ctx context.Context, deviceID, senderID, app string) (regID string, err error)
+	Unregister(ctx context.Context, deviceID, senderID, app string) error
+}
+
+// Config configures the public API handler.
+type Config struct {
+	// Devices serves checkin and registration. Required.
+	Devices DeviceService
+	// Logger receives one debug line per request and the internal errors.
+	Logger zerolog.Logger
+	// MaxBodyBytes bounds request bodies; 0 means DefaultMaxBodyBytes.
+	// Larger bodies get 413.
+	MaxBodyBytes int64
+}
+
+// API is the public HTTPS handler: the device endpoints, plus whatever other
+// packages mount with Handle.
+type API struct {
+	*router
+	devices DeviceService
+	log     zerolog.Logger
+	maxBody int64
+}
+
+// New returns the public API handler with POST /checkin and
+// POST /c2dm/register3 mounted. It panics if cfg.Devices is nil.
+func New(cfg Config) *API {
+	if cfg.Devices == nil {
+		panic("httpapi: Config.Devices is nil")
+	}
+	a := &API{
+		router:  newRouter(cfg.Logger),
+		devices: cfg.Devices,
+		log:     cfg.Logger,
+		maxBody: cfg.MaxBodyBytes,
+	}
+	if a.maxBody <= 0 {
+		a.maxBody = DefaultMaxBodyBytes
+	}
+	a.handleFunc("POST /checkin", a.checkin)
+	a.handleFunc("POST /c2dm/register3", a.register)
+	return a
+}
+
+// checkinResponse is the JSON answer of POST /checkin.
+type checkinResponse struct {
+	AndroidID     string `json:"android_id"`
+	SecurityToken string `json:"security_token"`
+}
+
+// checkin handles POST /checkin: the body is empty or a JSON object (its
+// fields are ignored); the answer is a new device's android_id and
+// security_token.
+func (a *API) checkin(w http.ResponseWriter, r *http.Request) {
+	body, err := readBody(w, r, a.maxBody)
+	if err != nil {
+		if tooLarge(err) {
+			writeError(w, http.StatusRequestEntityTooLarge, "request body too large")
+			return
+		}
+		writeError(w, http.StatusBadRequest, "cannot read request body")
+		return
+	}
+	if body = bytes.TrimSpace(body); len(body) > 0 && !isJSONObject(body) {
+		writeError(w, http.StatusBadRequest, "body must be empty or a JSON object")
+		return
+	}
+	id, token, err := a.devices.Checkin(r.Context())
+	if err != nil {
+		a.log.Error().Err(err).Msg("checkin failed")
+		writeError(w, http.StatusInternalServerError, "service unavailable")
+		return
+	}
+	noStore(w)
+	writeJSON(w, http.StatusOK, checkinResponse{AndroidID: id, SecurityToken: token})
+}
+
+// isJSONObject reports whether b is one valid JSON object.
+func isJSONObject(b []byte) bool {
+	if b[0] != '{' {
+		return false
+	}
+	var obj map[string]any
+	return json.Unmarshal(b, &obj) == nil
+}
+
+// GCM register endpoint error codes, sent as "Error=CODE".
+const (
+	codeAuthenticationFailed = "AUTHENTICATION_FAILED"
+	codeInvalidParameters    = "INVALID_PARAMETERS"
+	codeInvalidSender        = "INVALID_SENDER"
+	codeServiceNotAvailable  = "SERVICE_NOT_AVAILABLE"
+)
+
+// register handles POST /c2dm/register3. Form fields: app, sender, device
+// (optional; must be the authenticated android id), delete ("true" or "1"
+// to unregister). Header: "Authorization: AidLogin ANDROID_ID:TOKEN".
+// Answers: 200 "token=REGID" or "deleted=APP"; errors "Error=CODE".
+func (a *API) register(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, a.maxBody)
+	if err := r.ParseForm(); err != nil {
+		if tooLarge(err) {
+			writeRegisterError(w, http.StatusRequestEntityTooLarge, codeInvalidParameters)
+			return
+		}
+		writeRegisterError(w, http.StatusBadRequest, codeInvalidParameters)
+		return
+	}
+	// Drain what ParseForm did not read (a body that is not a form), so the
+	// size limit applies to it too.
+	if _, err := io.Copy(io.Discard, r.Body); tooLarge(err) {
+		writeRegisterError(w, http.StatusRequestEntityTooLarge, codeInvalidParameters)
+		return
+	}
+
+	user, password, ok := parseAidLogin(r.Header.Get("Authorization"))
+	if !ok {
+		writeRegisterError(w, http.StatusUnauthorized, codeAuthenticationFailed)
+		return
+	}
+	deviceID, err := a.devices.Authenticate(r.Context(), user, password)
+	if err != nil {
+		status, code := registerErrorStatus(err)
+		if status == http.StatusInternalServerError {
+			a.log.Error().Err(err).Msg("register: authenticate device")
+		}
+		writeRegisterError(w, status, code)
+		return
+	}
+	if dev := r.Form.Get("device"); dev != "" && dev != deviceID {
+		writeRegisterError(w, http.StatusUnauthorized, codeAuthenticationFailed)
+		return
+	}
+
+	app, sender := r.Form.Get("app"), r.Form.Get("sender")
+	if app == "" || sender == "" {
+		writeRegisterError(w, http.StatusBadRequest, codeInvalidParameters)
+		return
+	}
+	del, ok := parseDelete(r.Form.Get("delete"))
+	if !ok {
+		writeRegisterError(w, http.StatusBadRequest, codeInvalidParameters)
+		return
+	}
+
+	if del {
+		if err := a.devices.Unregister(r.Context(), deviceID, sender, app); err != nil {
+			a.failRegister(w, err, "unregister")
+			return
+		}
+		writeText(w, http.StatusOK, "deleted="+app)
+		return
+	}
+	regID, err := a.devices.Register(r.Context(), deviceID, sender, app)
+	if err != nil {
+		a.failRegister(w, err, "register")
+		return
+	}
+	noStore(w)
+	writeText(w, http.StatusOK, "token="+regID)
+}
+
+// failRegister answers a failed register or unregister call.
+func (a *API) failRegister(w http.ResponseWriter, err error, what string) {
+	status, code := registerErrorStatus(err)
+	if status == http.StatusInternalServerError {
+		a.log.Error().Err(err).Msg(what + " failed")
+	}
+	writeRegisterError(w, status, code)
+}
+
+// registerErrorStatus maps an auth error to the register endpoint's status
+// and GCM error code. This is the one place that mapping is made.
+func registerErrorStatus(err error) (int, string) {
+	switch {
+	case errors.Is(err, auth.ErrBadCredentials), errors.Is(err, auth.ErrUnknownDevice):
+		return http.StatusUnauthorized, codeAuthenticationFailed
+	case errors.Is(err, auth.ErrUnknownSender), errors.Is(err, auth.ErrSenderRevoked):
+		return http.StatusBadRequest, codeInvalidSender
+	case errors.Is(err, auth.ErrInvalidParameters):
+		return http.StatusBadRequest, codeInvalidParameters
+	default:
+		return http.StatusInternalServerError, codeServiceNotAvailable
+	}
+}
+
+// parseAidLogin splits "AidLogin ANDROID_ID:SECURITY_TOKEN". The scheme is
+// case-insensitive.
+func parseAidLogin(h string) (user, password string, ok bool) {
+	scheme, cred, ok := strings.Cut(strings.TrimSpace(h), " ")
+	if !ok || !strings.EqualFold(scheme, "AidLogin") {
+		return "", "", false
+	}
+	user, password, ok = strings.Cut(strings.TrimSpace(cred), ":")
+	if !ok || user == "" || password == "" {
+		return "", "", false
+	}
+	return user, password, true
+}
+
+// parseDelete reads the delete form field: "true" or "1" unregisters,
+// absent, "false" or "0" registers, anything else is invalid.
+func parseDelete(v string) (del, ok bool) {
+	switch strings.ToLower(v) {
+	case "true", "1":
+		return true, true
+	case "", "false", "0":
+		return false, true
+	}
+	return false, false
+}
+
+// writeRegisterError writes "Error=CODE" with the given status.
+func writeRegisterError(w http.ResponseWriter, status int, code string) {
+	writeText(w, status, "Error="+code)
+}
+
+// writeText writes a one-line text/plain body without a trailing newline,
+// as GCM's register endpoint did.
+func writeText(w http.ResponseWriter, status int, body string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, body)
+}
