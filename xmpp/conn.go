@@ -1,0 +1,447 @@
+package xmpp
+
+import (
+	"bufio"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"mellium.im/xmpp"
+	"mellium.im/xmpp/stream"
+)
+
+var (
+	// ErrClosed is returned by Send and Bounce once the connection is closing.
+	ErrClosed = errors.New("xmpp: connection closed")
+	// ErrQueueFull is returned by Send and Bounce when the connection's send
+	// queue is full: the peer does not read fast enough, and the connection
+	// is closed.
+	ErrQueueFull = errors.New("xmpp: send queue full (slow consumer), connection closed")
+)
+
+// errUnsupportedStanza ends the stream when a top-level element is not a
+// stanza.
+var errUnsupportedStanza = errors.New("xmpp: unsupported top-level element")
+
+// Sizes of the writer: up to batchBytes are coalesced into one TLS write; the
+// priority queue carries IQ answers (pings) ahead of queued messages.
+const (
+	batchBytes = 64 << 10
+	prioQueue  = 64
+)
+
+// Conn is one negotiated XMPP connection: authenticated, bound, with its own
+// reader (the goroutine that called Handler.Open and then Stream.Message) and
+// writer goroutines.
+type Conn struct {
+	srv      *Server
+	id       uint64
+	log      zerolog.Logger
+	wire     *wireConn
+	identity string
+	jid      string
+	remote   net.Addr
+	idBase   []byte        // prefix of the ids of stanzas we send
+	seq      atomic.Uint64 // suffix of the ids of stanzas we send
+
+	mu      sync.RWMutex // Send/Bounce (read lock) against close (write lock)
+	closed  bool
+	cond    string // stream error condition of the close, "" for none
+	text    string // optional text of the stream error
+	abort   bool   // close the socket without a goodbye
+	closing chan struct{}
+
+	queue      chan []byte
+	prio       chan []byte
+	writerDone chan struct{}
+	done       chan struct{}
+}
+
+func newConn(s *Server, id uint64, log zerolog.Logger, wire *wireConn, identity, jid string, remote net.Addr) *Conn {
+	c := &Conn{
+		srv:        s,
+		id:         id,
+		log:        log,
+		wire:       wire,
+		identity:   identity,
+		jid:        jid,
+		remote:     remote,
+		closing:    make(chan struct{}),
+		queue:      make(chan []byte, s.cfg.SendQueue),
+		prio:       make(chan []byte, prioQueue),
+		writerDone: make(chan struct{}),
+		done:       make(chan struct{}),
+	}
+	c.idBase = append([]byte(s.idPrefix+"-"), strconv.FormatUint(id, 36)+"-"...)
+	return c
+}
+
+// Identity returns what the Authenticator returned for this connection.
+func (c *Conn) Identity() string { return c.identity }
+
+// JID returns the bound full JID, e.g. 123@gcm.googleapis.com/7F3A2C110B9D4E21.
+func (c *Conn) JID() string { return c.jid }
+
+// RemoteAddr returns the peer's network address.
+func (c *Conn) RemoteAddr() net.Addr { return c.remote }
+
+// Done is closed once the connection is fully closed: socket closed, reader
+// and writer stopped.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Send queues <message id="..."[ type="typ"]><gcm xmlns="google:mobile:data">
+// payload</gcm></message>. typ "" writes no type attribute (CCS ack, nack and
+// control messages); "normal" is for upstream messages and receipts. The
+// payload is escaped (& < > only) and copied: the caller may reuse it. Send
+// never blocks: it returns ErrClosed once the connection is closing, and if
+// the bounded queue is full the peer is a slow consumer: it returns
+// ErrQueueFull and closes the connection.
+func (c *Conn) Send(payload []byte, typ string) error {
+	b := make([]byte, 0, len(payload)+len(c.idBase)+96+len(payload)/16)
+	b = append(b, `<message id="`...)
+	b = append(b, c.idBase...)
+	b = strconv.AppendUint(b, c.seq.Add(1), 36)
+	b = append(b, '"')
+	if typ != "" {
+		b = append(b, ` type="`...)
+		b = appendEscapedAttr(b, typ)
+		b = append(b, '"')
+	}
+	b = append(b, '>')
+	b = append(b, gcmOpen...)
+	b = appendEscapedText(b, payload)
+	b = append(b, gcmClose+`</message>`...)
+	return c.enqueue(c.queue, b)
+}
+
+// Bounce queues the CCS stanza error of spec §4.4 for a message the peer sent:
+// <message id=stanzaID type="error" to=JID><gcm ...>payload</gcm>
+// <error code="400" type="modify"><bad-request .../><text ...>text</text>
+// </error></message>. It fails like Send.
+func (c *Conn) Bounce(stanzaID string, payload []byte, text string) error {
+	return c.enqueue(c.queue, renderBounce(stanzaID, c.jid, payload, text))
+}
+
+// enqueue adds a rendered stanza to q without blocking.
+func (c *Conn) enqueue(q chan []byte, b []byte) error {
+	c.mu.RLock()
+	if c.closed {
+		c.mu.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case q <- b:
+		c.mu.RUnlock()
+		return nil
+	default:
+	}
+	c.mu.RUnlock()
+	c.log.Warn().Int("queue", cap(q)).Msg("xmpp: send queue full, closing slow consumer")
+	c.shutdown("", true)
+	return ErrQueueFull
+}
+
+// Close closes the connection and returns at once; Done tells when it is
+// closed. With condition "" the send queue is flushed, </stream:stream> is
+// written, the peer gets a short while to close its stream, and the socket is
+// closed. Otherwise <stream:error><condition
+// xmlns="urn:ietf:params:xml:ns:xmpp-streams"/></stream:error> goes out after
+// the queued stanzas and before </stream:stream> (e.g. "conflict" when a
+// device logs in again, "system-shutdown"). Only the first Close counts.
+func (c *Conn) Close(condition string) { c.shutdown(condition, false) }
+
+// shutdown starts closing: after it no Send succeeds. abort closes the socket
+// at once without writing anything more.
+func (c *Conn) shutdown(cond string, abort bool) { c.shutdownText(cond, "", abort) }
+
+func (c *Conn) shutdownText(cond, text string, abort bool) {
+	c.mu.Lock()
+	if c.closed {
+		first := abort && !c.abort
+		c.abort = c.abort || abort
+		c.mu.Unlock()
+		if first {
+			_ = c.wire.netConn().Close()
+		}
+		return
+	}
+	c.closed = true
+	c.cond, c.text = cond, text
+	c.abort = abort
+	close(c.closing)
+	c.mu.Unlock()
+	if abort {
+		_ = c.wire.netConn().Close()
+	}
+}
+
+func (c *Conn) aborted() bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.abort
+}
+
+// run is the connection's life after negotiation, on its own goroutine:
+// admission, Handler.Open, the read loop, then teardown.
+func (c *Conn) run(sess *xmpp.Session) {
+	s := c.srv
+	c.wire.established(s.cfg.IdleTimeout)
+	_ = c.wire.Conn.SetWriteDeadline(time.Time{})
+	go c.writeLoop()
+
+	var st Stream
+	cond, text := s.register(c)
+	if cond == "" {
+		defer s.unregister(c)
+		var err error
+		st, err = c.open()
+		if err != nil {
+			var se *StreamError
+			cond, text = "internal-server-error", ""
+			if errors.As(err, &se) {
+				cond, text = se.Condition, se.Text
+			}
+			c.log.Info().Err(err).Msg("xmpp: handler refused the connection")
+		}
+	} else {
+		c.log.Info().Str("reason", cond).Msg("xmpp: connection refused")
+	}
+	if cond != "" {
+		c.shutdownText(cond, text, false)
+		<-c.writerDone
+		lingerClose(c.wire)
+		close(c.done)
+		return
+	}
+
+	c.log.Debug().Msg("xmpp: connection open")
+	r := sess.TokenReader()
+	err := c.readLoop(r, st)
+	_ = r.Close()
+	reason, abort := c.classify(err)
+	if reason != "" || abort {
+		c.log.Info().Err(err).Str("reason", reason).Msg("xmpp: closing connection")
+	} else {
+		c.log.Debug().Err(err).Msg("xmpp: connection closing")
+	}
+	c.shutdown(reason, abort)
+	c.safeClosed(st)
+	<-c.writerDone
+	if c.aborted() {
+		_ = c.wire.netConn().Close()
+	} else {
+		lingerClose(c.wire)
+	}
+	close(c.done)
+}
+
+func (c *Conn) open() (st Stream, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("xmpp: Handler.Open panicked: %v", p)
+		}
+	}()
+	st, err = c.srv.cfg.Handler.Open(c)
+	if err == nil && st == nil {
+		err = errors.New("xmpp: Handler.Open returned a nil Stream")
+	}
+	return st, err
+}
+
+func (c *Conn) safeClosed(st Stream) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.log.Error().Interface("panic", p).Msg("xmpp: Stream.Closed panicked")
+		}
+	}()
+	st.Closed()
+}
+
+// errHandlerPanic ends the read loop when Stream.Message panics.
+var errHandlerPanic = errors.New("xmpp: Stream.Message panicked")
+
+// deliver calls st.Message, turning a panic into errHandlerPanic.
+func (c *Conn) deliver(st Stream, id string, payload []byte) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.log.Error().Interface("panic", p).Str("stanza_id", truncate(id, maxIDBytes)).Msg("xmpp: Stream.Message panicked")
+			err = errHandlerPanic
+		}
+	}()
+	st.Message(id, payload)
+	return nil
+}
+
+// readLoop reads stanzas until the stream ends or fails.
+func (c *Conn) readLoop(r xml.TokenReader, st Stream) error {
+	for {
+		tok, err := r.Token()
+		if err != nil {
+			return err
+		}
+		start, ok := tok.(xml.StartElement)
+		if !ok {
+			continue // whitespace between stanzas
+		}
+		s, err := readStanza(r, start)
+		if err != nil {
+			return err
+		}
+		switch s.kind {
+		case kindMessage:
+			if err := c.deliver(st, s.id, s.payload); err != nil {
+				return err
+			}
+		case kindIQGet:
+			var b []byte
+			switch {
+			case s.child.Space == nsSession && s.child.Local == "session",
+				s.child.Space == nsPing && s.child.Local == "ping":
+				b = renderIQ(&s, c.srv.cfg.Domain, "", "")
+			default:
+				b = renderIQ(&s, c.srv.cfg.Domain, "cancel", "service-unavailable")
+			}
+			if err := c.enqueue(c.prio, b); err != nil {
+				return err
+			}
+		case kindIQInvalid:
+			if err := c.enqueue(c.prio, renderIQ(&s, c.srv.cfg.Domain, "modify", "bad-request")); err != nil {
+				return err
+			}
+		case kindIgnored:
+		default:
+			return errUnsupportedStanza
+		}
+	}
+}
+
+// classify maps the error that stopped the reader to the stream error to
+// send (or to an abort when the peer is gone).
+func (c *Conn) classify(err error) (cond string, abort bool) {
+	c.mu.RLock()
+	closing := c.closed
+	c.mu.RUnlock()
+	if errors.Is(err, io.EOF) && !errors.Is(c.wire.readFailed(), io.EOF) {
+		return "", false // the peer's </stream:stream>
+	}
+	if closing {
+		return "", false // our close: the reader just ran out of time or input
+	}
+	rerr := c.wire.readFailed()
+	var ne net.Error
+	var se stream.Error
+	var syn *xml.SyntaxError
+	switch {
+	case errors.Is(err, io.EOF):
+		return "", false
+	case errors.Is(rerr, errStanzaTooBig):
+		return "policy-violation", false
+	case errors.As(rerr, &ne) && ne.Timeout():
+		return "connection-timeout", false
+	case rerr != nil:
+		return "", true
+	case errors.Is(err, ErrClosed) || errors.Is(err, ErrQueueFull):
+		return "", false
+	case errors.Is(err, errHandlerPanic):
+		return "internal-server-error", false
+	case errors.Is(err, errUnsupportedStanza):
+		return "unsupported-stanza-type", false
+	case errors.As(err, &se):
+		return "", false // the peer's stream error: just close
+	case errors.As(err, &syn):
+		return "not-well-formed", false
+	default:
+		return "policy-violation", false // e.g. an unexpected stream restart
+	}
+}
+
+// writeLoop is the connection's only writer after negotiation. It coalesces
+// queued stanzas into one TLS write per batch, IQ answers first.
+func (c *Conn) writeLoop() {
+	defer close(c.writerDone)
+	bw := bufio.NewWriterSize(c.wire.Conn, 32<<10)
+	wt := c.srv.cfg.WriteTimeout
+	for {
+		var b []byte
+		select {
+		case b = <-c.prio:
+		case b = <-c.queue:
+		case <-c.closing:
+			c.finish(bw)
+			return
+		}
+		_ = c.wire.Conn.SetWriteDeadline(time.Now().Add(wt))
+		_, err := bw.Write(b)
+		for err == nil && bw.Buffered() < batchBytes {
+			b = c.next()
+			if b == nil {
+				break
+			}
+			_, err = bw.Write(b)
+		}
+		if err == nil {
+			err = bw.Flush()
+		}
+		if err != nil {
+			c.log.Debug().Err(err).Msg("xmpp: write failed")
+			c.shutdown("", true)
+			return
+		}
+	}
+}
+
+// next returns a queued stanza without blocking, IQ answers first.
+func (c *Conn) next() []byte {
+	select {
+	case b := <-c.prio:
+		return b
+	default:
+	}
+	select {
+	case b := <-c.prio:
+		return b
+	case b := <-c.queue:
+		return b
+	default:
+		return nil
+	}
+}
+
+// finish writes what is queued, the stream error if any and
+// </stream:stream>, then gives the reader closeWait to see the peer's close.
+func (c *Conn) finish(bw *bufio.Writer) {
+	c.mu.RLock()
+	cond, text, abort := c.cond, c.text, c.abort
+	c.mu.RUnlock()
+	if abort {
+		return
+	}
+	_ = c.wire.Conn.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+	var err error
+	for b := c.next(); b != nil && err == nil; b = c.next() {
+		_, err = bw.Write(b)
+	}
+	if err == nil {
+		if cond != "" {
+			_, err = bw.Write(renderStreamError(cond, text))
+		} else {
+			_, err = bw.WriteString(`</stream:stream>`)
+		}
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err != nil {
+		c.log.Debug().Err(err).Msg("xmpp: write failed while closing")
+		c.shutdown("", true)
+		return
+	}
+	c.wire.closeRead(time.Now().Add(closeWait))
+}
