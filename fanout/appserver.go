@@ -98,89 +98,41 @@ func (s *AppServerStream) downstream(env *envelope, id string) {
 		s.answer(env, id, n)
 		return
 	}
-	e, n := s.r.prepare(s.sender, m)
-	if n != nil || e == nil {
-		s.answer(env, id, n) // e == nil: dry run or nothing to store
+	p, n := s.r.plan(s.sender, m)
+	if n != nil || p.e == nil {
+		s.reply(id, p, n) // p.e == nil: dry run or nothing to store
 		return
 	}
 	s.r.work.Add(1)
 	go func() {
 		defer s.r.work.Done()
-		s.answer(env, id, s.r.commit(e))
+		s.reply(id, p, s.r.commit(p.e))
 	}()
+}
+
+// reply answers a routed downstream message and frees its pending slot. A
+// message to a notification_key is answered with the group's counts.
+func (s *AppServerStream) reply(id string, p *plan, n *Nack) {
+	switch {
+	case n != nil:
+		to := ""
+		if p != nil {
+			to = p.to
+		}
+		_ = s.c.Send(nackJSON(to, id, n), "")
+	case p.key != "":
+		_ = s.c.Send(groupAckJSON(p.key, id, p.success, p.failed), "")
+	default:
+		_ = s.c.Send(ackJSON(p.to, id), "")
+	}
+	s.pending.Add(-1)
 }
 
 // answer acks (n == nil) or nacks a downstream message and frees its
 // pending slot.
 func (s *AppServerStream) answer(env *envelope, id string, n *Nack) {
 	to, _ := jsonString(env.To)
-	if n == nil {
-		_ = s.c.Send(ackJSON(to, id), "")
-	} else {
-		_ = s.c.Send(nackJSON(to, id, n), "")
-	}
-	s.pending.Add(-1)
-}
-
-// prepare resolves and renders a validated downstream message into the
-// write that queues it. A nil write with a nil nack means "ack, store
-// nothing" (dry run, or time_to_live 0 to an offline device).
-func (r *Router) prepare(sender string, m *downstream) (*store.Enqueue, *Nack) {
-	reg, err := r.st.Registration(m.To)
-	if err == nil && reg.SenderID != sender {
-		err = errOtherSender
-	}
-	if err != nil {
-		return nil, registrationNack(m.To, err)
-	}
-	if m.RestrictedPackage != "" && m.RestrictedPackage != reg.App {
-		return nil, invalidJSON("INVALID_PACKAGE_NAME", "restricted_package_name does not match the registration's package: "+m.RestrictedPackage)
-	}
-	if m.DryRun {
-		return nil, nil
-	}
-	now := r.nowMs()
-	expires := now + m.TTL*1000
-	if m.TTL == 0 {
-		// time_to_live 0: deliver now or never.
-		if !r.deviceOnline(reg.DeviceID) {
-			return nil, nil
-		}
-		expires = now + r.cfg.ZeroTTLGrace.Milliseconds()
-	}
-	return &store.Enqueue{
-		SenderID:   sender,
-		MessageID:  m.MessageID,
-		DedupUntil: now + r.cfg.DedupWindow.Milliseconds(),
-		Messages: []store.Message{{
-			DeviceID:    reg.DeviceID,
-			RegID:       reg.ID,
-			SenderID:    sender,
-			MessageID:   m.MessageID,
-			CollapseKey: m.CollapseKey,
-			Expires:     expires,
-			Receipt:     m.Receipt,
-			Payload:     deviceCopyJSON(m, reg.ID, sender, reg.App, "", now),
-		}},
-	}, nil
-}
-
-// commit queues a prepared write durably and wakes the devices it targets.
-// A retry of a message already accepted (same sender and message_id within
-// the dedup window) is acked without being queued again.
-func (r *Router) commit(e *store.Enqueue) *Nack {
-	err := r.st.Enqueue(context.Background(), e)
-	if errors.Is(err, store.ErrDuplicate) {
-		return nil
-	}
-	if err != nil {
-		r.log.Error().Err(err).Str("sender", e.SenderID).Str("message_id", e.MessageID).Msg("enqueue downstream")
-		return storeNack(err)
-	}
-	for i := range e.Messages {
-		r.wakeDevice(e.Messages[i].DeviceID)
-	}
-	return nil
+	s.reply(id, &plan{to: to}, n)
 }
 
 // ack handles the app server's ack of an upstream message or receipt. Some

@@ -3,6 +3,7 @@ package fanout
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -218,6 +219,10 @@ func (d *DeviceStream) upstream(env *envelope, id string) {
 		d.nack(id, &Nack{Code: CodeServiceUnavailable, Description: "Too many pending messages on this connection: wait for acks before sending more"})
 		return
 	}
+	if to, _ := jsonString(env.To); to != "" && !strings.Contains(to, "@") {
+		d.toGroup(env, id, to)
+		return
+	}
 	u, n := d.prepareUpstream(env, id)
 	if n != nil || u == nil {
 		d.answer(id, n)
@@ -300,6 +305,63 @@ func (d *DeviceStream) prepareUpstream(env *envelope, id string) (*store.Upstrea
 		Expires:   expires,
 		Payload:   upstreamJSON(category, data, id, reg.ID, ttl),
 	}, nil
+}
+
+// toGroup sends a device's message to the other members of its group: the
+// user's other devices get it as a downstream message from the
+// notification_key. With a collapse_key it replaces their unsent message of
+// the same collapse_key (a dismissal). The device is acked once every copy
+// is committed, in one transaction.
+func (d *DeviceStream) toGroup(env *envelope, id, key string) {
+	p, n := d.planGroup(env, id, key)
+	if n != nil || p.e == nil {
+		d.answer(id, n)
+		return
+	}
+	d.r.work.Add(1)
+	go func() {
+		defer d.r.work.Done()
+		d.answer(id, d.r.commit(p.e))
+	}()
+}
+
+func (d *DeviceStream) planGroup(env *envelope, id, key string) (*plan, *Nack) {
+	category, n := optString(env.Category, "category")
+	if n != nil {
+		return nil, n
+	}
+	g, err := d.r.st.Group(key)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, &Nack{Code: CodeBadRegistration, Description: "Unknown notification_key: " + key}
+		}
+		return nil, storeNack(err)
+	}
+	if category != g.App {
+		return nil, &Nack{Code: CodeBadRegistration, Description: "The notification_key belongs to another app than " + category}
+	}
+	reg, err := d.r.st.FindRegistration(d.id, g.SenderID, g.App)
+	if err != nil || !slices.Contains(g.Members, reg.ID) {
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, storeNack(err)
+		}
+		return nil, &Nack{Code: CodeBadRegistration, Description: "This device is not a member of the notification_key's group"}
+	}
+	m, n := validateDownstream(env, id)
+	if n != nil {
+		return nil, n
+	}
+	m.Receipt = false // receipts are for app servers' messages
+	now := d.r.nowMs()
+	// No dedup record: a device's message ids are unique only per device.
+	p := &plan{to: key, key: g.Key, e: &store.Enqueue{SenderID: g.SenderID}}
+	if n := d.r.fanOut(p, m, &g, g.Key, reg.ID, now); n != nil {
+		return nil, n
+	}
+	if len(p.e.Messages) == 0 {
+		p.e = nil
+	}
+	return p, nil
 }
 
 // senderAddress parses "SENDER@gcm.googleapis.com" (or an accepted alias

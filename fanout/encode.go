@@ -81,3 +81,19 @@ func upstreamJSON(category string, data []byte, messageID, fromRegID string, ttl
 	o.int("time_to_live", ttl)
 	return o.done()
 }
+
+// groupAckJSON answers a message sent to a notification_key (spec §9.2):
+// the ack carries the group's counts, and always the message_id so that
+// clients that correlate by it (every one we read) can.
+func groupAckJSON(key, messageID string, success int, failed []string) []byte {
+	o := newObject(make([]byte, 0, 128+len(key)+len(messageID)+len(failed)*64))
+	o.str("from", key)
+	o.str("message_id", messageID)
+	o.str("message_type", "ack")
+	o.int("success", int64(success))
+	o.int("failure", int64(len(failed)))
+	if len(failed) > 0 {
+		o.strs("failed_registration_ids", failed)
+	}
+	return o.done()
+}

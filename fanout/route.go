@@ -1,0 +1,171 @@
+package fanout
+
+import (
+	"context"
+	"errors"
+
+	"github.com/ccsd/ccsd/store"
+)
+
+// plan is a downstream message resolved to its recipients: the write that
+// queues every copy (nil when nothing is to be stored), and for a
+// notification_key target the group's per-member outcome.
+type plan struct {
+	to      string         // the message's "to"
+	e       *store.Enqueue // nil: ack without storing (dry run, TTL 0 offline)
+	key     string         // the notification_key, when "to" was a group
+	success int
+	failed  []string // members that cannot receive it (unregistered)
+}
+
+// plan resolves m.To for sender: a registration id of this sender, or a
+// notification_key of one of its groups. All copies of a group message go
+// into one Enqueue, so they commit in one transaction.
+func (r *Router) plan(sender string, m *downstream) (*plan, *Nack) {
+	p := &plan{to: m.To}
+	reg, err := r.st.Registration(m.To)
+	switch {
+	case err == nil && reg.SenderID != sender:
+		return p, registrationNack(m.To, errOtherSender)
+	case err == nil:
+		if m.RestrictedPackage != "" && m.RestrictedPackage != reg.App {
+			return p, invalidJSON("INVALID_PACKAGE_NAME", "restricted_package_name does not match the registration's package: "+m.RestrictedPackage)
+		}
+		if m.DryRun {
+			return p, nil
+		}
+		now := r.nowMs()
+		p.e = r.newEnqueue(sender, m.MessageID, now)
+		r.addCopy(p, m, reg, sender, "", now)
+		return p, nil
+	case !errors.Is(err, store.ErrNotFound):
+		return p, registrationNack(m.To, err)
+	}
+	g, gerr := r.st.Group(m.To)
+	if gerr != nil || g.SenderID != sender {
+		// Unknown, or another sender's group: the same answer.
+		return p, registrationNack(m.To, store.ErrNotFound)
+	}
+	if m.RestrictedPackage != "" && m.RestrictedPackage != g.App {
+		return p, invalidJSON("INVALID_PACKAGE_NAME", "restricted_package_name does not match the group's package: "+m.RestrictedPackage)
+	}
+	now := r.nowMs()
+	p.key = g.Key
+	p.e = r.newEnqueue(sender, m.MessageID, now)
+	if nk := r.fanOut(p, m, &g, sender, "", now); nk != nil {
+		return p, nk
+	}
+	if m.DryRun || len(p.e.Messages) == 0 {
+		p.e = nil
+	}
+	return p, nil
+}
+
+// fanOut adds a copy for every live member of g except the registration
+// skip (a device writing to its own group), counting the members that
+// cannot receive it.
+func (r *Router) fanOut(p *plan, m *downstream, g *store.Group, from, skip string, now int64) *Nack {
+	for _, member := range g.Members {
+		if member == skip {
+			continue
+		}
+		reg, err := r.st.Registration(member)
+		switch {
+		case err == nil && reg.SenderID == g.SenderID && reg.App == g.App:
+			r.addCopy(p, m, reg, from, g.Key, now)
+		case err == nil || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrUnregistered):
+			p.failed = append(p.failed, member)
+		default:
+			return storeNack(err)
+		}
+	}
+	return nil
+}
+
+func (r *Router) newEnqueue(sender, messageID string, now int64) *store.Enqueue {
+	return &store.Enqueue{SenderID: sender, MessageID: messageID, DedupUntil: now + r.cfg.DedupWindow.Milliseconds()}
+}
+
+// addCopy renders the copy of m for one registration and adds it to p. A
+// time_to_live 0 copy for an offline device is dropped: deliver now or
+// never. It still counts as a success: the message was handled as asked.
+func (r *Router) addCopy(p *plan, m *downstream, reg store.Registration, from, key string, now int64) {
+	p.success++
+	expires := now + m.TTL*1000
+	if m.TTL == 0 {
+		if !r.deviceOnline(reg.DeviceID) {
+			return
+		}
+		expires = now + r.cfg.ZeroTTLGrace.Milliseconds()
+	}
+	p.e.Messages = append(p.e.Messages, store.Message{
+		DeviceID:    reg.DeviceID,
+		RegID:       reg.ID,
+		SenderID:    reg.SenderID,
+		MessageID:   m.MessageID,
+		CollapseKey: m.CollapseKey,
+		Expires:     expires,
+		Receipt:     m.Receipt,
+		Payload:     deviceCopyJSON(m, reg.ID, from, reg.App, key, now),
+	})
+}
+
+// commit queues a planned write durably and wakes the devices it targets.
+// A retry of a message already accepted (same sender and message_id within
+// the dedup window) is acked without being queued again.
+func (r *Router) commit(e *store.Enqueue) *Nack {
+	err := r.st.Enqueue(context.Background(), e)
+	if errors.Is(err, store.ErrDuplicate) {
+		return nil
+	}
+	if err != nil {
+		r.log.Error().Err(err).Str("sender", e.SenderID).Str("message_id", e.MessageID).Msg("enqueue downstream")
+		return storeNack(err)
+	}
+	for i := range e.Messages {
+		r.wakeDevice(e.Messages[i].DeviceID)
+	}
+	return nil
+}
+
+// SendResult is the outcome of Send.
+type SendResult struct {
+	// Nack is set when the message was refused as a whole.
+	Nack *Nack
+	// Group is true when the target was a notification_key; Success,
+	// Failure and FailedRegistrationIDs then count its members.
+	Group                 bool
+	Success, Failure      int
+	FailedRegistrationIDs []string
+}
+
+// Send routes one downstream message given as CCS JSON (with a message_id)
+// for sender and returns once it is durably queued. It serves the HTTP
+// endpoints; XMPP connections use the pipelined path of AppServerStream.
+func (r *Router) Send(ctx context.Context, sender string, payload []byte) SendResult {
+	env, id, serr := decodeEnvelope(payload)
+	if serr != nil {
+		return SendResult{Nack: invalidJSON("JSON_PARSING_ERROR", serr.text)}
+	}
+	if r.draining.Load() {
+		return SendResult{Nack: &Nack{Code: CodeServiceUnavailable, Description: "Server is shutting down, retry later"}}
+	}
+	m, n := validateDownstream(env, id)
+	if n != nil {
+		return SendResult{Nack: n}
+	}
+	p, n := r.plan(sender, m)
+	if n == nil && p.e != nil {
+		if err := ctx.Err(); err != nil {
+			return SendResult{Nack: &Nack{Code: CodeServiceUnavailable, Description: err.Error()}}
+		}
+		r.work.Add(1)
+		n = r.commit(p.e)
+		r.work.Done()
+	}
+	res := SendResult{Nack: n, Group: p.key != ""}
+	if n == nil && res.Group {
+		res.Success, res.Failure, res.FailedRegistrationIDs = p.success, len(p.failed), p.failed
+	}
+	return res
+}
