@@ -25,6 +25,9 @@ const (
 type Nack struct {
 	Code        Code
 	Description string
+	// Sub is the INVALID_JSON sub-code (MISSING_REGISTRATION, INVALID_TTL,
+	// JSON_TYPE_ERROR, ...), empty for other codes.
+	Sub string
 }
 
 func (n *Nack) Error() string { return string(n.Code) + ": " + n.Description }
@@ -33,7 +36,38 @@ func (n *Nack) Error() string { return string(n.Code) + ": " + n.Description }
 // "InvalidJson : SUBCODE : text" form, so that app servers that log or match
 // on it see what they saw from Google.
 func invalidJSON(subcode, text string) *Nack {
-	return &Nack{Code: CodeInvalidJSON, Description: "InvalidJson : " + subcode + " : " + text}
+	return &Nack{Code: CodeInvalidJSON, Sub: subcode, Description: "InvalidJson : " + subcode + " : " + text}
+}
+
+// HTTPError is the legacy HTTP API's name for the nack (spec §4.3, the
+// HTTP <-> XMPP table), as put in a result's "error" field. It reports
+// false for problems that HTTP answers with status 400 for the whole
+// request instead: unparsable JSON and fields of the wrong type.
+func (n *Nack) HTTPError() (string, bool) {
+	switch n.Code {
+	case CodeBadRegistration:
+		return "InvalidRegistration", true
+	case CodeDeviceUnregistered:
+		return "NotRegistered", true
+	case CodeServiceUnavailable, CodeConnectionDraining:
+		return "Unavailable", true
+	case CodeInternalServerError:
+		return "InternalServerError", true
+	case CodeInvalidJSON:
+		switch n.Sub {
+		case "MISSING_REGISTRATION":
+			return "MissingRegistration", true
+		case "MESSAGE_TOO_BIG":
+			return "MessageTooBig", true
+		case "INVALID_DATA_KEY":
+			return "InvalidDataKey", true
+		case "INVALID_TTL":
+			return "InvalidTtl", true
+		case "INVALID_PACKAGE_NAME":
+			return "InvalidPackageName", true
+		}
+	}
+	return "", false
 }
 
 // storeNack maps a store error to the nack an app server sees. It is the one

@@ -1,0 +1,267 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/ccsd/ccsd/fanout"
+)
+
+// MaxRegistrationIDs bounds registration_ids in one legacy send (spec §11).
+const MaxRegistrationIDs = 1000
+
+// Router routes one downstream message; *fanout.Router implements it.
+type Router interface {
+	Send(ctx context.Context, sender string, payload []byte) fanout.SendResult
+}
+
+// KeyAuthenticator finds the sender of an API key; *auth.Senders
+// implements it. senderID may be empty (the legacy send has none).
+type KeyAuthenticator interface {
+	AuthenticateKey(ctx context.Context, senderID, apiKey string) (string, error)
+}
+
+// SendHandler serves the legacy GCM HTTP send endpoint, POST /gcm/send
+// (and its FCM-era path /fcm/send): JSON or plain-text requests, per
+// recipient results, device-group answers (spec §9.1, §11).
+type SendHandler struct {
+	router  Router
+	auth    KeyAuthenticator
+	log     zerolog.Logger
+	maxBody int64
+	prefix  string // random per process: message ids never repeat across restarts
+	seq     atomic.Uint64
+}
+
+// NewSendHandler returns the /gcm/send handler.
+func NewSendHandler(router Router, auth KeyAuthenticator, log zerolog.Logger) *SendHandler {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return &SendHandler{router: router, auth: auth, log: log, maxBody: DefaultMaxBodyBytes + MaxRegistrationIDs*256, prefix: hex.EncodeToString(b[:])}
+}
+
+// Mount registers the handler on the public API at both paths.
+func (h *SendHandler) Mount(a *API) {
+	a.Handle("POST /gcm/send", h)
+	a.Handle("POST /fcm/send", h)
+}
+
+// messageID makes a GCM-looking message id: "0:<ms>%<process><seq>".
+func (h *SendHandler) messageID() string {
+	return "0:" + strconv.FormatInt(time.Now().UnixMilli(), 10) + "%" + h.prefix + strconv.FormatUint(h.seq.Add(1), 16)
+}
+
+// legacyResult is one entry of "results".
+type legacyResult struct {
+	MessageID string `json:"message_id,omitempty"`
+	Error     string `json:"error,omitempty"`
+}
+
+type multicastResponse struct {
+	MulticastID  int64          `json:"multicast_id"`
+	Success      int            `json:"success"`
+	Failure      int            `json:"failure"`
+	CanonicalIDs int            `json:"canonical_ids"`
+	Results      []legacyResult `json:"results"`
+}
+
+type groupResponse struct {
+	Success               int      `json:"success"`
+	Failure               int      `json:"failure"`
+	FailedRegistrationIDs []string `json:"failed_registration_ids,omitempty"`
+}
+
+// ServeHTTP handles one send request.
+func (h *SendHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "key=")
+	if !ok || key == "" {
+		writeError(w, http.StatusUnauthorized, "missing Authorization: key=API_KEY header")
+		return
+	}
+	sender, err := h.auth.AuthenticateKey(r.Context(), "", strings.TrimSpace(key))
+	if err != nil {
+		writeError(w, http.StatusUnauthorized, "the API key is not valid")
+		return
+	}
+	body, err := readBody(w, r, h.maxBody)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeError(w, http.StatusRequestEntityTooLarge, "request body too large")
+			return
+		}
+		writeError(w, http.StatusBadRequest, "cannot read the request body")
+		return
+	}
+	ct := r.Header.Get("Content-Type")
+	if strings.HasPrefix(strings.ToLower(strings.TrimSpace(ct)), "application/json") {
+		h.sendJSON(w, r.Context(), sender, body)
+		return
+	}
+	// Missing or form Content-Type means plain text (spec §11).
+	h.sendPlain(w, r.Context(), sender, body)
+}
+
+// sendJSON handles the JSON form: registration_ids (multicast), or "to" /
+// "notification_key" (one registration or a device group).
+func (h *SendHandler) sendJSON(w http.ResponseWriter, ctx context.Context, sender string, body []byte) {
+	var req map[string]json.RawMessage
+	if err := json.Unmarshal(body, &req); err != nil || req == nil {
+		writeError(w, http.StatusBadRequest, "the request body is not a JSON object")
+		return
+	}
+	var regIDs []string
+	if raw, ok := req["registration_ids"]; ok {
+		if err := json.Unmarshal(raw, &regIDs); err != nil {
+			writeError(w, http.StatusBadRequest, `field "registration_ids" must be an array of strings`)
+			return
+		}
+		if len(regIDs) > MaxRegistrationIDs {
+			writeError(w, http.StatusBadRequest, "too many registration_ids: at most 1000")
+			return
+		}
+	}
+	var to string
+	for _, f := range []string{"to", "notification_key"} {
+		if raw, ok := req[f]; ok && to == "" {
+			if err := json.Unmarshal(raw, &to); err != nil {
+				writeError(w, http.StatusBadRequest, `field "`+f+`" must be a string`)
+				return
+			}
+		}
+	}
+	if to != "" && len(regIDs) > 0 {
+		writeError(w, http.StatusBadRequest, `give either "to" or "registration_ids", not both`)
+		return
+	}
+	if to != "" {
+		regIDs = []string{to}
+	}
+	if len(regIDs) == 0 {
+		writeError(w, http.StatusBadRequest, "MissingRegistration: no registration_ids or to")
+		return
+	}
+	delete(req, "registration_ids")
+	delete(req, "notification_key")
+	delete(req, "message_id") // ccsd assigns them
+
+	results := make([]fanout.SendResult, len(regIDs))
+	ids := make([]string, len(regIDs))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64) // concurrent sends share commits
+	for i, id := range regIDs {
+		ids[i] = h.messageID()
+		req["to"], _ = json.Marshal(id)
+		req["message_id"], _ = json.Marshal(ids[i])
+		payload, err := json.Marshal(req)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "the request cannot be encoded")
+			return
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(i int, payload []byte) {
+			defer func() { <-sem; wg.Done() }()
+			results[i] = h.router.Send(ctx, sender, payload)
+		}(i, payload)
+	}
+	wg.Wait()
+
+	// Field-type problems concern the whole request: 400 (spec §11).
+	for _, res := range results {
+		if res.Nack != nil {
+			if _, ok := res.Nack.HTTPError(); !ok {
+				writeError(w, http.StatusBadRequest, res.Nack.Description)
+				return
+			}
+		}
+	}
+	if to != "" && results[0].Group {
+		res := results[0]
+		if res.Nack == nil {
+			if res.Success == 0 {
+				// Total failure of a device-group send: 503, no body (spec §9.1).
+				w.Header().Set("Retry-After", "10")
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			}
+			writeJSON(w, http.StatusOK, groupResponse{Success: res.Success, Failure: res.Failure, FailedRegistrationIDs: res.FailedRegistrationIDs})
+			return
+		}
+	}
+	resp := multicastResponse{MulticastID: time.Now().UnixNano(), Results: make([]legacyResult, len(results))}
+	for i, res := range results {
+		if res.Nack != nil {
+			code, _ := res.Nack.HTTPError()
+			resp.Results[i].Error = code
+			resp.Failure++
+			continue
+		}
+		resp.Results[i].MessageID = ids[i]
+		resp.Success++
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// sendPlain handles the plain-text form: one registration_id, options as
+// form fields and data as data.<key> fields; the answer is "id=..." or
+// "Error=...", and Unavailable is HTTP 500 instead (spec §11).
+func (h *SendHandler) sendPlain(w http.ResponseWriter, ctx context.Context, sender string, body []byte) {
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		writeText(w, http.StatusBadRequest, "Error=InvalidRequest\n")
+		return
+	}
+	reg := form.Get("registration_id")
+	if reg == "" {
+		writeText(w, http.StatusOK, "Error=MissingRegistration\n")
+		return
+	}
+	id := h.messageID()
+	msg := map[string]any{"to": reg, "message_id": id}
+	data := map[string]string{}
+	for k, v := range form {
+		switch {
+		case strings.HasPrefix(k, "data."):
+			data[strings.TrimPrefix(k, "data.")] = v[0]
+		case k == "collapse_key" || k == "restricted_package_name":
+			msg[k] = v[0]
+		case k == "time_to_live":
+			msg[k] = v[0] // digits, validated by fanout
+		case k == "delay_while_idle" || k == "dry_run":
+			msg[k] = v[0] == "1" || v[0] == "true"
+		}
+	}
+	if len(data) > 0 {
+		msg["data"] = data
+	}
+	payload, _ := json.Marshal(msg)
+	res := h.router.Send(ctx, sender, payload)
+	switch {
+	case res.Nack == nil:
+		writeText(w, http.StatusOK, "id="+id+"\n")
+	default:
+		code, ok := res.Nack.HTTPError()
+		switch {
+		case !ok:
+			writeText(w, http.StatusBadRequest, "Error=InvalidRequest\n")
+		case code == "Unavailable" || code == "InternalServerError":
+			w.Header().Set("Retry-After", "10")
+			writeText(w, http.StatusInternalServerError, "Error="+code+"\n")
+		default:
+			writeText(w, http.StatusOK, "Error="+code+"\n")
+		}
+	}
+}
