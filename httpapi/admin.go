@@ -32,6 +32,10 @@ type AdminConfig struct {
 	Logger zerolog.Logger
 	// Health, if set, is called by GET /healthz; an error gives 503.
 	Health func(ctx context.Context) error
+	// Instance, if set, is reported by GET /healthz, so that a client that
+	// found this address in a data directory's run.json can check it reached
+	// the server of that directory and not another process on a reused port.
+	Instance string
 }
 
 // Admin is the operator handler for the loopback admin listener:
@@ -40,7 +44,7 @@ type AdminConfig struct {
 //	GET  /admin/senders              -> 200 [{"sender_id", "created", "revoked"}]
 //	GET  /admin/senders/{id}         -> 200 {"sender_id", "created", "revoked"}
 //	POST /admin/senders/{id}/revoke  -> 200 {"sender_id", "created", "revoked": true}
-//	GET  /healthz                    -> 200 {"status": "ok"}
+//	GET  /healthz                    -> 200 {"status": "ok", "instance": "..."}
 //
 // Errors are {"error": "..."}: 400 bad input, 403 not from loopback or
 // cross-origin, 404 unknown sender, 409 sender exists, 413 body too large,
@@ -50,6 +54,7 @@ type Admin struct {
 	*router
 	senders SenderService
 	health  func(ctx context.Context) error
+	inst    string
 	log     zerolog.Logger
 	guard   http.Handler
 }
@@ -59,7 +64,7 @@ func NewAdmin(cfg AdminConfig) *Admin {
 	if cfg.Senders == nil {
 		panic("httpapi: AdminConfig.Senders is nil")
 	}
-	a := &Admin{router: newRouter(cfg.Logger), senders: cfg.Senders, health: cfg.Health, log: cfg.Logger}
+	a := &Admin{router: newRouter(cfg.Logger), senders: cfg.Senders, health: cfg.Health, inst: cfg.Instance, log: cfg.Logger}
 	a.handleFunc("POST /admin/senders", a.createSender)
 	a.handleFunc("GET /admin/senders", a.listSenders)
 	a.handleFunc("GET /admin/senders/{id}", a.getSender)
@@ -213,7 +218,13 @@ func (a *Admin) healthz(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	writeJSON(w, http.StatusOK, Health{Status: "ok", Instance: a.inst})
+}
+
+// Health is the answer of GET /healthz.
+type Health struct {
+	Status   string `json:"status"`
+	Instance string `json:"instance,omitempty"`
 }
 
 // internal answers 500 and logs the cause, which the client does not see.

@@ -36,9 +36,10 @@ func newAdminEnv(t *testing.T) *adminEnv {
 	t.Cleanup(func() { db.Close() })
 	e := &adminEnv{db: db, senders: auth.NewSenders(db)}
 	h := NewAdmin(AdminConfig{
-		Senders: e.senders,
-		Logger:  zerolog.New(zerolog.NewTestWriter(t)),
-		Health:  func(context.Context) error { return e.health },
+		Senders:  e.senders,
+		Logger:   zerolog.New(zerolog.NewTestWriter(t)),
+		Health:   func(context.Context) error { return e.health },
+		Instance: "inst-1",
 	})
 	e.srv = httptest.NewServer(h)
 	t.Cleanup(e.srv.Close)
@@ -159,7 +160,7 @@ func TestAdminListGetRevoke(t *testing.T) {
 func TestAdminHealthz(t *testing.T) {
 	e := newAdminEnv(t)
 	resp, got := e.do(t, "GET", "/healthz", "")
-	if resp.StatusCode != 200 || strings.TrimSpace(got) != `{"status":"ok"}` {
+	if resp.StatusCode != 200 || strings.TrimSpace(got) != `{"status":"ok","instance":"inst-1"}` {
 		t.Errorf("healthz: %d %q", resp.StatusCode, got)
 	}
 	e.health = errors.New("store closed")

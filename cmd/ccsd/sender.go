@@ -1,0 +1,275 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/ccsd/ccsd/auth"
+	"github.com/ccsd/ccsd/httpapi"
+	"github.com/ccsd/ccsd/store"
+)
+
+// offlineLockTimeout is how long a sender subcommand waits for the database
+// lock when no server answers: short, so that a locked store gives a clear
+// error at once instead of a hang.
+const offlineLockTimeout = 500 * time.Millisecond
+
+// adminTimeout bounds one call to a running server's admin endpoint.
+const adminTimeout = 5 * time.Second
+
+const senderUsage = `Usage:
+  ccsd sender create [--id ID] [--data DIR]   create a sender; prints {"sender_id", "api_key"}
+  ccsd sender list [--data DIR]               list senders as JSON
+  ccsd sender revoke [--data DIR] ID          revoke a sender's API key
+`
+
+func runSender(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, senderUsage)
+		return exitUsage
+	}
+	sub := args[0]
+	var synopsis string
+	switch sub {
+	case "create":
+		synopsis = "ccsd sender create [--id ID] [--data DIR]"
+	case "list":
+		synopsis = "ccsd sender list [--data DIR]"
+	case "revoke":
+		synopsis = "ccsd sender revoke [--data DIR] ID"
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, senderUsage)
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "ccsd sender: unknown subcommand %q\n\n%s", sub, senderUsage)
+		return exitUsage
+	}
+	fs := newFlagSet("sender "+sub, synopsis, stderr)
+	data := fs.String("data", "./ccsd-data", "data directory of the server")
+	var id string
+	if sub == "create" {
+		fs.StringVar(&id, "id", "", "sender id to create (default: a random 12-digit number)")
+	}
+	var lf logFlags
+	lf.register(fs)
+	pos, err := parseFlags(fs, args[1:])
+	if err != nil {
+		return flagError(err, stderr)
+	}
+	switch {
+	case sub == "revoke" && len(pos) != 1:
+		fmt.Fprintf(stderr, "Usage: %s\n", synopsis)
+		return exitUsage
+	case sub != "revoke" && len(pos) != 0:
+		fmt.Fprintf(stderr, "ccsd sender %s: unexpected argument %q\n", sub, pos[0])
+		return exitUsage
+	}
+	log, err := lf.newLogger(stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "ccsd sender:", err)
+		return exitUsage
+	}
+	activeLogger.Store(&log)
+
+	ops, closeOps, err := openSenderOps(ctx, *data, sub == "create", log)
+	if err != nil {
+		log.Error().Err(err).Msg("sender " + sub + " failed")
+		return exitFail
+	}
+	defer closeOps()
+
+	var out any
+	switch sub {
+	case "create":
+		out, err = ops.create(ctx, id)
+	case "list":
+		out, err = ops.list(ctx)
+	case "revoke":
+		out, err = ops.revoke(ctx, pos[0])
+	}
+	if err != nil {
+		log.Error().Err(err).Msg("sender " + sub + " failed")
+		return exitFail
+	}
+	enc := json.NewEncoder(stdout)
+	if sub == "list" {
+		enc.SetIndent("", "  ")
+	}
+	if err := enc.Encode(out); err != nil {
+		log.Error().Err(err).Msg("write result")
+		return exitFail
+	}
+	return exitOK
+}
+
+// senderOps runs the sender subcommands, either through a running server's
+// admin endpoint or on the store directly. Errors wrap the auth sentinel
+// errors (ErrSenderExists, ErrUnknownSender, ErrInvalidSenderID) either way.
+type senderOps interface {
+	create(ctx context.Context, id string) (httpapi.CreateSenderResponse, error)
+	list(ctx context.Context) ([]httpapi.SenderJSON, error)
+	revoke(ctx context.Context, id string) (httpapi.SenderJSON, error)
+}
+
+// openSenderOps picks how to reach the senders of the data directory: the
+// admin endpoint named in run.json if it answers as that server, else the
+// store opened directly. A store held by a server that does not answer is a
+// clear error, after at most offlineLockTimeout.
+func openSenderOps(ctx context.Context, dataDir string, create bool, log zerolog.Logger) (senderOps, func(), error) {
+	info, err := readRunInfo(dataDir)
+	switch {
+	case err == nil && info.AdminAddr != "":
+		c := &adminClient{base: "http://" + info.AdminAddr, http: &http.Client{Timeout: adminTimeout}}
+		if err := c.ping(ctx, info.Instance); err == nil {
+			log.Debug().Str("admin_addr", info.AdminAddr).Msg("using the running server's admin endpoint")
+			return c, func() {}, nil
+		} else {
+			log.Debug().Err(err).Str("admin_addr", info.AdminAddr).Msg("admin endpoint in run.json does not answer; opening the store")
+		}
+	case err != nil && !errors.Is(err, os.ErrNotExist):
+		log.Debug().Err(err).Msg("ignoring run.json")
+	}
+
+	if create {
+		if err := os.MkdirAll(dataDir, 0o700); err != nil {
+			return nil, nil, fmt.Errorf("create data directory: %w", err)
+		}
+	} else if _, err := os.Stat(dataDir); err != nil {
+		return nil, nil, fmt.Errorf("data directory: %w", err)
+	}
+	db, err := store.Open(filepath.Join(dataDir, "ccsd.db"), store.Options{LockTimeout: offlineLockTimeout})
+	if errors.Is(err, store.ErrLocked) {
+		return nil, nil, fmt.Errorf("data directory %s is in use by a ccsd whose admin endpoint does not answer (no usable %s): stop it or retry once it is up: %w",
+			dataDir, runInfoFile, err)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return localSenders{auth.NewSenders(db)}, func() { db.Close() }, nil
+}
+
+// localSenders runs the subcommands on an open store.
+type localSenders struct{ s *auth.Senders }
+
+func (l localSenders) create(_ context.Context, id string) (httpapi.CreateSenderResponse, error) {
+	s, key, err := l.s.Create(id)
+	return httpapi.CreateSenderResponse{SenderID: s.ID, APIKey: key}, err
+}
+
+func (l localSenders) list(context.Context) ([]httpapi.SenderJSON, error) {
+	list, err := l.s.List()
+	out := make([]httpapi.SenderJSON, 0, len(list))
+	for _, s := range list {
+		out = append(out, httpapi.SenderJSON{SenderID: s.ID, Created: s.Created.UTC(), Revoked: s.Revoked})
+	}
+	return out, err
+}
+
+func (l localSenders) revoke(_ context.Context, id string) (httpapi.SenderJSON, error) {
+	if err := l.s.Revoke(id); err != nil {
+		return httpapi.SenderJSON{}, err
+	}
+	s, err := l.s.Get(id)
+	return httpapi.SenderJSON{SenderID: s.ID, Created: s.Created.UTC(), Revoked: s.Revoked}, err
+}
+
+// adminClient runs the subcommands through a running server's admin
+// endpoint.
+type adminClient struct {
+	base string
+	http *http.Client
+}
+
+// ping checks that the endpoint answers /healthz as the server run that
+// wrote run.json (same instance id), not some other process on that port.
+func (c *adminClient) ping(ctx context.Context, instance string) error {
+	var h httpapi.Health
+	if err := c.call(ctx, "GET", "/healthz", nil, &h); err != nil {
+		return err
+	}
+	if h.Status != "ok" || (instance != "" && h.Instance != instance) {
+		return fmt.Errorf("admin endpoint %s belongs to another server (instance %q, want %q)", c.base, h.Instance, instance)
+	}
+	return nil
+}
+
+func (c *adminClient) create(ctx context.Context, id string) (httpapi.CreateSenderResponse, error) {
+	var out httpapi.CreateSenderResponse
+	err := c.call(ctx, "POST", "/admin/senders", httpapi.CreateSenderRequest{ID: id}, &out)
+	return out, err
+}
+
+func (c *adminClient) list(ctx context.Context) ([]httpapi.SenderJSON, error) {
+	out := []httpapi.SenderJSON{}
+	err := c.call(ctx, "GET", "/admin/senders", nil, &out)
+	return out, err
+}
+
+func (c *adminClient) revoke(ctx context.Context, id string) (httpapi.SenderJSON, error) {
+	var out httpapi.SenderJSON
+	err := c.call(ctx, "POST", "/admin/senders/"+url.PathEscape(id)+"/revoke", nil, &out)
+	return out, err
+}
+
+// call sends one JSON request and decodes a 2xx answer into out. An error
+// answer becomes an error wrapping the matching auth sentinel.
+func (c *adminClient) call(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return fmt.Errorf("admin %s %s: %w", method, path, err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("admin %s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return fmt.Errorf("admin %s %s: read answer: %w", method, path, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		msg := string(bytes.TrimSpace(b))
+		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			msg = e.Error
+		}
+		err := fmt.Errorf("admin %s %s: %s: %s", method, path, resp.Status, msg)
+		switch resp.StatusCode {
+		case http.StatusConflict:
+			err = fmt.Errorf("%w (%w)", auth.ErrSenderExists, err)
+		case http.StatusNotFound:
+			err = fmt.Errorf("%w (%w)", auth.ErrUnknownSender, err)
+		case http.StatusBadRequest:
+			err = fmt.Errorf("%w (%w)", auth.ErrInvalidSenderID, err)
+		}
+		return err
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("admin %s %s: decode answer: %w", method, path, err)
+	}
+	return nil
+}
