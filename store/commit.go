@@ -150,15 +150,19 @@ func (db *DB) commit(batch []*op) {
 			}
 			return
 		}
-		db.commits.Add(1)
+		// Count before answering, so a caller that saw its write succeed
+		// also sees it in Stats.
 		var ok uint64
-		for i, o := range batch {
+		for i := range batch {
 			if errs[i] == nil {
 				ok++
 			}
-			o.done <- errs[i]
 		}
 		db.ops.Add(ok)
+		db.commits.Add(1)
+		for i, o := range batch {
+			o.done <- errs[i]
+		}
 		return
 	}
 }
