@@ -226,7 +226,7 @@ func (c *Conn) run(sess *xmpp.Session) {
 	err := c.readLoop(r, st)
 	_ = r.Close()
 	reason, abort := c.classify(err)
-	if reason != "" || abort {
+	if reason != "" {
 		c.log.Info().Err(err).Str("reason", reason).Msg("xmpp: closing connection")
 	} else {
 		c.log.Debug().Err(err).Msg("xmpp: connection closing")
