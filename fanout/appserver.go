@@ -104,9 +104,10 @@ func (s *AppServerStream) downstream(env *envelope, id string) {
 		return
 	}
 	s.r.work.Add(1)
+	wait := s.r.submit(p.e)
 	go func() {
 		defer s.r.work.Done()
-		s.reply(id, p, s.r.commit(p.e))
+		s.reply(id, p, wait())
 	}()
 }
 

@@ -319,9 +319,10 @@ func (d *DeviceStream) toGroup(env *envelope, id, key string) {
 		return
 	}
 	d.r.work.Add(1)
+	wait := d.r.submit(p.e)
 	go func() {
 		defer d.r.work.Done()
-		d.answer(id, d.r.commit(p.e))
+		d.answer(id, wait())
 	}()
 }
 

@@ -110,22 +110,28 @@ func (r *Router) addCopy(p *plan, m *downstream, reg store.Registration, from, k
 	})
 }
 
-// commit queues a planned write durably and wakes the devices it targets.
-// A retry of a message already accepted (same sender and message_id within
-// the dedup window) is acked without being queued again.
-func (r *Router) commit(e *store.Enqueue) *Nack {
-	err := r.st.Enqueue(context.Background(), e)
-	if errors.Is(err, store.ErrDuplicate) {
+// submit hands a planned write to the store's committer in the caller's
+// goroutine, so that messages read one after another from one connection
+// are queued in that order, and returns the function that waits for the
+// commit, wakes the devices it targets, and gives the answer. A retry of a
+// message already accepted (same sender and message_id within the dedup
+// window) is acked without being queued again.
+func (r *Router) submit(e *store.Enqueue) func() *Nack {
+	w := r.st.EnqueueAsync(context.Background(), e)
+	return func() *Nack {
+		err := w.Wait(context.Background())
+		if errors.Is(err, store.ErrDuplicate) {
+			return nil
+		}
+		if err != nil {
+			r.log.Error().Err(err).Str("sender", e.SenderID).Str("message_id", e.MessageID).Msg("enqueue downstream")
+			return storeNack(err)
+		}
+		for i := range e.Messages {
+			r.wakeDevice(e.Messages[i].DeviceID)
+		}
 		return nil
 	}
-	if err != nil {
-		r.log.Error().Err(err).Str("sender", e.SenderID).Str("message_id", e.MessageID).Msg("enqueue downstream")
-		return storeNack(err)
-	}
-	for i := range e.Messages {
-		r.wakeDevice(e.Messages[i].DeviceID)
-	}
-	return nil
 }
 
 // SendResult is the outcome of Send.
@@ -160,7 +166,7 @@ func (r *Router) Send(ctx context.Context, sender string, payload []byte) SendRe
 			return SendResult{Nack: &Nack{Code: CodeServiceUnavailable, Description: err.Error()}}
 		}
 		r.work.Add(1)
-		n = r.commit(p.e)
+		n = r.submit(p.e)()
 		r.work.Done()
 	}
 	res := SendResult{Nack: n, Group: p.key != ""}

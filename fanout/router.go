@@ -33,7 +33,7 @@ type Store interface {
 	Registration(id string) (store.Registration, error)
 	FindRegistration(deviceID, senderID, app string) (store.Registration, error)
 	Group(key string) (store.Group, error)
-	Enqueue(ctx context.Context, e *store.Enqueue) error
+	EnqueueAsync(ctx context.Context, e *store.Enqueue) *store.Write
 	Pending(deviceID string, after uint64, limit int, nowMs int64) ([]store.Message, error)
 	Ack(ctx context.Context, deviceID string, seq uint64, receipt *store.Upstream) (store.Message, error)
 	PushUpstream(ctx context.Context, u *store.Upstream) error

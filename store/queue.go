@@ -42,9 +42,19 @@ func seqOf(k []byte) uint64 { return binary.BigEndian.Uint64(k) }
 // newest survives. Then the dedup record is written, to live until
 // DedupUntil. Enqueue does not check registrations: the caller does.
 func (db *DB) Enqueue(ctx context.Context, e *Enqueue) error {
+	return db.EnqueueAsync(ctx, e).Wait(ctx)
+}
+
+// EnqueueAsync is Enqueue without the wait: it hands e to the committer and
+// returns. Enqueues submitted one after another by one goroutine commit in
+// that order, so a connection that pipelines messages keeps their order
+// without waiting for each fsync. e must not change until Wait returns.
+func (db *DB) EnqueueAsync(ctx context.Context, e *Enqueue) *Write {
+	w := &Write{label: "enqueue " + e.SenderID + "/" + e.MessageID}
 	for i := range e.Messages {
 		if e.Messages[i].DeviceID == "" {
-			return fmt.Errorf("store: enqueue %s/%s: message %d has no device id", e.SenderID, e.MessageID, i)
+			w.err = fmt.Errorf("message %d has no device id", i)
+			return w
 		}
 	}
 	var dk []byte
@@ -56,7 +66,7 @@ func (db *DB) Enqueue(ctx context.Context, e *Enqueue) error {
 		vals[i] = encodeMessage(&e.Messages[i])
 	}
 	now := time.Now().UnixMilli()
-	err := db.update(ctx, func(tx *bbolt.Tx) error {
+	w.o, w.err = db.submit(ctx, func(tx *bbolt.Tx) error {
 		dedup := tx.Bucket(bucketDedup)
 		if dk != nil {
 			if v := dedup.Get(dk); v != nil && len(v) == 8 {
@@ -130,10 +140,7 @@ func (db *DB) Enqueue(ctx context.Context, e *Enqueue) error {
 		}
 		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("store: enqueue %s/%s: %w", e.SenderID, e.MessageID, err)
-	}
-	return nil
+	return w
 }
 
 // deleteMessage removes one queued message with its expiry and collapse

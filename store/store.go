@@ -203,32 +203,71 @@ func (db *DB) view(fn func(tx *bbolt.Tx) error) error {
 // before writing anything it may return clean(err) to spare the batch a
 // re-run.
 func (db *DB) update(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
-	if err := ctx.Err(); err != nil {
+	o, err := db.submit(ctx, fn)
+	if err != nil {
 		return err
+	}
+	return o.wait(ctx)
+}
+
+// submit hands fn to the committer and returns without waiting for the
+// commit. The committer takes requests in channel order, so writes submitted
+// one after another by one goroutine commit in that order (in the same
+// batch or in later ones).
+func (db *DB) submit(ctx context.Context, fn func(tx *bbolt.Tx) error) (*op, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	o := &op{fn: fn, done: make(chan error, 1)}
 	db.mu.RLock()
 	if db.closed {
 		db.mu.RUnlock()
-		return ErrClosed
+		return nil, ErrClosed
 	}
 	select {
 	case db.reqs <- o:
 		db.mu.RUnlock()
+		return o, nil
 	case <-ctx.Done():
 		db.mu.RUnlock()
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
+}
+
+// wait returns the outcome of a submitted op. If ctx ends first and the
+// committer has not taken the op yet, nothing is written and ctx's error is
+// returned; once taken, wait reports the true outcome, so a nil error always
+// means durable and an error means nothing written.
+func (o *op) wait(ctx context.Context) error {
 	select {
 	case err := <-o.done:
 		return err
 	case <-ctx.Done():
 		if o.state.CompareAndSwap(opWaiting, opCancelled) {
-			// The committer has not taken it: nothing will be written.
 			return ctx.Err()
 		}
-		// Already in a transaction: wait for the true outcome, so a nil
-		// error always means durable and an error means nothing written.
 		return <-o.done
 	}
+}
+
+// Write is a write handed to the group committer by an ...Async method.
+// Writes submitted one after another by one goroutine commit in that order;
+// each still shares its fsync with whatever else is waiting.
+type Write struct {
+	o     *op
+	err   error
+	label string
+}
+
+// Wait returns the write's outcome once its transaction is fsynced: nil
+// means durable.
+func (w *Write) Wait(ctx context.Context) error {
+	err := w.err
+	if err == nil {
+		err = w.o.wait(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("store: %s: %w", w.label, err)
+	}
+	return nil
 }
