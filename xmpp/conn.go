@@ -199,7 +199,6 @@ func (c *Conn) run(sess *xmpp.Session) {
 	var st Stream
 	cond, text := s.register(c)
 	if cond == "" {
-		defer s.unregister(c)
 		var err error
 		st, err = c.open()
 		if err != nil {
@@ -217,6 +216,7 @@ func (c *Conn) run(sess *xmpp.Session) {
 		c.shutdownText(cond, text, false)
 		<-c.writerDone
 		lingerClose(c.wire)
+		s.unregister(c)
 		close(c.done)
 		return
 	}
@@ -239,6 +239,7 @@ func (c *Conn) run(sess *xmpp.Session) {
 	} else {
 		lingerClose(c.wire)
 	}
+	s.unregister(c)
 	close(c.done)
 }
 

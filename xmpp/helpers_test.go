@@ -325,7 +325,7 @@ func (c *rawClient) expectEnd() {
 			c.t.Fatalf("want </stream:stream>, got <%s>", start.Name.Local)
 		}
 	}
-	c.send(`</stream:stream>`)
+	_, _ = c.conn.Write([]byte(`</stream:stream>`)) // may fail: the server may be gone
 	_ = c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := c.conn.Read(make([]byte, 1)); err == nil {
 		c.t.Fatalf("data after </stream:stream>")

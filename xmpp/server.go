@@ -26,6 +26,9 @@ const (
 	DefaultSendQueue          = 1024
 )
 
+// aLongTimeAgo is a deadline in the past, to kick blocked reads.
+var aLongTimeAgo = time.Unix(1, 0)
+
 // closeWait is how long a closing connection waits for the peer's
 // </stream:stream> before the socket is closed.
 const closeWait = 2 * time.Second
@@ -294,9 +297,6 @@ func (s *Server) handle(raw net.Conn) {
 	id := s.nextID.Add(1)
 	log := s.log.With().Uint64("conn", id).Str("remote", raw.RemoteAddr().String()).Logger()
 
-	// The negotiation context lives as long as the connection: canceling it
-	// right after negotiation could let mellium's deadline goroutine kick
-	// the established connection's reads (it races with its own cleanup).
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.NegotiationTimeout)
 	defer cancel()
 	deadline := time.Now().Add(s.cfg.NegotiationTimeout)
@@ -314,9 +314,16 @@ func (s *Server) handle(raw net.Conn) {
 		ip = host
 	}
 	n := newNegotiation(ctx, s, wire, ip)
+	// The deadline set above bounds negotiation; a canceled context (timeout
+	// or Server.Close) kicks a blocked read. mellium cannot touch deadlines:
+	// wireConn's deadline setters are no-ops.
+	stop := context.AfterFunc(ctx, func() { _ = raw.SetDeadline(aLongTimeAgo) })
 	sess, err := n.run()
+	if !stop() && err == nil {
+		err = ctx.Err() // kicked just as negotiation ended
+	}
 	if err != nil {
-		s.negotiationFailed(log, wire, n, err)
+		s.negotiationFailed(ctx, log, wire, n, err)
 		lingerClose(wire)
 		return
 	}
@@ -326,8 +333,9 @@ func (s *Server) handle(raw net.Conn) {
 }
 
 // negotiationFailed writes the stream error that ends a failed negotiation.
-func (s *Server) negotiationFailed(log zerolog.Logger, wire *wireConn, n *negotiation, err error) {
+func (s *Server) negotiationFailed(ctx context.Context, log zerolog.Logger, wire *wireConn, n *negotiation, err error) {
 	rerr := wire.readFailed()
+	cerr := ctx.Err()
 	var cond string
 	var se stream.Error
 	var syn *xml.SyntaxError
@@ -340,9 +348,9 @@ func (s *Server) negotiationFailed(log zerolog.Logger, wire *wireConn, n *negoti
 		cond = "" // <failure/> was sent: just close the stream
 	case errors.Is(rerr, errStanzaTooBig):
 		cond = "policy-violation"
-	case errors.Is(err, context.Canceled) && s.isClosed():
+	case errors.Is(cerr, context.Canceled) && s.isClosed():
 		cond = "system-shutdown"
-	case errors.Is(err, context.DeadlineExceeded) || (errors.As(rerr, &ne) && ne.Timeout()):
+	case cerr != nil || (errors.As(rerr, &ne) && ne.Timeout()):
 		cond = "connection-timeout"
 	case rerr != nil:
 		log.Debug().Err(err).Msg("xmpp: negotiation failed: peer gone")

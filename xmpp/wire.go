@@ -311,9 +311,10 @@ func (w *wireConn) Read(p []byte) (int, error) {
 		}
 		if w.idle > 0 && !w.closing {
 			now := time.Now()
-			// Pushing the deadline costs a timer update; do it at most a few
-			// times per second (the deadline is at most 1s early).
-			if now.Sub(w.lastSet) >= time.Second {
+			// Pushing the deadline costs a timer update; do it at most once
+			// per eighth of the timeout, capped at 1s (so it fires at most
+			// that much early).
+			if now.Sub(w.lastSet) >= min(w.idle/8, time.Second) {
 				_ = w.Conn.SetReadDeadline(now.Add(w.idle))
 				w.lastSet = now
 			}
@@ -379,6 +380,17 @@ func (w *wireConn) readFailed() error {
 	defer w.rmu.Unlock()
 	return w.readErr
 }
+
+// SetDeadline is a no-op: deadlines belong to this package, not to mellium
+// (whose context watcher sets a deadline in the past and then clears it, which
+// can lose the wake-up and leave a read with no deadline at all).
+func (w *wireConn) SetDeadline(time.Time) error { return nil }
+
+// SetReadDeadline is a no-op; see SetDeadline.
+func (w *wireConn) SetReadDeadline(time.Time) error { return nil }
+
+// SetWriteDeadline is a no-op; see SetDeadline.
+func (w *wireConn) SetWriteDeadline(time.Time) error { return nil }
 
 // NetConn returns the TCP connection under the TLS layer.
 func (w *wireConn) netConn() net.Conn { return w.Conn.NetConn() }
