@@ -404,6 +404,7 @@ func TestServeRefusesBadFlags(t *testing.T) {
 		{"bad xmpp addr", []string{"--xmpp-addr", "nonsense"}},
 		{"zero group size", []string{"--max-group-members", "0"}},
 		{"negative drain", []string{"--drain-grace", "-1s"}},
+		{"negative commit delay", []string{"--commit-delay", "-1ms"}},
 		{"argument", []string{"extra"}},
 	} {
 		code, _, errs := ccsd(t, append([]string{"serve", "--data", dir, "--log-format", "json"}, c.args...)...)

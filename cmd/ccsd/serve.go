@@ -42,6 +42,7 @@ type serveConfig struct {
 	tlsKey          string
 	maxGroupMembers int
 	drainGrace      time.Duration
+	commitDelay     time.Duration
 	log             logFlags
 }
 
@@ -58,6 +59,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&cfg.tlsKey, "tls-key", "", "TLS private key PEM file (default DATA/key.pem)")
 	fs.IntVar(&cfg.maxGroupMembers, "max-group-members", 10, "maximum registrations in one device group (not used yet)")
 	fs.DurationVar(&cfg.drainGrace, "drain-grace", 10*time.Second, "on shutdown, how long app servers get to finish in-flight messages")
+	fs.DurationVar(&cfg.commitDelay, "commit-delay", 0, "extra time the store waits to gather writes into one commit (tuning and tests; 0 commits at once)")
 	cfg.log.register(fs)
 	pos, err := parseFlags(fs, args)
 	if err != nil {
@@ -115,6 +117,9 @@ func (c *serveConfig) check() error {
 	if c.drainGrace < 0 {
 		return fmt.Errorf("--drain-grace %v: must not be negative", c.drainGrace)
 	}
+	if c.commitDelay < 0 {
+		return fmt.Errorf("--commit-delay %v: must not be negative", c.commitDelay)
+	}
 	return nil
 }
 
@@ -139,7 +144,7 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, stdout io.W
 		return fmt.Errorf("create data directory: %w", err)
 	}
 	dbPath := filepath.Join(cfg.data, "ccsd.db")
-	db, err := store.Open(dbPath, store.Options{LockTimeout: 2 * time.Second})
+	db, err := store.Open(dbPath, store.Options{LockTimeout: 2 * time.Second, CommitDelay: cfg.commitDelay})
 	if errors.Is(err, store.ErrLocked) {
 		return fmt.Errorf("data directory %s is in use by another ccsd process: %w", cfg.data, err)
 	}
@@ -306,12 +311,14 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, stdout io.W
 		log.Warn().Err(err).Dur("drain_grace", cfg.drainGrace).Msg("drain not finished in time; closing connections anyway")
 	}
 	cancel()
+	log.Debug().Msg("shutdown: drained")
 	if err := appServers.Close(); err != nil {
 		log.Warn().Err(err).Msg("close app-server XMPP")
 	}
 	if err := deviceServer.Close(); err != nil {
 		log.Warn().Err(err).Msg("close device XMPP")
 	}
+	log.Debug().Msg("shutdown: XMPP servers closed")
 	hctx, hcancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer hcancel()
 	for name, srv := range map[string]*http.Server{"HTTPS": httpServer, "admin HTTP": adminServer} {
@@ -319,6 +326,7 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, stdout io.W
 			log.Warn().Err(err).Str("server", name).Msg("HTTP shutdown")
 		}
 	}
+	log.Debug().Msg("shutdown: HTTP servers closed")
 	if err := router.Close(); err != nil {
 		log.Warn().Err(err).Msg("close router")
 	}
