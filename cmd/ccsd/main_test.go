@@ -332,6 +332,21 @@ func TestServeLifecycleAndSendersViaAdmin(t *testing.T) {
 		}
 	}
 
+	// The device-group endpoint is mounted and authenticates the sender.
+	for key, want := range map[string]int{def.APIKey: 404, "AIzaWrong": 401} {
+		req, _ := http.NewRequest("GET", "https://"+s.info.HTTPAddr+"/gcm/notification?notification_key_name=none", nil)
+		req.Header.Set("Authorization", "key="+key)
+		req.Header.Set("project_id", def.SenderID)
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatalf("gcm/notification: %v", err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("gcm/notification with key %q: %d, want %d", key, resp.StatusCode, want)
+		}
+	}
+
 	// The store is locked by the server: the subcommands go through the
 	// admin endpoint.
 	code, out, errs := ccsd(t, "sender", "create", "--id", "live", "--data", dir, "--log-level", "debug")

@@ -22,6 +22,7 @@ import (
 
 	"github.com/ccsd/ccsd/auth"
 	"github.com/ccsd/ccsd/fanout"
+	"github.com/ccsd/ccsd/groups"
 	"github.com/ccsd/ccsd/httpapi"
 	"github.com/ccsd/ccsd/store"
 	"github.com/ccsd/ccsd/xmpp"
@@ -57,7 +58,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&cfg.domain, "domain", "gcm.googleapis.com", "XMPP domain (fcm.googleapis.com is always accepted too)")
 	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "TLS certificate PEM file (default DATA/cert.pem; created self-signed if it and the key are missing)")
 	fs.StringVar(&cfg.tlsKey, "tls-key", "", "TLS private key PEM file (default DATA/key.pem)")
-	fs.IntVar(&cfg.maxGroupMembers, "max-group-members", 10, "maximum registrations in one device group (not used yet)")
+	fs.IntVar(&cfg.maxGroupMembers, "max-group-members", 10, "maximum registrations in one device group (notification_key)")
 	fs.DurationVar(&cfg.drainGrace, "drain-grace", 10*time.Second, "on shutdown, how long app servers get to finish in-flight messages")
 	fs.DurationVar(&cfg.commitDelay, "commit-delay", 0, "extra time the store waits to gather writes into one commit (tuning and tests; 0 commits at once)")
 	cfg.log.register(fs)
@@ -226,6 +227,10 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, stdout io.W
 	httpLog := log.With().Str("component", "http").Logger()
 	api := httpapi.New(httpapi.Config{Devices: devices, Logger: httpLog})
 	httpapi.NewSendHandler(router, senders, httpLog).Mount(api)
+	groupsHandler := groups.New(db, cfg.maxGroupMembers).Handler(senders)
+	for _, p := range groups.Paths {
+		api.Handle(p, groupsHandler)
+	}
 	admin := httpapi.NewAdmin(httpapi.AdminConfig{
 		Senders:  senders,
 		Logger:   log.With().Str("component", "admin").Logger(),
