@@ -1,0 +1,354 @@
+package e2e
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const wait = 10 * time.Second
+
+// TestDownstreamAckDeliveryReceipt: app server sends, ccsd acks, device
+// receives, device acks, app server gets the receipt and acks it.
+func TestDownstreamAckDeliveryReceipt(t *testing.T) {
+	s := startServer(t)
+	d := s.checkin()
+	reg := s.register(d, s.Sender, "com.example.chat")
+	app := s.appServer()
+	dev := s.deviceConn(d)
+
+	app.send(`{"to":"` + reg + `","message_id":"m-1","delivery_receipt_requested":true,"data":{"text":"a <b> & \"c\""},"collapse_key":"k"}`)
+	ack := app.expect(wait)
+	if ack.hasType || ack.str("message_type") != "ack" || ack.str("message_id") != "m-1" || ack.str("from") != reg {
+		t.Fatalf("ack: type=%q %v", ack.typ, ack.json)
+	}
+
+	got := dev.expect(wait)
+	if got.str("message_id") != "m-1" || got.str("to") != reg || got.str("from") != s.Sender || got.str("category") != "com.example.chat" || got.str("collapse_key") != "k" {
+		t.Fatalf("device copy: %v", got.json)
+	}
+	if data, _ := got.json["data"].(map[string]any); data["text"] != `a <b> & "c"` {
+		t.Fatalf("data did not survive XML and JSON escaping: %v", got.json["data"])
+	}
+	dev.send(`{"message_type":"ack","message_id":"m-1"}`)
+
+	r := app.expect(wait)
+	if r.typ != "normal" || r.str("message_type") != "receipt" || r.str("message_id") != "dr2:m-1" || r.str("from") != "gcm.googleapis.com" || r.str("category") != "com.example.chat" {
+		t.Fatalf("receipt: type=%q %v", r.typ, r.json)
+	}
+	data, _ := r.json["data"].(map[string]any)
+	if data["message_status"] != "MESSAGE_SENT_TO_DEVICE" || data["original_message_id"] != "m-1" || data["device_registration_id"] != reg {
+		t.Fatalf("receipt data: %v", data)
+	}
+	app.send(`{"to":"gcm.googleapis.com","message_id":"dr2:m-1","message_type":"ack"}`)
+
+	// Acked and receipted: nothing comes again, on a new session either.
+	dev.close()
+	dev = s.deviceConn(d)
+	dev.expectNone(500 * time.Millisecond)
+	app.close()
+	app = s.appServer()
+	app.expectNone(500 * time.Millisecond)
+}
+
+// TestOfflineQueueAndRedelivery: messages to an offline device wait for it;
+// a message the device received but did not ack comes again on its next
+// session (at-least-once); an acked one does not.
+func TestOfflineQueueAndRedelivery(t *testing.T) {
+	s := startServer(t)
+	d := s.checkin()
+	reg := s.register(d, s.Sender, "com.example")
+	app := s.appServer()
+	for i := 1; i <= 3; i++ {
+		app.send(fmt.Sprintf(`{"to":"%s","message_id":"m-%d","data":{"n":"%d"}}`, reg, i, i))
+	}
+	for i := 1; i <= 3; i++ {
+		if a := app.expect(wait); a.str("message_type") != "ack" {
+			t.Fatalf("want ack, got %v", a.json)
+		}
+	}
+
+	dev := s.deviceConn(d)
+	for i := 1; i <= 3; i++ {
+		if m := dev.expect(wait); m.str("message_id") != fmt.Sprintf("m-%d", i) {
+			t.Fatalf("offline queue order: got %v", m.json)
+		}
+	}
+	dev.send(`{"message_type":"ack","message_id":"m-2"}`)
+	time.Sleep(300 * time.Millisecond) // the ack commits
+	dev.close()
+
+	dev = s.deviceConn(d)
+	var ids []string
+	for i := 0; i < 2; i++ {
+		ids = append(ids, dev.expect(wait).str("message_id"))
+	}
+	if strings.Join(ids, ",") != "m-1,m-3" {
+		t.Fatalf("redelivered %v, want m-1,m-3", ids)
+	}
+	dev.expectNone(300 * time.Millisecond)
+}
+
+// TestNackCodes drives every nack reachable from the app-server side.
+func TestNackCodes(t *testing.T) {
+	s := startServer(t)
+	d := s.checkin()
+	reg := s.register(d, s.Sender, "com.example")
+	gone := s.register(d, s.Sender, "com.example.gone")
+	s.unregister(d, s.Sender, "com.example.gone")
+	other, _ := s.newSender()
+	foreign := s.register(d, other, "com.example")
+	app := s.appServer()
+
+	cases := []struct {
+		name, payload, code, desc string
+	}{
+		{"unknown registration", `{"to":"nope","message_id":"n1"}`, "BAD_REGISTRATION", "Invalid token on 'to' field: nope"},
+		{"other sender's registration", `{"to":"` + foreign + `","message_id":"n2"}`, "BAD_REGISTRATION", "Invalid token"},
+		{"unregistered", `{"to":"` + gone + `","message_id":"n3"}`, "DEVICE_UNREGISTERED", ""},
+		{"ttl not a number", `{"to":"` + reg + `","message_id":"n4","time_to_live":"abc"}`, "INVALID_JSON", `JSON_TYPE_ERROR : Field "time_to_live" must be a JSON java.lang.Number`},
+		{"ttl out of range", `{"to":"` + reg + `","message_id":"n5","time_to_live":2419201}`, "INVALID_JSON", "INVALID_TTL"},
+		{"data too big", `{"to":"` + reg + `","message_id":"n6","data":{"k":"` + strings.Repeat("x", 4097) + `"}}`, "INVALID_JSON", "MESSAGE_TOO_BIG"},
+		{"reserved data key", `{"to":"` + reg + `","message_id":"n7","data":{"from":"x"}}`, "INVALID_JSON", "INVALID_DATA_KEY"},
+		{"missing to", `{"message_id":"n8"}`, "INVALID_JSON", "MISSING_REGISTRATION"},
+		{"bool of wrong type", `{"to":"` + reg + `","message_id":"n9","delivery_receipt_requested":"yes"}`, "INVALID_JSON", "JSON_TYPE_ERROR"},
+		{"nack from app server", `{"to":"` + reg + `","message_id":"n10","message_type":"nack"}`, "BAD_ACK", ""},
+		{"ack with bad to", `{"to":5,"message_id":"n11","message_type":"ack"}`, "BAD_ACK", ""},
+	}
+	for _, c := range cases {
+		app.send(c.payload)
+		n := app.expect(wait)
+		if n.hasType || n.str("message_type") != "nack" || n.str("error") != c.code || n.str("message_id") == "" || !strings.Contains(n.str("error_description"), c.desc) {
+			t.Errorf("%s: got type=%q %v, want nack %s %q", c.name, n.typ, n.json, c.code, c.desc)
+		}
+	}
+
+	// Unusable stanzas bounce as XMPP stanza errors (spec §4.4), echoing
+	// the stanza id.
+	app.write(`<message id="bad-1"><gcm xmlns="google:mobile:data">{"to":"x","data":{}}</gcm></message>`)
+	e := app.next(wait)
+	if typ, _ := e.attr("type"); typ != "error" || !strings.Contains(string(e.Inner), "Missing Required Field: message_id") {
+		t.Fatalf("stanza error: %s", e)
+	}
+	if id, _ := e.attr("id"); id != "bad-1" {
+		t.Fatalf("stanza error id %q", id)
+	}
+	app.write(`<message id="bad-2"><gcm xmlns="google:mobile:data">not json</gcm></message>`)
+	if e := app.next(wait); !strings.Contains(string(e.Inner), "JSON_PARSING_ERROR") {
+		t.Fatalf("stanza error: %s", e)
+	}
+
+	// Nothing above reached the device.
+	dev := s.deviceConn(d)
+	dev.expectNone(300 * time.Millisecond)
+}
+
+// TestDedupOfRetries: a retry of an accepted message_id is acked again but
+// delivered once.
+func TestDedupOfRetries(t *testing.T) {
+	s := startServer(t)
+	d := s.checkin()
+	reg := s.register(d, s.Sender, "com.example")
+	app := s.appServer()
+	for i := 0; i < 3; i++ {
+		app.send(`{"to":"` + reg + `","message_id":"same"}`)
+		if a := app.expect(wait); a.str("message_type") != "ack" {
+			t.Fatalf("retry %d: %v", i, a.json)
+		}
+	}
+	dev := s.deviceConn(d)
+	dev.expect(wait)
+	dev.expectNone(300 * time.Millisecond)
+}
+
+// TestUpstream: device sends to its app server; ccsd acks the device; the
+// app server gets it as type normal and acks it; unacked upstream comes
+// again on the app server's next connection.
+func TestUpstream(t *testing.T) {
+	s := startServer(t)
+	d := s.checkin()
+	reg := s.register(d, s.Sender, "com.example.chat")
+	dev := s.deviceConn(d)
+
+	dev.send(`{"to":"` + s.Sender + `@gcm.googleapis.com","category":"com.example.chat","message_id":"u-1","data":{"text":"hi"}}`)
+	if a := dev.expect(wait); a.str("message_type") != "ack" || a.str("message_id") != "u-1" {
+		t.Fatalf("device ack: %v", a.json)
+	}
+	// Sent while no app server was connected: queued.
+	app := s.appServer()
+	up := app.expect(wait)
+	if up.typ != "normal" || up.str("from") != reg || up.str("category") != "com.example.chat" || up.str("message_id") != "u-1" {
+		t.Fatalf("upstream: type=%q %v", up.typ, up.json)
+	}
+	if _, ok := up.json["message_type"]; ok {
+		t.Fatalf("upstream data message must have no message_type: %v", up.json)
+	}
+	// Not acked: a new connection gets it again.
+	app.close()
+	app = s.appServer()
+	up = app.expect(wait)
+	if up.str("message_id") != "u-1" {
+		t.Fatalf("redelivered upstream: %v", up.json)
+	}
+	app.send(`{"to":"` + reg + `","message_id":"u-1","message_type":"ack"}`)
+	time.Sleep(300 * time.Millisecond)
+	app.close()
+	app = s.appServer()
+	app.expectNone(300 * time.Millisecond)
+
+	// Bad upstream gets a nack in the protocol's terms.
+	dev.send(`{"to":"999@gcm.googleapis.com","category":"com.example.chat","message_id":"u-2"}`)
+	if n := dev.expect(wait); n.str("message_type") != "nack" || n.str("error") != "BAD_REGISTRATION" {
+		t.Fatalf("upstream to a sender the device is not registered with: %v", n.json)
+	}
+}
+
+// TestSASLFailure: a wrong API key gets not-authorized and the stream ends.
+func TestSASLFailure(t *testing.T) {
+	s := startServer(t)
+	_, err := dial(t, s.info.XMPPAddr, s.tls, s.Sender+"@gcm.googleapis.com", "wrong", "gcm.googleapis.com")
+	if err != errNotAuthorized {
+		t.Fatalf("wrong key: %v, want not-authorized", err)
+	}
+	_, err = dial(t, s.info.XMPPAddr, s.tls, "nobody", s.APIKey, "gcm.googleapis.com")
+	if err != errNotAuthorized {
+		t.Fatalf("unknown sender: %v", err)
+	}
+	d := s.checkin()
+	_, err = dial(t, s.info.DeviceAddr, s.tls, d.ID, "wrong", "gcm.googleapis.com")
+	if err != errNotAuthorized {
+		t.Fatalf("device wrong token: %v", err)
+	}
+	// Both login forms and the FCM domain work.
+	for _, u := range []struct{ user, domain string }{{s.Sender, "gcm.googleapis.com"}, {s.Sender + "@fcm.googleapis.com", "fcm.googleapis.com"}} {
+		c, err := dial(t, s.info.XMPPAddr, s.tls, u.user, s.APIKey, u.domain)
+		if err != nil {
+			t.Fatalf("login as %s: %v", u.user, err)
+		}
+		c.close()
+	}
+}
+
+// TestDeviceConflict: a second login of the same device replaces the first,
+// which gets a conflict stream error.
+func TestDeviceConflict(t *testing.T) {
+	s := startServer(t)
+	d := s.checkin()
+	first := s.deviceConn(d)
+	second := s.deviceConn(d)
+	last := first.closed(wait)
+	if last == nil || last.XMLName.Local != "error" || !strings.Contains(string(last.Inner), "conflict") {
+		t.Fatalf("first session ended with %v, want a conflict stream error", last)
+	}
+	reg := s.register(d, s.Sender, "com.example")
+	app := s.appServer()
+	app.send(`{"to":"` + reg + `","message_id":"m"}`)
+	app.expect(wait)
+	if m := second.expect(wait); m.str("message_id") != "m" {
+		t.Fatalf("second session: %v", m.json)
+	}
+}
+
+// TestRegisterErrors: the register endpoint answers bad input GCM's way.
+func TestRegisterErrors(t *testing.T) {
+	s := startServer(t)
+	d := s.checkin()
+	if code, body := s.register3(d, url.Values{"sender": {s.Sender}}); code != 400 || body != "Error=INVALID_PARAMETERS" {
+		t.Errorf("missing app: %d %q", code, body)
+	}
+	if code, body := s.register3(d, url.Values{"app": {"a"}, "sender": {"12345"}}); code != 400 || body != "Error=INVALID_SENDER" {
+		t.Errorf("unknown sender: %d %q", code, body)
+	}
+	if code, body := s.register3(device{ID: d.ID, Token: "bad"}, url.Values{"app": {"a"}, "sender": {s.Sender}}); code != 401 || body != "Error=AUTHENTICATION_FAILED" {
+		t.Errorf("bad token: %d %q", code, body)
+	}
+	a := s.register(d, s.Sender, "a")
+	if b := s.register(d, s.Sender, "a"); a != b {
+		t.Errorf("registering twice gave two tokens")
+	}
+	if len(a) < 22 {
+		t.Errorf("registration id %q is too short to hold 128 random bits", a)
+	}
+}
+
+// TestFlowControl: past 100 pending messages on one connection, ccsd nacks
+// with SERVICE_UNAVAILABLE (retryable); every message gets exactly one
+// answer. Commits are slowed with --commit-delay so that 150 pipelined
+// messages are all pending at once.
+func TestFlowControl(t *testing.T) {
+	s := startServer(t, "--commit-delay", "500ms")
+	d := s.checkin()
+	reg := s.register(d, s.Sender, "com.example")
+	app := s.appServer()
+	const n = 150
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, `<message id="f%d"><gcm xmlns="google:mobile:data">{"to":"%s","message_id":"f-%d"}</gcm></message>`, i, reg, i)
+	}
+	app.write(b.String())
+	answers := map[string]string{}
+	acks, unavailable := 0, 0
+	for i := 0; i < n; i++ {
+		m := app.expect(wait)
+		id := m.str("message_id")
+		if _, dup := answers[id]; dup {
+			t.Fatalf("two answers for %s", id)
+		}
+		answers[id] = m.str("message_type")
+		switch {
+		case m.str("message_type") == "ack":
+			acks++
+		case m.str("error") == "SERVICE_UNAVAILABLE":
+			unavailable++
+		default:
+			t.Fatalf("unexpected answer %v", m.json)
+		}
+	}
+	if acks != 100 || unavailable != 50 {
+		t.Fatalf("acks=%d service_unavailable=%d, want 100 and 50", acks, unavailable)
+	}
+	// The window frees up: a retry now succeeds.
+	app.send(`{"to":"` + reg + `","message_id":"f-149"}`)
+	if m := app.expect(wait); m.str("message_type") != "ack" {
+		t.Fatalf("retry after the window freed: %v", m.json)
+	}
+}
+
+// TestDrainingOnShutdown: SIGTERM sends CONNECTION_DRAINING (no type
+// attribute, with a message_id); a message sent after it is nacked
+// CONNECTION_DRAINING; one accepted before it is still acked; then the
+// stream ends and the process exits cleanly.
+func TestDrainingOnShutdown(t *testing.T) {
+	s := startServer(t, "--commit-delay", "700ms")
+	d := s.checkin()
+	reg := s.register(d, s.Sender, "com.example")
+	app := s.appServer()
+	app.send(`{"to":"` + reg + `","message_id":"before"}`)
+	time.Sleep(100 * time.Millisecond)
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	c := app.expect(wait)
+	if c.hasType || c.str("message_type") != "control" || c.str("control_type") != "CONNECTION_DRAINING" || c.str("message_id") == "" {
+		t.Fatalf("control: type=%q %v", c.typ, c.json)
+	}
+	app.send(`{"to":"` + reg + `","message_id":"after"}`)
+	got := map[string]msg{}
+	for i := 0; i < 2; i++ {
+		m := app.expect(wait)
+		got[m.str("message_id")] = m
+	}
+	if got["before"].str("message_type") != "ack" {
+		t.Errorf("message accepted before draining: %v", got["before"].json)
+	}
+	if got["after"].str("error") != "CONNECTION_DRAINING" {
+		t.Errorf("message sent while draining: %v", got["after"].json)
+	}
+	app.closed(wait)
+	if err := s.wait(); err != nil {
+		t.Fatalf("exit after drain: %v", err)
+	}
+}
