@@ -26,6 +26,8 @@ type client struct {
 	in   chan *elem
 	JID  string
 	n    int
+
+	closeOnce sync.Once
 }
 
 // elem is one top-level element read from the stream.
@@ -121,6 +123,9 @@ func dial(t *testing.T, addr string, cfg *tls.Config, user, pass, domain string)
 	c.JID = bound.JID
 	_ = conn.SetDeadline(time.Time{})
 	go c.readLoop()
+	// Cleanups run last-in first-out: clients end their streams before the
+	// server is stopped, as real peers would, so shutdown does not wait.
+	t.Cleanup(c.close)
 	return c, nil
 }
 
@@ -278,6 +283,11 @@ func (c *client) closed(d time.Duration) *elem {
 }
 
 func (c *client) close() {
-	c.write(`</stream:stream>`)
-	_ = c.conn.Close()
+	c.closeOnce.Do(func() {
+		c.wmu.Lock()
+		_ = c.conn.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = io.WriteString(c.conn, `</stream:stream>`)
+		c.wmu.Unlock()
+		_ = c.conn.Close()
+	})
 }

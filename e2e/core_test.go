@@ -14,6 +14,7 @@ const wait = 10 * time.Second
 // TestDownstreamAckDeliveryReceipt: app server sends, ccsd acks, device
 // receives, device acks, app server gets the receipt and acks it.
 func TestDownstreamAckDeliveryReceipt(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	d := s.checkin()
 	reg := s.register(d, s.Sender, "com.example.chat")
@@ -58,6 +59,7 @@ func TestDownstreamAckDeliveryReceipt(t *testing.T) {
 // a message the device received but did not ack comes again on its next
 // session (at-least-once); an acked one does not.
 func TestOfflineQueueAndRedelivery(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	d := s.checkin()
 	reg := s.register(d, s.Sender, "com.example")
@@ -94,6 +96,7 @@ func TestOfflineQueueAndRedelivery(t *testing.T) {
 
 // TestNackCodes drives every nack reachable from the app-server side.
 func TestNackCodes(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	d := s.checkin()
 	reg := s.register(d, s.Sender, "com.example")
@@ -149,6 +152,7 @@ func TestNackCodes(t *testing.T) {
 // TestDedupOfRetries: a retry of an accepted message_id is acked again but
 // delivered once.
 func TestDedupOfRetries(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	d := s.checkin()
 	reg := s.register(d, s.Sender, "com.example")
@@ -168,6 +172,7 @@ func TestDedupOfRetries(t *testing.T) {
 // app server gets it as type normal and acks it; unacked upstream comes
 // again on the app server's next connection.
 func TestUpstream(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	d := s.checkin()
 	reg := s.register(d, s.Sender, "com.example.chat")
@@ -208,6 +213,7 @@ func TestUpstream(t *testing.T) {
 
 // TestSASLFailure: a wrong API key gets not-authorized and the stream ends.
 func TestSASLFailure(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	_, err := dial(t, s.info.XMPPAddr, s.tls, s.Sender+"@gcm.googleapis.com", "wrong", "gcm.googleapis.com")
 	if err != errNotAuthorized {
@@ -235,6 +241,7 @@ func TestSASLFailure(t *testing.T) {
 // TestDeviceConflict: a second login of the same device replaces the first,
 // which gets a conflict stream error.
 func TestDeviceConflict(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	d := s.checkin()
 	first := s.deviceConn(d)
@@ -254,6 +261,7 @@ func TestDeviceConflict(t *testing.T) {
 
 // TestRegisterErrors: the register endpoint answers bad input GCM's way.
 func TestRegisterErrors(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	d := s.checkin()
 	if code, body := s.register3(d, url.Values{"sender": {s.Sender}}); code != 400 || body != "Error=INVALID_PARAMETERS" {
@@ -279,7 +287,8 @@ func TestRegisterErrors(t *testing.T) {
 // answer. Commits are slowed with --commit-delay so that 150 pipelined
 // messages are all pending at once.
 func TestFlowControl(t *testing.T) {
-	s := startServer(t, "--commit-delay", "500ms")
+	t.Parallel()
+	s := startServer(t, "--commit-delay", "2s")
 	d := s.checkin()
 	reg := s.register(d, s.Sender, "com.example")
 	app := s.appServer()
@@ -322,12 +331,13 @@ func TestFlowControl(t *testing.T) {
 // CONNECTION_DRAINING; one accepted before it is still acked; then the
 // stream ends and the process exits cleanly.
 func TestDrainingOnShutdown(t *testing.T) {
-	s := startServer(t, "--commit-delay", "700ms")
+	t.Parallel()
+	s := startServer(t, "--commit-delay", "2s")
 	d := s.checkin()
 	reg := s.register(d, s.Sender, "com.example")
 	app := s.appServer()
 	app.send(`{"to":"` + reg + `","message_id":"before"}`)
-	time.Sleep(100 * time.Millisecond)
+	time.Sleep(500 * time.Millisecond) // read, and pending in the slow commit
 	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -350,5 +360,66 @@ func TestDrainingOnShutdown(t *testing.T) {
 	app.closed(wait)
 	if err := s.wait(); err != nil {
 		t.Fatalf("exit after drain: %v", err)
+	}
+}
+
+// TestOrderAndTTL: pipelined messages keep their order both ways; a message
+// whose time_to_live ran out while the device was offline is never
+// delivered; time_to_live 0 to an offline device is acked and dropped, to an
+// online one delivered.
+func TestOrderAndTTL(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	d := s.checkin()
+	reg := s.register(d, s.Sender, "com.example")
+	app := s.appServer()
+
+	var b strings.Builder
+	for i := 0; i < 50; i++ {
+		fmt.Fprintf(&b, `<message><gcm xmlns="google:mobile:data">{"to":"%s","message_id":"o-%d"}</gcm></message>`, reg, i)
+	}
+	app.write(b.String())
+	for i := 0; i < 50; i++ {
+		app.expect(wait)
+	}
+	app.send(`{"to":"` + reg + `","message_id":"short","time_to_live":1}`)
+	app.send(`{"to":"` + reg + `","message_id":"zero-offline","time_to_live":0}`)
+	for i := 0; i < 2; i++ {
+		if a := app.expect(wait); a.str("message_type") != "ack" {
+			t.Fatalf("ttl message: %v", a.json)
+		}
+	}
+	time.Sleep(2100 * time.Millisecond) // "short" expires
+
+	dev := s.deviceConn(d)
+	for i := 0; i < 50; i++ {
+		m := dev.expect(wait)
+		if want := fmt.Sprintf("o-%d", i); m.str("message_id") != want {
+			t.Fatalf("downstream order: got %s, want %s", m.str("message_id"), want)
+		}
+		dev.send(`{"message_type":"ack","message_id":"` + m.str("message_id") + `"}`)
+	}
+	dev.expectNone(300 * time.Millisecond) // neither "short" nor "zero-offline"
+
+	app.send(`{"to":"` + reg + `","message_id":"zero-online","time_to_live":0}`)
+	app.expect(wait)
+	if m := dev.expect(wait); m.str("message_id") != "zero-online" {
+		t.Fatalf("ttl 0 to an online device: %v", m.json)
+	}
+
+	b.Reset()
+	for i := 0; i < 50; i++ {
+		fmt.Fprintf(&b, `<message><gcm xmlns="google:mobile:data">{"to":"%s@gcm.googleapis.com","category":"com.example","message_id":"up-%d"}</gcm></message>`, s.Sender, i)
+	}
+	dev.write(b.String())
+	for i := 0; i < 50; i++ {
+		dev.expect(wait) // acks
+	}
+	for i := 0; i < 50; i++ {
+		m := app.expect(wait)
+		if want := fmt.Sprintf("up-%d", i); m.str("message_id") != want {
+			t.Fatalf("upstream order: got %s, want %s", m.str("message_id"), want)
+		}
+		app.send(`{"to":"` + reg + `","message_id":"` + m.str("message_id") + `","message_type":"ack"}`)
 	}
 }

@@ -12,6 +12,7 @@ import (
 // After a restart on the same data directory, every message that was acked
 // is delivered (invariant 1). Messages not yet acked may or may not be.
 func TestCrashKeepsAckedMessages(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	d := s.checkin()
 	reg := s.register(d, s.Sender, "com.example")

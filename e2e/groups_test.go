@@ -79,6 +79,7 @@ func (s *server) newUser(n int, app string) user {
 // each of the user's three online devices gets it; the ack carries the
 // group's counts.
 func TestGroupFanOutXMPP(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	u := s.newUser(3, "com.example.mail")
 	key := s.createGroup("user-1", u.regs...)
@@ -120,6 +121,7 @@ func TestGroupFanOutXMPP(t *testing.T) {
 // in the group and are reported in failed_registration_ids, over XMPP and
 // HTTP; when no member can receive, HTTP answers 503 with no body.
 func TestGroupPartialAndTotalFailure(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	u := s.newUser(3, "com.example")
 	key := s.createGroup("user-2", u.regs...)
@@ -172,6 +174,7 @@ func TestGroupPartialAndTotalFailure(t *testing.T) {
 // A dismissal (same collapse_key) replaces the unsent notification in an
 // offline device's queue, so on reconnect it receives only the dismissal.
 func TestDeviceToGroupAndDismissal(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	u := s.newUser(3, "com.example.chat")
 	key := s.createGroup("user-3", u.regs...)
@@ -217,6 +220,7 @@ func TestDeviceToGroupAndDismissal(t *testing.T) {
 // TestGroupsSurviveSIGKILL: groups created before a crash are intact after
 // the restart.
 func TestGroupsSurviveSIGKILL(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	u := s.newUser(2, "com.example")
 	key := s.createGroup("user-4", u.regs...)
@@ -235,6 +239,7 @@ func TestGroupsSurviveSIGKILL(t *testing.T) {
 
 // TestLegacyHTTPSend: /gcm/send multicast with per-result errors.
 func TestLegacyHTTPSend(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	u := s.newUser(2, "com.example")
 	s.unregister(u.devs[1], s.Sender, "com.example")

@@ -16,6 +16,7 @@ import (
 // downstream message, gets the ack, and receives a device's upstream
 // message. A device logs in with it as well.
 func TestInteropGoXMPP(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	d := s.checkin()
 	reg := s.register(d, s.Sender, "com.example")

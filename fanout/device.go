@@ -229,9 +229,11 @@ func (d *DeviceStream) upstream(env *envelope, id string) {
 		return
 	}
 	d.r.work.Add(1)
+	// Submitted here, on the reader, so pipelined messages keep their order.
+	w := d.r.st.PushUpstreamAsync(context.Background(), u)
 	go func() {
 		defer d.r.work.Done()
-		err := d.r.st.PushUpstream(context.Background(), u)
+		err := w.Wait(context.Background())
 		if err != nil {
 			d.r.log.Error().Err(err).Str("device", d.id).Str("message_id", id).Msg("queue upstream message")
 			d.answer(id, storeNack(err))

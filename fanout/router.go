@@ -36,7 +36,7 @@ type Store interface {
 	EnqueueAsync(ctx context.Context, e *store.Enqueue) *store.Write
 	Pending(deviceID string, after uint64, limit int, nowMs int64) ([]store.Message, error)
 	Ack(ctx context.Context, deviceID string, seq uint64, receipt *store.Upstream) (store.Message, error)
-	PushUpstream(ctx context.Context, u *store.Upstream) error
+	PushUpstreamAsync(ctx context.Context, u *store.Upstream) *store.Write
 	PendingUpstream(senderID string, after uint64, limit int, nowMs int64) ([]store.Upstream, error)
 	AckUpstream(ctx context.Context, senderID string, seq uint64) error
 	Sweep(ctx context.Context, nowMs int64) (store.SweepStats, error)

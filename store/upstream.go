@@ -41,15 +41,22 @@ func pushUpstream(tx *bbolt.Tx, u *Upstream, val []byte) error {
 // PushUpstream appends u to u.SenderID's upstream queue, sets u.Seq, and
 // returns once it is durable.
 func (db *DB) PushUpstream(ctx context.Context, u *Upstream) error {
+	return db.PushUpstreamAsync(ctx, u).Wait(ctx)
+}
+
+// PushUpstreamAsync is PushUpstream without the wait. Pushes submitted one
+// after another by one goroutine commit in that order, so a device that
+// pipelines upstream messages keeps their order. u must not change until
+// Wait returns.
+func (db *DB) PushUpstreamAsync(ctx context.Context, u *Upstream) *Write {
+	w := &Write{label: "push upstream " + u.SenderID + "/" + u.MessageID}
 	if u.SenderID == "" {
-		return fmt.Errorf("store: push upstream: empty sender id")
+		w.err = fmt.Errorf("empty sender id")
+		return w
 	}
 	val := encodeUpstream(u)
-	err := db.update(ctx, func(tx *bbolt.Tx) error { return pushUpstream(tx, u, val) })
-	if err != nil {
-		return fmt.Errorf("store: push upstream %s/%s: %w", u.SenderID, u.MessageID, err)
-	}
-	return nil
+	w.o, w.err = db.submit(ctx, func(tx *bbolt.Tx) error { return pushUpstream(tx, u, val) })
+	return w
 }
 
 // PendingUpstream returns up to limit messages waiting for senderID with
