@@ -65,12 +65,16 @@ func (r *Router) plan(sender string, m *downstream) (*plan, *Nack) {
 // skip (a device writing to its own group), counting the members that
 // cannot receive it.
 func (r *Router) fanOut(p *plan, m *downstream, g *store.Group, from, skip string, now int64) *Nack {
-	for _, member := range g.Members {
+	regs, errs, err := r.st.Registrations(g.Members)
+	if err != nil {
+		return storeNack(err)
+	}
+	for i, member := range g.Members {
 		if member == skip {
 			continue
 		}
-		reg, err := r.st.Registration(member)
-		switch {
+		reg := regs[i]
+		switch err := errs[i]; {
 		case err == nil && reg.SenderID == g.SenderID && reg.App == g.App:
 			r.addCopy(p, m, reg, from, g.Key, now)
 		case err == nil || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrUnregistered):

@@ -31,6 +31,7 @@ type Conn interface {
 // it.
 type Store interface {
 	Registration(id string) (store.Registration, error)
+	Registrations(ids []string) ([]store.Registration, []error, error)
 	FindRegistration(deviceID, senderID, app string) (store.Registration, error)
 	Group(key string) (store.Group, error)
 	EnqueueAsync(ctx context.Context, e *store.Enqueue) *store.Write

@@ -83,6 +83,35 @@ func (db *DB) Registration(id string) (Registration, error) {
 	return rec.Registration, nil
 }
 
+// Registrations looks up many ids in one read transaction (a group's
+// members, say). errs[i] is nil, or wraps ErrNotFound or ErrUnregistered
+// (with regs[i] filled in) as Registration's would; a failure of the read
+// itself is the returned error.
+func (db *DB) Registrations(ids []string) (regs []Registration, errs []error, err error) {
+	regs = make([]Registration, len(ids))
+	errs = make([]error, len(ids))
+	err = db.view(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketRegs)
+		for i, id := range ids {
+			v := b.Get([]byte(id))
+			if v == nil {
+				errs[i] = fmt.Errorf("store: registration %s: %w", id, ErrNotFound)
+				continue
+			}
+			rec, err := decodeReg(v)
+			if err != nil {
+				return fmt.Errorf("store: registration %s: %w", id, err)
+			}
+			regs[i] = rec.Registration
+			if rec.Unregistered {
+				errs[i] = fmt.Errorf("store: registration %s: %w", id, ErrUnregistered)
+			}
+		}
+		return nil
+	})
+	return regs, errs, err
+}
+
 // FindRegistration returns the live registration of app on deviceID for
 // senderID, or ErrNotFound.
 func (db *DB) FindRegistration(deviceID, senderID, app string) (Registration, error) {
