@@ -53,7 +53,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&cfg.data, "data", "./ccsd-data", "data directory: database, TLS certificate, run.json")
 	fs.StringVar(&cfg.xmppAddr, "xmpp-addr", "127.0.0.1:5235", "app-server XMPP listen address (direct TLS)")
 	fs.StringVar(&cfg.deviceAddr, "device-addr", "127.0.0.1:5228", "device XMPP listen address (direct TLS)")
-	fs.StringVar(&cfg.httpAddr, "http-addr", "127.0.0.1:8443", "HTTPS listen address (device checkin and registration)")
+	fs.StringVar(&cfg.httpAddr, "http-addr", "127.0.0.1:8443", "HTTPS listen address: /checkin, /c2dm/register3, /gcm/send, /gcm/notification")
 	fs.StringVar(&cfg.adminAddr, "admin-addr", "127.0.0.1:5280", "admin HTTP listen address; must be loopback")
 	fs.StringVar(&cfg.domain, "domain", "gcm.googleapis.com", "XMPP domain (fcm.googleapis.com is always accepted too)")
 	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "TLS certificate PEM file (default DATA/cert.pem; created self-signed if it and the key are missing)")
