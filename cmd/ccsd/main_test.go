@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -496,5 +497,36 @@ func TestIsLoopback(t *testing.T) {
 		if got := isLoopback(addr); got != want {
 			t.Errorf("isLoopback(%q) = %v, want %v", addr, got, want)
 		}
+	}
+}
+
+func TestSignals(t *testing.T) {
+	sigs := make(chan os.Signal, 2)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	exited := make(chan int, 1)
+	go watchSignals(sigs, cancel, func(code int) { exited <- code })
+
+	sigs <- syscall.SIGTERM
+	select {
+	case <-ctx.Done():
+		if cause := context.Cause(ctx); !strings.Contains(cause.Error(), "terminated") {
+			t.Errorf("cause = %v", cause)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("first signal did not cancel the context")
+	}
+	select {
+	case code := <-exited:
+		t.Fatalf("exit(%d) after one signal", code)
+	case <-time.After(50 * time.Millisecond):
+	}
+	sigs <- os.Interrupt
+	select {
+	case code := <-exited:
+		if code != 1 {
+			t.Errorf("second signal: exit(%d), want exit(1)", code)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("second signal did not exit")
 	}
 }

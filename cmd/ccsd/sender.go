@@ -131,12 +131,12 @@ func openSenderOps(ctx context.Context, dataDir string, create bool, log zerolog
 	switch {
 	case err == nil && info.AdminAddr != "":
 		c := &adminClient{base: "http://" + info.AdminAddr, http: &http.Client{Timeout: adminTimeout}}
-		if err := c.ping(ctx, info.Instance); err == nil {
+		err := c.ping(ctx, info.Instance)
+		if err == nil {
 			log.Debug().Str("admin_addr", info.AdminAddr).Msg("using the running server's admin endpoint")
 			return c, func() {}, nil
-		} else {
-			log.Debug().Err(err).Str("admin_addr", info.AdminAddr).Msg("admin endpoint in run.json does not answer; opening the store")
 		}
+		log.Debug().Err(err).Str("admin_addr", info.AdminAddr).Msg("admin endpoint in run.json does not answer; opening the store")
 	case err != nil && !errors.Is(err, os.ErrNotExist):
 		log.Debug().Err(err).Msg("ignoring run.json")
 	}
