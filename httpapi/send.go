@@ -16,6 +16,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/ccsd/ccsd/auth"
 	"github.com/ccsd/ccsd/fanout"
 )
 
@@ -91,8 +92,16 @@ func (h *SendHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sender, err := h.auth.AuthenticateKey(r.Context(), "", strings.TrimSpace(key))
-	if err != nil {
+	switch {
+	case errors.Is(err, auth.ErrBadCredentials):
 		writeError(w, http.StatusUnauthorized, "the API key is not valid")
+		return
+	case err != nil:
+		// The key could not be checked (store closed, request cancelled):
+		// retryable, and not the client's fault.
+		h.log.Error().Err(err).Msg("authenticate API key")
+		w.Header().Set("Retry-After", "10")
+		writeError(w, http.StatusServiceUnavailable, "service unavailable, retry later")
 		return
 	}
 	body, err := readBody(w, r, h.maxBody)

@@ -89,3 +89,41 @@ func FuzzGCMSend(f *testing.F) {
 		}
 	})
 }
+
+// TestGCMSendAuthErrors: a wrong key is 401; a key that cannot be checked
+// because the store is closed is a retryable 503, not a 401.
+func TestGCMSendAuthErrors(t *testing.T) {
+	db, err := store.Open(filepath.Join(t.TempDir(), "ccsd.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	senders := auth.NewSenders(db)
+	_, key, err := senders.Create("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	router, err := fanout.New(fanout.Config{Store: db, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer router.Close()
+	h := NewSendHandler(router, senders, zerolog.Nop())
+	do := func(k string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("POST", "/gcm/send", strings.NewReader(`{"registration_ids":["x"]}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "key="+k)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	if rec := do("wrong"); rec.Code != http.StatusUnauthorized {
+		t.Fatalf("wrong key: %d %s", rec.Code, rec.Body)
+	}
+	if rec := do(key); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"InvalidRegistration"`) {
+		t.Fatalf("valid key, unknown registration: %d %s", rec.Code, rec.Body)
+	}
+	db.Close()
+	if rec := do(key); rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
+		t.Fatalf("closed store: %d %s", rec.Code, rec.Body)
+	}
+}
