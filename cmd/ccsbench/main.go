@@ -1,0 +1,236 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// Exit codes.
+const (
+	exitOK    = 0 // the run completed and every check passed
+	exitFail  = 1 // setup failed, the run was cut short, or a check failed
+	exitUsage = 2 // bad flags or addresses
+)
+
+// Scenarios.
+const (
+	scenarioDownstream = "downstream"
+	scenarioGroup      = "group"
+	scenarioUpstream   = "upstream"
+)
+
+// config is the parsed command line.
+type config struct {
+	data       string
+	xmppAddr   string
+	deviceAddr string
+	httpAddr   string
+	adminAddr  string
+	ca         string
+	domain     string
+	app        string
+
+	scenario     string
+	devices      int
+	conns        int
+	messages     int
+	window       int
+	groupSize    int
+	payload      int
+	duration     time.Duration
+	setupTimeout time.Duration
+	json         bool
+
+	// From DATA/run.json, when --data is given.
+	pid      int
+	instance string
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run is the whole program: it parses args, measures, and writes the
+// summary to stdout (progress and errors go to stderr). It returns the exit
+// code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cfg, err := parseConfig(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "ccsbench:", err)
+		return exitUsage
+	}
+	tlsConf, err := loadCA(cfg.ca)
+	if err != nil {
+		fmt.Fprintln(stderr, "ccsbench:", err)
+		return exitUsage
+	}
+	rep, err := execute(ctx, cfg, tlsConf, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "ccsbench:", err)
+		if rep == nil {
+			return exitFail
+		}
+	}
+	if cfg.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			fmt.Fprintln(stderr, "ccsbench:", err)
+			return exitFail
+		}
+	} else {
+		rep.writeText(stdout)
+	}
+	if !rep.OK {
+		return exitFail
+	}
+	return exitOK
+}
+
+// parseConfig parses and checks the flags; addresses missing from the
+// command line come from DATA/run.json.
+func parseConfig(args []string, stderr io.Writer) (*config, error) {
+	cfg := &config{}
+	fs := flag.NewFlagSet("ccsbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: ccsbench --data DIR [flags]\n       ccsbench --xmpp-addr A --device-addr A --http-addr A --admin-addr A --ca FILE [flags]\n\nLoad tool for a ccsd running on this machine (loopback addresses only).\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&cfg.data, "data", "", "data directory of the running ccsd: addresses from run.json, CA from cert.pem")
+	fs.StringVar(&cfg.xmppAddr, "xmpp-addr", "", "app-server XMPP address (default from run.json)")
+	fs.StringVar(&cfg.deviceAddr, "device-addr", "", "device XMPP address (default from run.json)")
+	fs.StringVar(&cfg.httpAddr, "http-addr", "", "HTTPS address: checkin, register3, /gcm/notification (default from run.json)")
+	fs.StringVar(&cfg.adminAddr, "admin-addr", "", "admin HTTP address, to create the run's sender (default from run.json)")
+	fs.StringVar(&cfg.ca, "ca", "", "PEM certificate(s) to verify ccsd's TLS certificate (default DATA/cert.pem)")
+	fs.StringVar(&cfg.domain, "domain", "gcm.googleapis.com", "XMPP domain: stream 'to' and the sender JID's domain")
+	fs.StringVar(&cfg.app, "app", "com.ccsbench.app", "app (package name) every device registers")
+	fs.StringVar(&cfg.scenario, "scenario", scenarioDownstream, "downstream, group or upstream")
+	fs.IntVar(&cfg.devices, "devices", 50, "devices to check in, register and connect")
+	fs.IntVar(&cfg.conns, "conns", 4, "app-server XMPP connections")
+	fs.IntVar(&cfg.messages, "messages", 20000, "messages to send in total")
+	fs.IntVar(&cfg.window, "window", 100, "unanswered messages allowed per connection (CCS's limit is 100)")
+	fs.IntVar(&cfg.groupSize, "group-size", 10, "registrations per device group (scenario group)")
+	fs.IntVar(&cfg.payload, "payload", 64, "bytes of the data value in every message")
+	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "hard cap on the measured phase")
+	fs.DurationVar(&cfg.setupTimeout, "setup-timeout", 60*time.Second, "hard cap on setup (sender, devices, groups, logins)")
+	fs.BoolVar(&cfg.json, "json", false, "write the summary as JSON")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if cfg.data != "" {
+		if err := cfg.fromRunInfo(); err != nil {
+			return nil, err
+		}
+	}
+	for _, a := range []struct{ flag, addr string }{
+		{"--xmpp-addr", cfg.xmppAddr}, {"--device-addr", cfg.deviceAddr},
+		{"--http-addr", cfg.httpAddr}, {"--admin-addr", cfg.adminAddr},
+	} {
+		if a.addr == "" {
+			return nil, fmt.Errorf("%s is needed (or --data DIR of a running ccsd)", a.flag)
+		}
+		if err := checkLoopback(a.flag, a.addr); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.ca == "" {
+		return nil, errors.New("--ca is needed (or --data DIR, whose cert.pem is used)")
+	}
+	switch cfg.scenario {
+	case scenarioDownstream, scenarioGroup, scenarioUpstream:
+	default:
+		return nil, fmt.Errorf("--scenario %q: want downstream, group or upstream", cfg.scenario)
+	}
+	for _, v := range []struct {
+		flag string
+		n    int
+		min  int
+		max  int
+	}{
+		{"--devices", cfg.devices, 1, 100000},
+		{"--conns", cfg.conns, 1, 1000},
+		{"--messages", cfg.messages, 1, 50_000_000},
+		{"--window", cfg.window, 1, 100000},
+		{"--group-size", cfg.groupSize, 1, 1000},
+		{"--payload", cfg.payload, 0, 4000},
+	} {
+		if v.n < v.min || v.n > v.max {
+			return nil, fmt.Errorf("%s %d: want %d to %d", v.flag, v.n, v.min, v.max)
+		}
+	}
+	if cfg.duration <= 0 || cfg.setupTimeout <= 0 {
+		return nil, errors.New("--duration and --setup-timeout must be positive")
+	}
+	if cfg.domain == "" || cfg.app == "" {
+		return nil, errors.New("--domain and --app must not be empty")
+	}
+	return cfg, nil
+}
+
+// fromRunInfo fills the addresses not given on the command line from
+// DATA/run.json, and --ca from DATA/cert.pem.
+func (c *config) fromRunInfo() error {
+	path := filepath.Join(c.data, "run.json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("--data: %w (is ccsd serve running on that directory?)", err)
+	}
+	var info struct {
+		PID        int    `json:"pid"`
+		XMPPAddr   string `json:"xmpp_addr"`
+		DeviceAddr string `json:"device_addr"`
+		HTTPAddr   string `json:"http_addr"`
+		AdminAddr  string `json:"admin_addr"`
+		Instance   string `json:"instance"`
+	}
+	if err := json.Unmarshal(b, &info); err != nil {
+		return fmt.Errorf("parse %s: %w", path, err)
+	}
+	fill := func(dst *string, v string) {
+		if *dst == "" {
+			*dst = v
+		}
+	}
+	fill(&c.xmppAddr, info.XMPPAddr)
+	fill(&c.deviceAddr, info.DeviceAddr)
+	fill(&c.httpAddr, info.HTTPAddr)
+	fill(&c.adminAddr, info.AdminAddr)
+	fill(&c.ca, filepath.Join(c.data, "cert.pem"))
+	c.pid, c.instance = info.PID, info.Instance
+	return nil
+}
+
+// loadCA returns a TLS configuration that trusts only the certificates in
+// file.
+func loadCA(file string) (*tls.Config, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("--ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--ca %s holds no PEM certificate", file)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+}

@@ -1,0 +1,224 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// loopbackDialer returns a dialer that refuses, at connect time, any
+// address that is not loopback, whatever a name resolved to.
+func loopbackDialer() *net.Dialer {
+	return &net.Dialer{
+		Timeout: 10 * time.Second,
+		Control: func(_, address string, _ syscall.RawConn) error {
+			host, _, err := net.SplitHostPort(address)
+			if err != nil {
+				return err
+			}
+			host, _, _ = strings.Cut(host, "%")
+			if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+				return fmt.Errorf("refusing to connect to %s: not a loopback address", address)
+			}
+			return nil
+		},
+	}
+}
+
+// checkLoopback reports an error unless addr is host:port with host
+// "localhost" or a loopback IP literal.
+func checkLoopback(flag, addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%s %q: %w", flag, addr, err)
+	}
+	if port == "" {
+		return fmt.Errorf("%s %q: no port", flag, addr)
+	}
+	if strings.EqualFold(host, "localhost") {
+		return nil
+	}
+	h, _, _ := strings.Cut(host, "%")
+	if ip := net.ParseIP(h); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("%s %q is not a loopback address: ccsbench measures a ccsd on this machine only (127.0.0.1, ::1 or localhost)", flag, addr)
+}
+
+// httpAPI talks to ccsd's HTTPS (device and group) and admin endpoints.
+type httpAPI struct {
+	httpsAddr string
+	adminAddr string
+	tls       *http.Client
+	plain     *http.Client
+}
+
+func newHTTPAPI(httpsAddr, adminAddr string, tlsConf *tls.Config, dialer *net.Dialer, conns int) *httpAPI {
+	noRedirect := func(*http.Request, []*http.Request) error { return errors.New("ccsbench follows no redirects") }
+	mk := func(tc *tls.Config) *http.Client {
+		return &http.Client{
+			Timeout:       15 * time.Second,
+			CheckRedirect: noRedirect,
+			Transport: &http.Transport{
+				Proxy:               nil,
+				DialContext:         dialer.DialContext,
+				TLSClientConfig:     tc,
+				MaxIdleConnsPerHost: conns,
+				IdleConnTimeout:     30 * time.Second,
+				TLSHandshakeTimeout: 10 * time.Second,
+				ForceAttemptHTTP2:   false,
+			},
+		}
+	}
+	return &httpAPI{httpsAddr: httpsAddr, adminAddr: adminAddr, tls: mk(tlsConf), plain: mk(nil)}
+}
+
+func (h *httpAPI) close() {
+	h.tls.CloseIdleConnections()
+	h.plain.CloseIdleConnections()
+}
+
+// do sends a request and returns the status and body (at most 1 MiB).
+func do(c *http.Client, req *http.Request) (int, []byte, error) {
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, b, err
+}
+
+// createSender creates a sender through the admin endpoint.
+func (h *httpAPI) createSender(ctx context.Context) (id, key string, err error) {
+	req, err := http.NewRequestWithContext(ctx, "POST", "http://"+h.adminAddr+"/admin/senders", strings.NewReader("{}"))
+	if err != nil {
+		return "", "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	code, body, err := do(h.plain, req)
+	if err != nil {
+		return "", "", fmt.Errorf("admin create sender: %w", err)
+	}
+	var v struct {
+		SenderID string `json:"sender_id"`
+		APIKey   string `json:"api_key"`
+	}
+	if code != http.StatusCreated || json.Unmarshal(body, &v) != nil || v.SenderID == "" || v.APIKey == "" {
+		return "", "", fmt.Errorf("admin create sender: %d %s", code, bytes.TrimSpace(body))
+	}
+	return v.SenderID, v.APIKey, nil
+}
+
+// revokeSender revokes the sender the run created.
+func (h *httpAPI) revokeSender(ctx context.Context, id string) error {
+	req, err := http.NewRequestWithContext(ctx, "POST", "http://"+h.adminAddr+"/admin/senders/"+url.PathEscape(id)+"/revoke", nil)
+	if err != nil {
+		return err
+	}
+	code, body, err := do(h.plain, req)
+	if err != nil {
+		return err
+	}
+	if code != http.StatusOK {
+		return fmt.Errorf("admin revoke sender: %d %s", code, bytes.TrimSpace(body))
+	}
+	return nil
+}
+
+// healthz returns the instance id the admin endpoint reports.
+func (h *httpAPI) healthz(ctx context.Context) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+h.adminAddr+"/healthz", nil)
+	if err != nil {
+		return "", err
+	}
+	code, body, err := do(h.plain, req)
+	if err != nil {
+		return "", err
+	}
+	var v struct {
+		Instance string `json:"instance"`
+	}
+	if code != http.StatusOK || json.Unmarshal(body, &v) != nil {
+		return "", fmt.Errorf("healthz: %d %s", code, bytes.TrimSpace(body))
+	}
+	return v.Instance, nil
+}
+
+// checkin creates a device identity.
+func (h *httpAPI) checkin(ctx context.Context) (id, token string, err error) {
+	req, err := http.NewRequestWithContext(ctx, "POST", "https://"+h.httpsAddr+"/checkin", strings.NewReader("{}"))
+	if err != nil {
+		return "", "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	code, body, err := do(h.tls, req)
+	if err != nil {
+		return "", "", fmt.Errorf("checkin: %w", err)
+	}
+	var v struct {
+		AndroidID     string `json:"android_id"`
+		SecurityToken string `json:"security_token"`
+	}
+	if code != http.StatusOK || json.Unmarshal(body, &v) != nil || v.AndroidID == "" || v.SecurityToken == "" {
+		return "", "", fmt.Errorf("checkin: %d %s", code, bytes.TrimSpace(body))
+	}
+	return v.AndroidID, v.SecurityToken, nil
+}
+
+// register registers app on the device for sender and returns the
+// registration id.
+func (h *httpAPI) register(ctx context.Context, devID, devToken, sender, app string) (string, error) {
+	form := url.Values{"app": {app}, "sender": {sender}, "device": {devID}}
+	req, err := http.NewRequestWithContext(ctx, "POST", "https://"+h.httpsAddr+"/c2dm/register3", strings.NewReader(form.Encode()))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", "AidLogin "+devID+":"+devToken)
+	code, body, err := do(h.tls, req)
+	if err != nil {
+		return "", fmt.Errorf("register3: %w", err)
+	}
+	reg, ok := strings.CutPrefix(strings.TrimSpace(string(body)), "token=")
+	if code != http.StatusOK || !ok || reg == "" {
+		return "", fmt.Errorf("register3: %d %s", code, bytes.TrimSpace(body))
+	}
+	return reg, nil
+}
+
+// createGroup creates a device group and returns its notification_key.
+func (h *httpAPI) createGroup(ctx context.Context, sender, apiKey, name string, regs []string) (string, error) {
+	b, err := json.Marshal(map[string]any{"operation": "create", "notification_key_name": name, "registration_ids": regs})
+	if err != nil {
+		return "", err
+	}
+	req, err := http.NewRequestWithContext(ctx, "POST", "https://"+h.httpsAddr+"/gcm/notification", bytes.NewReader(b))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "key="+apiKey)
+	req.Header.Set("project_id", sender)
+	code, body, err := do(h.tls, req)
+	if err != nil {
+		return "", fmt.Errorf("create group: %w", err)
+	}
+	var v struct {
+		Key string `json:"notification_key"`
+	}
+	if code != http.StatusOK || json.Unmarshal(body, &v) != nil || v.Key == "" {
+		return "", fmt.Errorf("create group %s: %d %s", name, code, bytes.TrimSpace(body))
+	}
+	return v.Key, nil
+}
