@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 	"syscall"
@@ -421,5 +422,29 @@ func TestOrderAndTTL(t *testing.T) {
 			t.Fatalf("upstream order: got %s, want %s", m.str("message_id"), want)
 		}
 		app.send(`{"to":"` + reg + `","message_id":"` + m.str("message_id") + `","message_type":"ack"}`)
+	}
+}
+
+// TestRevokeClosesSessions: revoking a sender through the admin endpoint
+// ends its live app-server sessions (not-authorized stream error) and
+// refuses its next login.
+func TestRevokeClosesSessions(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	app := s.appServer()
+	resp, err := http.Post("http://"+s.info.AdminAddr+"/admin/senders/"+s.Sender+"/revoke", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("revoke: %s", resp.Status)
+	}
+	last := app.closed(wait)
+	if last == nil || !strings.Contains(string(last.Inner), "not-authorized") {
+		t.Fatalf("revoked session ended with %v, want a not-authorized stream error", last)
+	}
+	if _, err := dial(t, s.info.XMPPAddr, s.tls, s.Sender, s.APIKey, "gcm.googleapis.com"); err != errNotAuthorized {
+		t.Fatalf("login after revoke: %v", err)
 	}
 }

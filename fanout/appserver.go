@@ -375,6 +375,25 @@ func (s *AppServerStream) addSent(u *store.Upstream) {
 	s.mu.Unlock()
 }
 
+// CloseSender ends every app-server connection of sender with a
+// not-authorized stream error: a revoked API key must not keep the sessions
+// it opened. Messages in flight on them stay queued. It returns how many
+// connections it closed.
+func (r *Router) CloseSender(sender string) int {
+	r.mu.Lock()
+	var conns []*AppServerStream
+	if h := r.hubs[sender]; h != nil {
+		h.mu.Lock()
+		conns = append(conns, h.conns...)
+		h.mu.Unlock()
+	}
+	r.mu.Unlock()
+	for _, c := range conns {
+		c.c.Close("not-authorized")
+	}
+	return len(conns)
+}
+
 // upstreamFrom reads the "from" of a queued upstream payload: the sending
 // registration id, or gcm.googleapis.com for a receipt.
 func upstreamFrom(u *store.Upstream) string {

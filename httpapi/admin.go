@@ -36,6 +36,9 @@ type AdminConfig struct {
 	// found this address in a data directory's run.json can check it reached
 	// the server of that directory and not another process on a reused port.
 	Instance string
+	// Revoked, if set, is called after a sender's key is revoked, so that
+	// its live sessions end too, not only its future logins.
+	Revoked func(senderID string)
 }
 
 // Admin is the operator handler for the loopback admin listener:
@@ -55,6 +58,7 @@ type Admin struct {
 	senders SenderService
 	health  func(ctx context.Context) error
 	inst    string
+	revoked func(senderID string)
 	log     zerolog.Logger
 	guard   http.Handler
 }
@@ -64,7 +68,7 @@ func NewAdmin(cfg AdminConfig) *Admin {
 	if cfg.Senders == nil {
 		panic("httpapi: AdminConfig.Senders is nil")
 	}
-	a := &Admin{router: newRouter(cfg.Logger), senders: cfg.Senders, health: cfg.Health, inst: cfg.Instance, log: cfg.Logger}
+	a := &Admin{router: newRouter(cfg.Logger), senders: cfg.Senders, health: cfg.Health, inst: cfg.Instance, revoked: cfg.Revoked, log: cfg.Logger}
 	a.handleFunc("POST /admin/senders", a.createSender)
 	a.handleFunc("GET /admin/senders", a.listSenders)
 	a.handleFunc("GET /admin/senders/{id}", a.getSender)
@@ -202,6 +206,9 @@ func (a *Admin) revokeSender(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.log.Info().Str("sender_id", id).Msg("sender revoked")
+	if a.revoked != nil {
+		a.revoked(id)
+	}
 	s, err := a.senders.Get(id)
 	if err != nil {
 		a.internal(w, err, "get revoked sender")

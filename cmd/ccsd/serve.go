@@ -235,6 +235,10 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, stdout io.W
 		Senders:  senders,
 		Logger:   log.With().Str("component", "admin").Logger(),
 		Instance: instance,
+		Revoked: func(id string) {
+			n := router.CloseSender(id)
+			log.Info().Str("sender_id", id).Int("connections", n).Msg("closed the revoked sender's connections")
+		},
 		Health: func(context.Context) error {
 			if draining.Load() {
 				return errors.New("draining")
