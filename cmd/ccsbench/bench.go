@@ -79,9 +79,10 @@ type bench struct {
 	draining, receipts, groupSuccess, groupFailure atomic.Int64
 	otherStanzas                                   atomic.Int64
 
-	mu    sync.Mutex
-	nacks map[string]int64
-	errs  []string
+	mu        sync.Mutex
+	nacks     map[string]int64
+	errs      []string
+	dupDelays []int64 // ns from a copy's first arrival to a duplicate
 }
 
 // ccsJSON holds the fields ccsbench reads from any CCS JSON payload.
@@ -137,17 +138,28 @@ func execute(ctx context.Context, cfg *config, tlsConf *tls.Config, log io.Write
 	b.logf("setup done in %.2fs: sender %s, %d devices, %d groups, %d app-server connections",
 		rep.SetupSeconds, b.sender, len(b.devices), len(b.groups), len(b.apps))
 
+	rep.Machine.LoadAvg = loadAvg()
 	cpu0, _ := selfCPU()
 	srv0, srvErr := serverCPU(cfg.pid)
+	mach0, machErr := machineBusy()
 	b.measure(ctx)
 	b.logf("measured phase done")
-	if cpu1, err := selfCPU(); err == nil {
-		rep.ClientCPUSeconds = cpu1 - cpu0
-	}
+	cpu1, _ := selfCPU()
+	rep.ClientCPUSeconds = cpu1 - cpu0
 	if srvErr == nil {
 		if srv1, err := serverCPU(cfg.pid); err == nil {
 			v := srv1 - srv0
 			rep.ServerCPUSeconds = &v
+		}
+	}
+	if machErr == nil {
+		if mach1, err := machineBusy(); err == nil {
+			v := mach1 - mach0
+			rep.MachineCPUSeconds = &v
+			if rep.ServerCPUSeconds != nil {
+				o := max(0, v-rep.ClientCPUSeconds-*rep.ServerCPUSeconds)
+				rep.OtherCPUSeconds = &o
+			}
 		}
 	}
 	b.fill(rep)
@@ -480,6 +492,12 @@ func (b *bench) received(seq, pos int, ok bool) {
 		b.unique.Add(1)
 	} else {
 		b.dups.Add(1)
+		delay := b.now() - b.firstAt[i].Load()
+		b.mu.Lock()
+		if len(b.dupDelays) < 100000 {
+			b.dupDelays = append(b.dupDelays, delay)
+		}
+		b.mu.Unlock()
 	}
 }
 

@@ -47,8 +47,11 @@ type report struct {
 	OtherStanzas      int64    `json:"other_stanzas"`
 	AckLatency        latency  `json:"ack_latency_ms"`
 	DeliveryLatency   latency  `json:"delivery_latency_ms"`
+	DuplicateDelay    *latency `json:"duplicate_delay_ms,omitempty"`
 	ClientCPUSeconds  float64  `json:"client_cpu_seconds"`
 	ServerCPUSeconds  *float64 `json:"server_cpu_seconds,omitempty"`
+	MachineCPUSeconds *float64 `json:"machine_busy_cpu_seconds,omitempty"`
+	OtherCPUSeconds   *float64 `json:"other_cpu_seconds,omitempty"`
 	ClientWrites      int64    `json:"client_writes"`
 	ClientStanzasRead int64    `json:"client_stanzas_read"`
 
@@ -67,6 +70,7 @@ type machine struct {
 	GOMAXPROCS int    `json:"gomaxprocs"`
 	CPUModel   string `json:"cpu_model,omitempty"`
 	GoVersion  string `json:"go_version"`
+	LoadAvg    string `json:"loadavg,omitempty"` // /proc/loadavg before the run
 }
 
 type serverInfo struct {
@@ -188,6 +192,10 @@ func (b *bench) fill(r *report) {
 		r.Nacks[k] = v
 	}
 	r.Errors = append(r.Errors, b.errs...)
+	if len(b.dupDelays) > 0 {
+		l := summarize(slices.Clone(b.dupDelays))
+		r.DuplicateDelay = &l
+	}
 	b.mu.Unlock()
 	r.Unanswered = r.Sent - b.answered.Load()
 	r.StanzaErrors = b.stanzaErrors.Load()
@@ -295,6 +303,9 @@ func (r *report) writeText(w io.Writer) {
 		nacks = strings.Join(parts, ", ")
 	}
 	p("  nacks: %s; missing %d; duplicates %d; unexpected %d; unanswered %d", nacks, r.Missing, r.Duplicates, r.Unexpected, r.Unanswered)
+	if r.DuplicateDelay != nil {
+		p("  duplicates arrived after the first copy by %s", lat(*r.DuplicateDelay))
+	}
 	if r.Group != nil {
 		p("  group acks: success %d, failure %d", r.Group.AckSuccess, r.Group.AckFailure)
 	}
@@ -303,6 +314,14 @@ func (r *report) writeText(w io.Writer) {
 		srv = fmt.Sprintf("%.2fs", *r.ServerCPUSeconds)
 	}
 	p("  cpu during the run: ccsbench %.2fs, ccsd %s; client wrote %d batches, read %d stanzas", r.ClientCPUSeconds, srv, r.ClientWrites, r.ClientStanzasRead)
+	if r.MachineCPUSeconds != nil {
+		other := ""
+		if r.OtherCPUSeconds != nil {
+			other = fmt.Sprintf(", of which %.2fs by other processes", *r.OtherCPUSeconds)
+		}
+		p("  machine busy %.2f CPU-s of %.2f available%s (load average before: %s)",
+			*r.MachineCPUSeconds, r.ElapsedSeconds*float64(r.Machine.NumCPU), other, r.Machine.LoadAvg)
+	}
 	for _, e := range r.Errors {
 		p("  error: %s", e)
 	}
@@ -320,8 +339,47 @@ func thisMachine() machine {
 	return machine{
 		GOOS: runtime.GOOS, GOARCH: runtime.GOARCH,
 		NumCPU: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0),
-		CPUModel: cpuModel(), GoVersion: runtime.Version(),
+		CPUModel: cpuModel(), GoVersion: runtime.Version(), LoadAvg: loadAvg(),
 	}
+}
+
+// loadAvg returns the 1, 5 and 15 minute load averages of /proc/loadavg,
+// or "".
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// machineBusy returns the CPU seconds all processes of the machine used
+// so far (every field of /proc/stat's cpu line but idle and iowait).
+func machineBusy() (float64, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, fmt.Errorf("unexpected /proc/stat")
+	}
+	var busy int64
+	for i, v := range f[1:9] { // user nice system idle iowait irq softirq steal
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("unexpected /proc/stat")
+		}
+		if i != 3 && i != 4 {
+			busy += n
+		}
+	}
+	return float64(busy) / 100, nil
 }
 
 // cpuModel returns the CPU model named in /proc/cpuinfo, or "".
