@@ -368,3 +368,33 @@ func TestWhitespace(t *testing.T) {
 		t.Fatalf("payload %q", m.payload)
 	}
 }
+
+// TestPingUnderLoad: a ping is answered ahead of messages still queued for a
+// peer that has not been reading.
+func TestPingUnderLoad(t *testing.T) {
+	_, c, conn := loggedIn(t, false, func(c *Config) { c.SendQueue = 2048 })
+	big := []byte(strings.Repeat("q", 16<<10))
+	const n = 1500 // ~24 MiB: far more than the socket buffers hold
+	for i := 0; i < n; i++ {
+		if err := conn.Send(big, ""); err != nil {
+			t.Fatalf("Send %d: %v", i, err)
+		}
+	}
+	c.send(`<iq type='get' id='ping-1'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	time.Sleep(100 * time.Millisecond) // let the server read it while its writer is blocked
+	before := 0
+	for {
+		e := c.next()
+		if e.XMLName.Local == "iq" {
+			if attr(e, "id") != "ping-1" || attr(e, "type") != "result" {
+				t.Fatalf("iq %v", e.Attrs)
+			}
+			break
+		}
+		before++
+	}
+	if before >= n-100 {
+		t.Fatalf("ping answered after %d of %d queued messages", before, n)
+	}
+	t.Logf("ping answered after %d of %d queued messages", before, n)
+}

@@ -17,7 +17,7 @@ const (
 	nsSASL     = "urn:ietf:params:xml:ns:xmpp-sasl"
 	nsStream   = "http://etherx.jabber.org/streams"
 	nsBind     = "urn:ietf:params:xml:ns:xmpp-bind"
-	maxIDBytes = 256 // longer stanza ids are truncated in logs and replies
+	maxIDBytes = 256 // longer stanza ids are truncated in logs
 )
 
 // stanzaKind classifies a top-level element read from the stream.
@@ -260,7 +260,7 @@ func renderIQ(st *inStanza, domainFrom string, errType, condition string) []byte
 	} else {
 		b = append(b, `<iq type="error" id="`...)
 	}
-	b = appendEscapedAttr(b, truncate(st.id, maxIDBytes))
+	b = appendEscapedAttr(b, st.id)
 	b = append(b, '"')
 	if st.to != "" {
 		b = append(b, ` from="`...)

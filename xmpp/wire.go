@@ -57,7 +57,7 @@ type scanner struct {
 	ntail   int
 	slash   bool // the last significant byte of the current tag was '/'
 	inName  bool // still reading the tag name
-	name    [16]byte
+	name    [64]byte
 	nname   int
 	nameLen int // full name length (may exceed len(name))
 	count   int // bytes of the current top-level element
