@@ -203,9 +203,13 @@ func (c *Conn) run(sess *xmpp.Session) {
 		st, err = c.open()
 		if err != nil {
 			var se *StreamError
+			var sc interface{ StreamCondition() string }
 			cond, text = "internal-server-error", ""
-			if errors.As(err, &se) {
+			switch {
+			case errors.As(err, &se):
 				cond, text = se.Condition, se.Text
+			case errors.As(err, &sc):
+				cond = sc.StreamCondition()
 			}
 			c.log.Info().Err(err).Msg("xmpp: handler refused the connection")
 		}

@@ -3,6 +3,7 @@ package xmpp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -160,6 +161,7 @@ func TestOpenError(t *testing.T) {
 	}{
 		{&StreamError{Condition: "policy-violation", Text: "sender revoked"}, "policy-violation"},
 		{errors.New("boom"), "internal-server-error"},
+		{fmt.Errorf("wrapped: %w", conditionErr("resource-constraint")), "resource-constraint"},
 	} {
 		env := startServer(t, nil, func(c *Config) {
 			c.Handler = HandlerFunc(func(*Conn) (Stream, error) { return nil, tc.err })
@@ -216,6 +218,11 @@ func TestPanickingStream(t *testing.T) {
 	c.send(gcmMessage("p", "x"))
 	c.expectStreamError("internal-server-error")
 }
+
+type conditionErr string
+
+func (e conditionErr) Error() string           { return string(e) }
+func (e conditionErr) StreamCondition() string { return string(e) }
 
 type panicStream struct{}
 

@@ -71,7 +71,9 @@ type Stream interface {
 type Handler interface {
 	// Open is called on the connection's goroutine before anything is read
 	// after negotiation; Send may already be used. An error closes the
-	// connection with a stream error: the condition of a *StreamError, else
+	// connection with a stream error: the condition of a *StreamError in its
+	// chain, else that of an error with a StreamCondition() string method
+	// (so packages that must not import this one can choose it), else
 	// internal-server-error. Closed is not called when Open fails.
 	Open(c *Conn) (Stream, error)
 }
@@ -88,6 +90,9 @@ type StreamError struct {
 	Condition string // RFC 6120 §4.9.3 condition, e.g. "policy-violation"
 	Text      string // optional human-readable text
 }
+
+// StreamCondition returns e.Condition.
+func (e *StreamError) StreamCondition() string { return e.Condition }
 
 // Error implements error.
 func (e *StreamError) Error() string {
