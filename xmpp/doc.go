@@ -25,7 +25,7 @@
 // Stream negotiation (headers, features, SASL, restart, bind) is fiddly and
 // rarely on a hot path, so it is delegated to mellium.im/xmpp with
 // ReceiveSession, SASLServer and BindCustom. Around it this package adds what
-// mellium lacks (see /work/shared/mellium-notes.md): a check of the stream
+// mellium lacks (see shared/mellium-notes.md, beside the repository): a check of the stream
 // `to` domain (host-unknown), a PLAIN mechanism that accepts the two login
 // forms and a missing initial response and always answers <failure/>,
 // throttling of repeated failed logins per address, the legacy session
