@@ -18,8 +18,9 @@ type AppServerStream struct {
 	sender string
 	hub    *senderHub
 
-	pending  atomic.Int64 // downstream read, not yet answered
-	draining atomic.Bool
+	pending   atomic.Int64 // downstream read, not yet answered
+	answering atomic.Int64 // answers between leaving pending and being queued
+	draining  atomic.Bool
 
 	mu   sync.Mutex
 	sent map[string][]sentUpstream // upstream in flight here, by message_id
@@ -114,6 +115,12 @@ func (s *AppServerStream) downstream(env *envelope, id string) {
 // reply answers a routed downstream message and frees its pending slot. A
 // message to a notification_key is answered with the group's counts.
 func (s *AppServerStream) reply(id string, p *plan, n *Nack) {
+	// The slot is freed before the answer is queued, so a client that
+	// sends its next message the moment it reads the answer always finds
+	// room; answering keeps Drain from closing the connection in between.
+	s.answering.Add(1)
+	s.pending.Add(-1)
+	defer s.answering.Add(-1)
 	switch {
 	case n != nil:
 		to := ""
@@ -126,7 +133,6 @@ func (s *AppServerStream) reply(id string, p *plan, n *Nack) {
 	default:
 		_ = s.c.Send(ackJSON(p.to, id), "")
 	}
-	s.pending.Add(-1)
 }
 
 // answer acks (n == nil) or nacks a downstream message and frees its
@@ -197,7 +203,9 @@ func (s *AppServerStream) startDrain() {
 func (s *AppServerStream) waitAnswered(ctx context.Context) error {
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
-	for s.pending.Load() > 0 {
+	// pending is read first: a reply leaves it only after entering
+	// answering, so pending == 0 then answering == 0 means all are queued.
+	for s.pending.Load() > 0 || s.answering.Load() > 0 {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -229,13 +237,17 @@ type senderHub struct {
 	mu       sync.Mutex
 	conns    []*AppServerStream
 	inflight map[uint64]*AppServerStream
-	next     int // round-robin start
-	wake     chan struct{}
-	stop     chan struct{}
+	// ackedDuring holds the seqs whose ack committed while dispatch was
+	// reading the queue: that read may predate the commit and still list
+	// them, though they are no longer in flight. Cleared before each read.
+	ackedDuring map[uint64]struct{}
+	next        int // round-robin start
+	wake        chan struct{}
+	stop        chan struct{}
 }
 
 func newSenderHub(r *Router, id string) *senderHub {
-	h := &senderHub{r: r, id: id, inflight: make(map[uint64]*AppServerStream), wake: make(chan struct{}, 1), stop: make(chan struct{})}
+	h := &senderHub{r: r, id: id, inflight: make(map[uint64]*AppServerStream), ackedDuring: make(map[uint64]struct{}), wake: make(chan struct{}, 1), stop: make(chan struct{})}
 	r.work.Add(1)
 	go h.loop()
 	return h
@@ -294,6 +306,7 @@ func (h *senderHub) accepting() bool {
 func (h *senderHub) acked(seq uint64) {
 	h.mu.Lock()
 	delete(h.inflight, seq)
+	h.ackedDuring[seq] = struct{}{}
 	h.mu.Unlock()
 	h.wakeUp()
 }
@@ -313,6 +326,7 @@ func (h *senderHub) loop() {
 // dispatch sends queued upstream messages to connections with room.
 func (h *senderHub) dispatch() {
 	h.mu.Lock()
+	clear(h.ackedDuring) // acks committed before this read are not in it
 	room, skip := 0, len(h.inflight)
 	for _, c := range h.conns {
 		if !c.draining.Load() {
@@ -333,6 +347,9 @@ func (h *senderHub) dispatch() {
 	for i := range ups {
 		u := &ups[i]
 		if h.inflight[u.Seq] != nil {
+			continue
+		}
+		if _, gone := h.ackedDuring[u.Seq]; gone {
 			continue
 		}
 		c := h.pick()
