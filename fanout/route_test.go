@@ -98,3 +98,34 @@ func BenchmarkSendToGroup10(b *testing.B) {
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "groupmsgs/s")
 	b.ReportMetric(float64(end.Ops-start.Ops)/float64(max(1, end.Commits-start.Commits)), "ops/commit")
 }
+
+// TestSweepCatchesUp: one sweep pass deletes every expired record even when
+// there are more than a single bounded store call handles.
+func TestSweepCatchesUp(t *testing.T) {
+	r, db, _ := newTestRouter(t, 1)
+	now := time.Now()
+	r.cfg.Now = func() time.Time { return now }
+	const n = 25000 // more than two bounded Sweep calls
+	for i := 0; i < n; i += 500 {
+		e := &store.Enqueue{SenderID: "123", MessageID: "batch-" + strconv.Itoa(i), DedupUntil: now.UnixMilli() + 1}
+		for j := 0; j < 500; j++ {
+			e.Messages = append(e.Messages, store.Message{DeviceID: "dev0", RegID: "reg0", SenderID: "123", MessageID: "m", Expires: now.UnixMilli() + 1, Payload: []byte("{}")})
+		}
+		if err := db.Enqueue(context.Background(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now = now.Add(time.Second)
+	// One bounded store call does not suffice: the pass must keep going.
+	first, err := db.Sweep(context.Background(), now.UnixMilli())
+	if err != nil || !first.More {
+		t.Fatalf("setup: one Sweep call handled everything (%+v, %v); raise n", first, err)
+	}
+	r.sweep()
+	if n, _ := db.QueueLen("dev0"); n != 0 {
+		t.Fatalf("%d expired messages left after one sweep pass", n)
+	}
+	if st, _ := db.Sweep(context.Background(), now.UnixMilli()); st.Messages+st.Dedup != 0 || st.More {
+		t.Fatalf("a second sweep still found %+v", st)
+	}
+}

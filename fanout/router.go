@@ -161,13 +161,37 @@ func (r *Router) sweepLoop() {
 		case <-r.stop:
 			return
 		case <-t.C:
-			st, err := r.st.Sweep(context.Background(), r.nowMs())
-			if err != nil {
-				r.log.Error().Err(err).Msg("sweep expired messages")
-				continue
-			}
-			r.log.Debug().Interface("swept", st).Msg("expired messages swept")
+			r.sweep()
 		}
+	}
+}
+
+// sweep deletes everything expired, in bounded store calls: each is one
+// commit, so writers interleave with a long sweep instead of waiting behind
+// it. Under sustained load the dedup records alone expire at the message
+// rate, far beyond one bounded call a minute.
+func (r *Router) sweep() {
+	var total store.SweepStats
+	for {
+		st, err := r.st.Sweep(context.Background(), r.nowMs())
+		if err != nil {
+			r.log.Error().Err(err).Msg("sweep expired messages")
+			return
+		}
+		total.Messages += st.Messages
+		total.Upstream += st.Upstream
+		total.Dedup += st.Dedup
+		if !st.More {
+			break
+		}
+		select {
+		case <-r.stop:
+			return
+		default:
+		}
+	}
+	if total.Messages+total.Upstream+total.Dedup > 0 {
+		r.log.Debug().Int("messages", total.Messages).Int("upstream", total.Upstream).Int("dedup", total.Dedup).Msg("expired records swept")
 	}
 }
 
