@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -447,4 +448,67 @@ func TestRevokeClosesSessions(t *testing.T) {
 	if _, err := dial(t, s.info.XMPPAddr, s.tls, s.Sender, s.APIKey, "gcm.googleapis.com"); err != errNotAuthorized {
 		t.Fatalf("login after revoke: %v", err)
 	}
+}
+
+// TestUpstreamMovesToOtherConnection: upstream messages are spread over a
+// sender's connections; those in flight on a connection that closes
+// without acking are delivered on the sender's other connection, once.
+func TestUpstreamMovesToOtherConnection(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	d := s.checkin()
+	reg := s.register(d, s.Sender, "com.example")
+	a, b := s.appServer(), s.appServer()
+	dev := s.deviceConn(d)
+	const n = 20
+	for i := 0; i < n; i++ {
+		dev.send(fmt.Sprintf(`{"to":"%s@gcm.googleapis.com","category":"com.example","message_id":"mv-%d"}`, s.Sender, i))
+	}
+	for i := 0; i < n; i++ {
+		dev.expect(wait)
+	}
+	// Both connections get some; a acks nothing and closes; b acks all.
+	seen := map[string]int{}
+	gotA := 0
+	for len(seen) < n {
+		select {
+		case e := <-a.in:
+			if text, ok := e.gcm(); ok && strings.Contains(text, "mv-") {
+				gotA++
+				var v struct {
+					MessageID string `json:"message_id"`
+				}
+				_ = json.Unmarshal([]byte(text), &v)
+				seen[v.MessageID]++
+			}
+		case e := <-b.in:
+			text, _ := e.gcm()
+			var v struct {
+				MessageID string `json:"message_id"`
+			}
+			_ = json.Unmarshal([]byte(text), &v)
+			seen[v.MessageID]++
+			b.send(`{"to":"` + reg + `","message_id":"` + v.MessageID + `","message_type":"ack"}`)
+		case <-time.After(wait):
+			t.Fatalf("only %d of %d upstream messages arrived", len(seen), n)
+		}
+	}
+	if gotA == 0 {
+		t.Fatal("no upstream message went to the first connection: nothing to move")
+	}
+	a.close()
+	moved := 0
+	for moved < gotA {
+		m := b.expect(wait)
+		seen[m.str("message_id")]++
+		b.send(`{"to":"` + reg + `","message_id":"` + m.str("message_id") + `","message_type":"ack"}`)
+		moved++
+	}
+	b.expectNone(500 * time.Millisecond)
+	for id, c := range seen {
+		if c != 1 && c != 2 {
+			t.Errorf("%s seen %d times", id, c)
+		}
+	}
+	t.Logf("%d of %d were in flight on the closed connection and moved", gotA, n)
 }

@@ -241,9 +241,14 @@ type senderHub struct {
 	// reading the queue: that read may predate the commit and still list
 	// them, though they are no longer in flight. Cleared before each read.
 	ackedDuring map[uint64]struct{}
-	next        int // round-robin start
-	wake        chan struct{}
-	stop        chan struct{}
+	// cursor: every queued seq <= cursor has been handed to a connection
+	// (it is in flight, or acked). A connection that closes with messages
+	// in flight moves it back below them; maxSent is the highest seq ever
+	// handed out, so a read below it knows to expect in-flight entries.
+	cursor, maxSent uint64
+	next            int // round-robin start
+	wake            chan struct{}
+	stop            chan struct{}
 }
 
 func newSenderHub(r *Router, id string) *senderHub {
@@ -280,6 +285,7 @@ func (h *senderHub) remove(s *AppServerStream) bool {
 	for seq, c := range h.inflight {
 		if c == s {
 			delete(h.inflight, seq)
+			h.cursor = min(h.cursor, seq-1) // deliver it again
 		}
 	}
 	empty := len(h.conns) == 0
@@ -327,41 +333,52 @@ func (h *senderHub) loop() {
 func (h *senderHub) dispatch() {
 	h.mu.Lock()
 	clear(h.ackedDuring) // acks committed before this read are not in it
-	room, skip := 0, len(h.inflight)
+	room := 0
 	for _, c := range h.conns {
 		if !c.draining.Load() {
 			room += max(0, h.r.cfg.UpstreamWindow-c.inFlight())
 		}
 	}
+	after, limit := h.cursor, room
+	if after < h.maxSent {
+		limit += len(h.inflight) // rewound: in-flight entries lie ahead
+	}
 	h.mu.Unlock()
 	if room == 0 {
 		return
 	}
-	ups, err := h.r.st.PendingUpstream(h.id, 0, room+skip, h.r.nowMs())
+	// Read forward from the cursor: in the steady state every entry read
+	// is sent, so a dispatch costs what it delivers.
+	ups, err := h.r.st.PendingUpstream(h.id, after, limit, h.r.nowMs())
 	if err != nil {
 		h.r.log.Error().Err(err).Str("sender", h.id).Msg("read upstream queue")
 		return
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.cursor != after {
+		h.wakeUp() // rewound meanwhile by a closed connection: read again
+		return
+	}
 	for i := range ups {
 		u := &ups[i]
-		if h.inflight[u.Seq] != nil {
-			continue
+		_, acked := h.ackedDuring[u.Seq]
+		if h.inflight[u.Seq] == nil && !acked {
+			c := h.pick()
+			if c == nil {
+				return // no room left; the cursor stays before u
+			}
+			h.inflight[u.Seq] = c
+			c.addSent(u)
+			h.maxSent = max(h.maxSent, u.Seq)
+			// A failed Send means the connection is going away; its Closed
+			// frees the slot and rewinds the cursor.
+			_ = c.c.Send(u.Payload, "normal")
 		}
-		if _, gone := h.ackedDuring[u.Seq]; gone {
-			continue
-		}
-		c := h.pick()
-		if c == nil {
-			return
-		}
-		h.inflight[u.Seq] = c
-		c.addSent(u)
-		if c.c.Send(u.Payload, "normal") != nil {
-			// The connection is going away; its Closed frees the slot.
-			continue
-		}
+		h.cursor = u.Seq
+	}
+	if len(ups) == limit {
+		h.wakeUp() // maybe more
 	}
 }
 
