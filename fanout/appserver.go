@@ -85,13 +85,16 @@ func (s *AppServerStream) nack(env *envelope, id string, n *Nack) {
 
 // downstream validates one message and, once it is durably queued, acks it.
 func (s *AppServerStream) downstream(env *envelope, id string) {
-	if s.draining.Load() {
-		s.nack(env, id, &Nack{Code: CodeConnectionDraining, Description: "Connection is draining: send this message on another connection"})
-		return
-	}
 	if s.pending.Add(1) > int64(s.r.cfg.MaxPending) {
 		s.pending.Add(-1)
 		s.nack(env, id, &Nack{Code: CodeServiceUnavailable, Description: "Too many pending messages on this connection: wait for acks before sending more"})
+		return
+	}
+	// Checked after taking the slot: Drain sets draining before it waits
+	// for pending to reach zero, so every message accepted here is one
+	// Drain waits for, and its ack reaches the client before the close.
+	if s.draining.Load() {
+		s.answer(env, id, &Nack{Code: CodeConnectionDraining, Description: "Connection is draining: send this message on another connection"})
 		return
 	}
 	m, n := validateDownstream(env, id)
