@@ -512,3 +512,33 @@ func TestUpstreamMovesToOtherConnection(t *testing.T) {
 	}
 	t.Logf("%d of %d were in flight on the closed connection and moved", gotA, n)
 }
+
+// TestDeviceNackKeepsMessage: a device that nacks a message frees its window
+// slot (with 101 queued and a window of 100, a nack lets the 101st through
+// without any ack); the message stays queued and is offered again on the
+// next session.
+func TestDeviceNackKeepsMessage(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "--log-level", "info")
+	d := s.checkin()
+	reg := s.register(d, s.Sender, "com.example")
+	app := s.appServer()
+	for i := 0; i <= 100; i++ {
+		app.send(fmt.Sprintf(`{"to":"%s","message_id":"n-%d"}`, reg, i))
+		app.expect(wait)
+	}
+	dev := s.deviceConn(d)
+	for i := 0; i < 100; i++ {
+		dev.expect(wait)
+	}
+	dev.expectNone(300 * time.Millisecond) // the window is full
+	dev.send(`{"message_type":"nack","message_id":"n-0"}`)
+	if m := dev.expect(wait); m.str("message_id") != "n-100" {
+		t.Fatalf("after the nack freed a slot: %v", m.json)
+	}
+	dev.close()
+	dev = s.deviceConn(d)
+	if m := dev.expect(wait); m.str("message_id") != "n-0" {
+		t.Fatalf("after a nack, the next session got %v first", m.json)
+	}
+}

@@ -147,8 +147,12 @@ func (d *DeviceStream) Message(stanzaID string, payload []byte) {
 	case "":
 		d.upstream(env, id)
 	case "nack":
-		// A device may refuse a message it cannot handle; it stays queued
-		// until it expires, so only log it.
+		// A device may refuse a message it cannot handle now. It stays
+		// queued (offered again next session, or until it expires) but
+		// leaves this session's window, which it would otherwise jam.
+		if _, ok := d.take(id); ok {
+			d.release()
+		}
 		d.r.log.Info().Str("device", d.id).Str("message_id", id).Msg("device nacked a message")
 	default:
 		d.nack(id, invalidJSON("INVALID_PARAMETERS", "unknown message_type: "+mt))
@@ -162,19 +166,10 @@ func (d *DeviceStream) nack(id string, n *Nack) {
 // ack removes an acked message from the queue and, where the app server
 // asked for one, queues its delivery receipt in the same commit.
 func (d *DeviceStream) ack(id string) {
-	d.mu.Lock()
-	list := d.inflight[id]
-	if len(list) == 0 {
-		d.mu.Unlock()
+	f, ok := d.take(id)
+	if !ok {
 		return // a duplicate ack, or a message collapsed meanwhile
 	}
-	f := list[0]
-	if len(list) == 1 {
-		delete(d.inflight, id)
-	} else {
-		d.inflight[id] = list[1:]
-	}
-	d.mu.Unlock()
 
 	d.r.work.Add(1)
 	go func() {
@@ -190,11 +185,32 @@ func (d *DeviceStream) ack(id string) {
 		case err != nil && !errors.Is(err, store.ErrNotFound):
 			d.r.log.Error().Err(err).Str("device", d.id).Str("message_id", id).Msg("ack device message")
 		}
-		d.mu.Lock()
-		d.count--
-		d.mu.Unlock()
-		d.wakeUp()
+		d.release()
 	}()
+}
+
+// take removes the oldest in-flight message with this message_id.
+func (d *DeviceStream) take(id string) (deviceInflight, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	list := d.inflight[id]
+	if len(list) == 0 {
+		return deviceInflight{}, false
+	}
+	if len(list) == 1 {
+		delete(d.inflight, id)
+	} else {
+		d.inflight[id] = list[1:]
+	}
+	return list[0], true
+}
+
+// release frees one window slot and looks for more to deliver.
+func (d *DeviceStream) release() {
+	d.mu.Lock()
+	d.count--
+	d.mu.Unlock()
+	d.wakeUp()
 }
 
 // receipt renders the delivery receipt of an acked message.
