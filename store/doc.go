@@ -33,6 +33,10 @@
 //	expiry    be64(expires ms) kind part(id) tail → empty. kind 'm': id = deviceID,
 //	          tail = be64(seq); 'u': id = senderID, tail = be64(seq); 'd': id =
 //	          senderID, tail = part(messageID)
+//	groups    notification_key → Group (name, sender, app, members); created
+//	          by the first CreateGroup
+//	groupnames part(senderID) part(name) → notification_key, written in the
+//	          same transaction as the group, so name and key always agree
 //
 // The expiry index is ordered by time, so Sweep reads it from the start and
 // stops at the first entry in the future: it touches only what expired.
