@@ -1,7 +1,6 @@
 package xmpp
 
 import (
-	"bufio"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -371,7 +370,6 @@ func (c *Conn) classify(err error) (cond string, abort bool) {
 // queued stanzas into one TLS write per batch, IQ answers first.
 func (c *Conn) writeLoop() {
 	defer close(c.writerDone)
-	bw := bufio.NewWriterSize(c.wire.Conn, 32<<10)
 	wt := c.srv.cfg.WriteTimeout
 	for {
 		var b []byte
@@ -379,27 +377,42 @@ func (c *Conn) writeLoop() {
 		case b = <-c.prio:
 		case b = <-c.queue:
 		case <-c.closing:
-			c.finish(bw)
+			c.finish()
 			return
 		}
 		_ = c.wire.Conn.SetWriteDeadline(time.Now().Add(wt))
-		_, err := bw.Write(b)
-		for err == nil && bw.Buffered() < batchBytes {
-			b = c.next()
-			if b == nil {
-				break
-			}
-			_, err = bw.Write(b)
-		}
-		if err == nil {
-			err = bw.Flush()
-		}
-		if err != nil {
+		if err := c.writeBatch(b, nil); err != nil {
 			c.log.Debug().Err(err).Msg("xmpp: write failed")
 			c.shutdown("", true)
 			return
 		}
 	}
+}
+
+// writeBufs holds batch buffers. A connection takes one only while it
+// writes, so an idle session holds no write buffer at all: with long-lived
+// device sessions, that is most of them.
+var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, batchBytes+4<<10); return &b }}
+
+// writeBatch writes first, then whatever else is queued (up to batchBytes),
+// then tail, in one Write.
+func (c *Conn) writeBatch(first, tail []byte) error {
+	buf := writeBufs.Get().(*[]byte)
+	out := append((*buf)[:0], first...)
+	for len(out) < batchBytes {
+		b := c.next()
+		if b == nil {
+			break
+		}
+		out = append(out, b...)
+	}
+	out = append(out, tail...)
+	_, err := c.wire.Conn.Write(out)
+	if cap(out) <= 4*batchBytes { // do not keep a buffer a huge stanza grew
+		*buf = out[:0]
+		writeBufs.Put(buf)
+	}
+	return err
 }
 
 // next returns a queued stanza without blocking, IQ answers first.
@@ -421,7 +434,7 @@ func (c *Conn) next() []byte {
 
 // finish writes what is queued, the stream error if any and
 // </stream:stream>, then gives the reader closeWait to see the peer's close.
-func (c *Conn) finish(bw *bufio.Writer) {
+func (c *Conn) finish() {
 	c.mu.RLock()
 	cond, text, abort := c.cond, c.text, c.abort
 	c.mu.RUnlock()
@@ -431,17 +444,14 @@ func (c *Conn) finish(bw *bufio.Writer) {
 	_ = c.wire.Conn.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
 	var err error
 	for b := c.next(); b != nil && err == nil; b = c.next() {
-		_, err = bw.Write(b)
+		err = c.writeBatch(b, nil)
 	}
 	if err == nil {
+		end := []byte(`</stream:stream>`)
 		if cond != "" {
-			_, err = bw.Write(renderStreamError(cond, text))
-		} else {
-			_, err = bw.WriteString(`</stream:stream>`)
+			end = renderStreamError(cond, text) // ends the stream too
 		}
-	}
-	if err == nil {
-		err = bw.Flush()
+		err = c.writeBatch(nil, end)
 	}
 	if err != nil {
 		c.log.Debug().Err(err).Msg("xmpp: write failed while closing")
