@@ -25,7 +25,7 @@ type echoStream struct{ c *Conn }
 func (s echoStream) Message(_ string, p []byte) { _ = s.c.Send(p, "") }
 func (echoStream) Closed()                      {}
 
-func benchServer(b *testing.B) (addr string, roots *tls.Config, stop func()) {
+func benchServer(b testing.TB) (addr string, roots *tls.Config, stop func()) {
 	b.Helper()
 	cert := testCert(b)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -44,7 +44,7 @@ func benchServer(b *testing.B) (addr string, roots *tls.Config, stop func()) {
 }
 
 // benchLogin negotiates a raw session and returns the TLS connection.
-func benchLogin(b *testing.B, addr string, cfg *tls.Config) *tls.Conn {
+func benchLogin(b testing.TB, addr string, cfg *tls.Config) *tls.Conn {
 	b.Helper()
 	conn, err := tls.Dial("tcp", addr, cfg)
 	if err != nil {

@@ -57,8 +57,7 @@ type Conn struct {
 	abort   bool   // close the socket without a goodbye
 	closing chan struct{}
 
-	queue      chan []byte
-	prio       chan []byte
+	out        outQueue
 	writerDone chan struct{}
 	done       chan struct{}
 }
@@ -73,8 +72,7 @@ func newConn(s *Server, id uint64, log zerolog.Logger, wire *wireConn, identity,
 		jid:        jid,
 		remote:     remote,
 		closing:    make(chan struct{}),
-		queue:      make(chan []byte, s.cfg.SendQueue),
-		prio:       make(chan []byte, prioQueue),
+		out:        outQueue{ready: make(chan struct{}, 1)},
 		writerDone: make(chan struct{}),
 		done:       make(chan struct{}),
 	}
@@ -117,7 +115,7 @@ func (c *Conn) Send(payload []byte, typ string) error {
 	b = append(b, gcmOpen...)
 	b = appendEscapedText(b, payload)
 	b = append(b, gcmClose+`</message>`...)
-	return c.enqueue(c.queue, b)
+	return c.enqueue(false, b)
 }
 
 // Bounce queues the CCS stanza error of spec §4.4 for a message the peer sent:
@@ -125,24 +123,27 @@ func (c *Conn) Send(payload []byte, typ string) error {
 // <error code="400" type="modify"><bad-request .../><text ...>text</text>
 // </error></message>. It fails like Send.
 func (c *Conn) Bounce(stanzaID string, payload []byte, text string) error {
-	return c.enqueue(c.queue, renderBounce(stanzaID, c.jid, payload, text))
+	return c.enqueue(false, renderBounce(stanzaID, c.jid, payload, text))
 }
 
-// enqueue adds a rendered stanza to q without blocking.
-func (c *Conn) enqueue(q chan []byte, b []byte) error {
+// enqueue adds a rendered stanza to the send queue (prio: the IQ answers'
+// queue) without blocking.
+func (c *Conn) enqueue(prio bool, b []byte) error {
 	c.mu.RLock()
 	if c.closed {
 		c.mu.RUnlock()
 		return ErrClosed
 	}
-	select {
-	case q <- b:
-		c.mu.RUnlock()
-		return nil
-	default:
+	limit := c.srv.cfg.SendQueue
+	if prio {
+		limit = prioQueue
 	}
+	ok := c.out.push(prio, b, limit)
 	c.mu.RUnlock()
-	c.log.Warn().Int("queue", cap(q)).Msg("xmpp: send queue full, closing slow consumer")
+	if ok {
+		return nil
+	}
+	c.log.Warn().Int("queue", limit).Msg("xmpp: send queue full, closing slow consumer")
 	c.shutdown("", true)
 	return ErrQueueFull
 }
@@ -312,11 +313,11 @@ func (c *Conn) readLoop(r xml.TokenReader, st Stream) error {
 			default:
 				b = renderIQ(&s, c.srv.cfg.Domain, "cancel", "service-unavailable")
 			}
-			if err := c.enqueue(c.prio, b); err != nil {
+			if err := c.enqueue(true, b); err != nil {
 				return err
 			}
 		case kindIQInvalid:
-			if err := c.enqueue(c.prio, renderIQ(&s, c.srv.cfg.Domain, "modify", "bad-request")); err != nil {
+			if err := c.enqueue(true, renderIQ(&s, c.srv.cfg.Domain, "modify", "bad-request")); err != nil {
 				return err
 			}
 		case kindIgnored:
@@ -372,13 +373,15 @@ func (c *Conn) writeLoop() {
 	defer close(c.writerDone)
 	wt := c.srv.cfg.WriteTimeout
 	for {
-		var b []byte
-		select {
-		case b = <-c.prio:
-		case b = <-c.queue:
-		case <-c.closing:
-			c.finish()
-			return
+		b := c.out.pop()
+		if b == nil {
+			select {
+			case <-c.out.ready:
+				continue
+			case <-c.closing:
+				c.finish()
+				return
+			}
 		}
 		_ = c.wire.Conn.SetWriteDeadline(time.Now().Add(wt))
 		if err := c.writeBatch(b, nil); err != nil {
@@ -400,7 +403,7 @@ func (c *Conn) writeBatch(first, tail []byte) error {
 	buf := writeBufs.Get().(*[]byte)
 	out := append((*buf)[:0], first...)
 	for len(out) < batchBytes {
-		b := c.next()
+		b := c.out.pop()
 		if b == nil {
 			break
 		}
@@ -415,21 +418,70 @@ func (c *Conn) writeBatch(first, tail []byte) error {
 	return err
 }
 
-// next returns a queued stanza without blocking, IQ answers first.
-func (c *Conn) next() []byte {
+// outQueue is a connection's bounded send queue, IQ answers (pings) ahead
+// of messages. It holds only what is queued: a channel would allocate every
+// slot for the connection's whole life, about 25 KiB per idle session.
+type outQueue struct {
+	mu    sync.Mutex
+	prio  [][]byte
+	items [][]byte
+	head  int           // items[:head] are already taken
+	ready chan struct{} // capacity 1: something was queued
+}
+
+// push queues b unless its queue already holds limit stanzas.
+func (q *outQueue) push(prio bool, b []byte, limit int) bool {
+	q.mu.Lock()
+	if prio {
+		if len(q.prio) >= limit {
+			q.mu.Unlock()
+			return false
+		}
+		q.prio = append(q.prio, b)
+	} else {
+		if len(q.items)-q.head >= limit {
+			q.mu.Unlock()
+			return false
+		}
+		q.items = append(q.items, b)
+	}
+	q.mu.Unlock()
 	select {
-	case b := <-c.prio:
-		return b
+	case q.ready <- struct{}{}:
 	default:
 	}
-	select {
-	case b := <-c.prio:
+	return true
+}
+
+// pop returns the next stanza to write, or nil if none is queued.
+func (q *outQueue) pop() []byte {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.prio) > 0 {
+		b := q.prio[0]
+		q.prio = q.prio[1:]
+		if len(q.prio) == 0 {
+			q.prio = nil
+		}
 		return b
-	case b := <-c.queue:
-		return b
-	default:
+	}
+	if q.head == len(q.items) {
 		return nil
 	}
+	b := q.items[q.head]
+	q.items[q.head] = nil
+	q.head++
+	if q.head == len(q.items) {
+		// Drained: keep a small backing array for the next burst, drop a
+		// large one so that an idle session holds little.
+		q.head = 0
+		if cap(q.items) > 64 {
+			q.items = nil
+		} else {
+			q.items = q.items[:0]
+		}
+	}
+	return b
 }
 
 // finish writes what is queued, the stream error if any and
@@ -443,7 +495,7 @@ func (c *Conn) finish() {
 	}
 	_ = c.wire.Conn.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
 	var err error
-	for b := c.next(); b != nil && err == nil; b = c.next() {
+	for b := c.out.pop(); b != nil && err == nil; b = c.out.pop() {
 		err = c.writeBatch(b, nil)
 	}
 	if err == nil {
