@@ -6,6 +6,7 @@ import (
 	"encoding/xml"
 	"io"
 	"net"
+	"runtime"
 	"testing"
 	"time"
 
@@ -145,4 +146,34 @@ func BenchmarkLogin(b *testing.B) {
 		conn := benchLogin(b, addr, cfg)
 		conn.Close()
 	}
+}
+
+// BenchmarkIdleSessions measures the memory an idle, negotiated session
+// costs: heap and goroutine stacks after 200 logins, per session. Client and
+// server share the process, so the figure includes the test client's TLS
+// connection and decoder; compare runs, not absolutes.
+func BenchmarkIdleSessions(b *testing.B) {
+	addr, cfg, stop := benchServer(b)
+	defer stop()
+	const n = 200
+	var heap, stack float64
+	for i := 0; i < b.N; i++ {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		conns := make([]*tls.Conn, 0, n)
+		for j := 0; j < n; j++ {
+			conns = append(conns, benchLogin(b, addr, cfg))
+		}
+		time.Sleep(100 * time.Millisecond) // let the sessions settle
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		heap += float64(after.HeapInuse-before.HeapInuse) / n
+		stack += float64(after.StackInuse-before.StackInuse) / n
+		for _, c := range conns {
+			c.Close()
+		}
+	}
+	b.ReportMetric(heap/float64(b.N), "heapB/session")
+	b.ReportMetric(stack/float64(b.N), "stackB/session")
 }
