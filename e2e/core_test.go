@@ -542,3 +542,29 @@ func TestDeviceNackKeepsMessage(t *testing.T) {
 		t.Fatalf("after a nack, the next session got %v first", m.json)
 	}
 }
+
+// TestUpstreamRedeliveredWhileConnected: an upstream message the app server
+// does not ack is sent again after --upstream-redeliver even though the
+// connection stays up; once acked it stops.
+func TestUpstreamRedeliveredWhileConnected(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "--upstream-redeliver", "1s")
+	d := s.checkin()
+	reg := s.register(d, s.Sender, "com.example")
+	app := s.appServer()
+	dev := s.deviceConn(d)
+	dev.send(`{"to":"` + s.Sender + `@gcm.googleapis.com","category":"com.example","message_id":"r-1"}`)
+	dev.expect(wait)
+	first := time.Now()
+	if m := app.expect(wait); m.str("message_id") != "r-1" {
+		t.Fatalf("got %v", m.json)
+	}
+	if m := app.expect(wait); m.str("message_id") != "r-1" {
+		t.Fatalf("redelivery: got %v", m.json)
+	}
+	if el := time.Since(first); el < 900*time.Millisecond {
+		t.Fatalf("redelivered after %v, before the 1s timeout", el)
+	}
+	app.send(`{"to":"` + reg + `","message_id":"r-1","message_type":"ack"}`)
+	app.expectNone(2500 * time.Millisecond)
+}

@@ -239,7 +239,7 @@ type senderHub struct {
 
 	mu       sync.Mutex
 	conns    []*AppServerStream
-	inflight map[uint64]*AppServerStream
+	inflight map[uint64]upInFlight
 	// ackedDuring holds the seqs whose ack committed while dispatch was
 	// reading the queue: that read may predate the commit and still list
 	// them, though they are no longer in flight. Cleared before each read.
@@ -255,7 +255,7 @@ type senderHub struct {
 }
 
 func newSenderHub(r *Router, id string) *senderHub {
-	h := &senderHub{r: r, id: id, inflight: make(map[uint64]*AppServerStream), ackedDuring: make(map[uint64]struct{}), wake: make(chan struct{}, 1), stop: make(chan struct{})}
+	h := &senderHub{r: r, id: id, inflight: make(map[uint64]upInFlight), ackedDuring: make(map[uint64]struct{}), wake: make(chan struct{}, 1), stop: make(chan struct{})}
 	r.work.Add(1)
 	go h.loop()
 	return h
@@ -285,8 +285,8 @@ func (h *senderHub) remove(s *AppServerStream) bool {
 			break
 		}
 	}
-	for seq, c := range h.inflight {
-		if c == s {
+	for seq, f := range h.inflight {
+		if f.c == s {
 			delete(h.inflight, seq)
 			h.cursor = min(h.cursor, seq-1) // deliver it again
 		}
@@ -322,14 +322,47 @@ func (h *senderHub) acked(seq uint64) {
 
 func (h *senderHub) loop() {
 	defer h.r.work.Done()
+	t := time.NewTicker(max(h.r.cfg.UpstreamRedeliver/4, 10*time.Millisecond))
+	defer t.Stop()
 	for {
 		select {
 		case <-h.stop:
 			return
 		case <-h.wake:
 			h.dispatch()
+		case <-t.C:
+			if h.expire() {
+				h.dispatch()
+			}
 		}
 	}
+}
+
+// upInFlight is an upstream message written to a connection, not acked.
+type upInFlight struct {
+	c      *AppServerStream
+	sentMs int64
+}
+
+// expire takes back the upstream messages that have waited longer than
+// UpstreamRedeliver for an ack, so that they are sent again, even though
+// their connection is still up (CCS resends what is not acked, spec §5.3).
+// The old copy is forgotten: a late ack of it is ignored, and the new copy
+// is acked like any other (app servers dedupe upstream by message_id).
+func (h *senderHub) expire() bool {
+	deadline := h.r.nowMs() - h.r.cfg.UpstreamRedeliver.Milliseconds()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	any := false
+	for seq, f := range h.inflight {
+		if f.sentMs <= deadline {
+			delete(h.inflight, seq)
+			f.c.dropSent(seq)
+			h.cursor = min(h.cursor, seq-1)
+			any = true
+		}
+	}
+	return any
 }
 
 // dispatch sends queued upstream messages to connections with room.
@@ -366,12 +399,12 @@ func (h *senderHub) dispatch() {
 	for i := range ups {
 		u := &ups[i]
 		_, acked := h.ackedDuring[u.Seq]
-		if h.inflight[u.Seq] == nil && !acked {
+		if _, busy := h.inflight[u.Seq]; !busy && !acked {
 			c := h.pick()
 			if c == nil {
 				return // no room left; the cursor stays before u
 			}
-			h.inflight[u.Seq] = c
+			h.inflight[u.Seq] = upInFlight{c: c, sentMs: h.r.nowMs()}
 			c.addSent(u)
 			h.maxSent = max(h.maxSent, u.Seq)
 			// A failed Send means the connection is going away; its Closed
@@ -401,6 +434,27 @@ func (s *AppServerStream) inFlight() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.nup
+}
+
+// dropSent forgets an upstream message this connection holds, when it is
+// taken back for redelivery.
+func (s *AppServerStream) dropSent(seq uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, list := range s.sent {
+		for i, su := range list {
+			if su.seq == seq {
+				list = append(list[:i], list[i+1:]...)
+				if len(list) == 0 {
+					delete(s.sent, id)
+				} else {
+					s.sent[id] = list
+				}
+				s.nup--
+				return
+			}
+		}
+	}
 }
 
 // addSent records an upstream message written on this connection; the

@@ -61,6 +61,10 @@ type Config struct {
 	// UpstreamWindow bounds the upstream messages and receipts in flight on
 	// one app-server connection [100].
 	UpstreamWindow int
+	// UpstreamRedeliver is how long an upstream message or receipt waits for
+	// the app server's ack before it is sent again, on any of the sender's
+	// connections [2m].
+	UpstreamRedeliver time.Duration
 	// DedupWindow is how long a downstream message_id is remembered, so that
 	// a retry of an accepted message is acked again but not delivered twice
 	// [15m].
@@ -86,6 +90,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.UpstreamWindow <= 0 {
 		c.UpstreamWindow = 100
+	}
+	if c.UpstreamRedeliver <= 0 {
+		c.UpstreamRedeliver = 2 * time.Minute
 	}
 	if c.DedupWindow <= 0 {
 		c.DedupWindow = 15 * time.Minute

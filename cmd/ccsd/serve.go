@@ -44,6 +44,7 @@ type serveConfig struct {
 	maxGroupMembers int
 	drainGrace      time.Duration
 	commitDelay     time.Duration
+	redeliver       time.Duration
 	log             logFlags
 }
 
@@ -61,6 +62,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.IntVar(&cfg.maxGroupMembers, "max-group-members", 10, "maximum registrations in one device group (notification_key)")
 	fs.DurationVar(&cfg.drainGrace, "drain-grace", 10*time.Second, "on shutdown, how long app servers get to finish in-flight messages")
 	fs.DurationVar(&cfg.commitDelay, "commit-delay", 0, "extra time the store waits to gather writes into one commit (tuning and tests; 0 commits at once)")
+	fs.DurationVar(&cfg.redeliver, "upstream-redeliver", 2*time.Minute, "how long an upstream message or receipt waits for the app server's ack before it is sent again")
 	cfg.log.register(fs)
 	pos, err := parseFlags(fs, args)
 	if err != nil {
@@ -117,6 +119,9 @@ func (c *serveConfig) check() error {
 	}
 	if c.drainGrace < 0 {
 		return fmt.Errorf("--drain-grace %v: must not be negative", c.drainGrace)
+	}
+	if c.redeliver <= 0 {
+		return fmt.Errorf("--upstream-redeliver %v: must be positive", c.redeliver)
 	}
 	if c.commitDelay < 0 {
 		return fmt.Errorf("--commit-delay %v: must not be negative", c.commitDelay)
@@ -182,10 +187,11 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, stdout io.W
 	tlsConf := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 
 	router, err := fanout.New(fanout.Config{
-		Store:   db,
-		Logger:  log.With().Str("component", "fanout").Logger(),
-		Domain:  cfg.domain,
-		Aliases: aliases,
+		Store:             db,
+		Logger:            log.With().Str("component", "fanout").Logger(),
+		Domain:            cfg.domain,
+		Aliases:           aliases,
+		UpstreamRedeliver: cfg.redeliver,
 	})
 	if err != nil {
 		return fmt.Errorf("start router: %w", err)
