@@ -37,11 +37,17 @@ func (r *Router) plan(sender string, m *downstream) (*plan, *Nack) {
 		now := r.nowMs()
 		p.e = r.newEnqueue(sender, m.MessageID, now)
 		r.addCopy(p, m, reg, sender, "", now)
+		if len(p.e.Messages) == 0 {
+			p.e = nil // time_to_live 0 to an offline device: handled, dropped
+		}
 		return p, nil
 	case !errors.Is(err, store.ErrNotFound):
 		return p, registrationNack(m.To, err)
 	}
 	g, gerr := r.st.Group(m.To)
+	if gerr != nil && !errors.Is(gerr, store.ErrNotFound) {
+		return p, storeNack(gerr)
+	}
 	if gerr != nil || g.SenderID != sender {
 		// Unknown, or another sender's group: the same answer.
 		return p, registrationNack(m.To, store.ErrNotFound)
