@@ -291,3 +291,13 @@ func (c *client) close() {
 		_ = c.conn.Close()
 	})
 }
+
+// ack acks a downstream message, as a device does.
+func (c *client) ack(messageID string) {
+	c.sendJSON(map[string]string{"message_type": "ack", "message_id": messageID})
+}
+
+// ackUpstream acks an upstream message or receipt, as an app server does.
+func (c *client) ackUpstream(from, messageID string) {
+	c.sendJSON(map[string]string{"to": from, "message_id": messageID, "message_type": "ack"})
+}

@@ -36,7 +36,7 @@ func TestDownstreamAckDeliveryReceipt(t *testing.T) {
 	if data, _ := got.json["data"].(map[string]any); data["text"] != `a <b> & "c"` {
 		t.Fatalf("data did not survive XML and JSON escaping: %v", got.json["data"])
 	}
-	dev.send(`{"message_type":"ack","message_id":"m-1"}`)
+	dev.ack("m-1")
 
 	r := app.expect(wait)
 	if r.typ != "normal" || r.str("message_type") != "receipt" || r.str("message_id") != "dr2:m-1" || r.str("from") != "gcm.googleapis.com" || r.str("category") != "com.example.chat" {
@@ -81,7 +81,7 @@ func TestOfflineQueueAndRedelivery(t *testing.T) {
 			t.Fatalf("offline queue order: got %v", m.json)
 		}
 	}
-	dev.send(`{"message_type":"ack","message_id":"m-2"}`)
+	dev.ack("m-2")
 	time.Sleep(300 * time.Millisecond) // the ack commits
 	dev.close()
 
@@ -200,7 +200,7 @@ func TestUpstream(t *testing.T) {
 	if up.str("message_id") != "u-1" {
 		t.Fatalf("redelivered upstream: %v", up.json)
 	}
-	app.send(`{"to":"` + reg + `","message_id":"u-1","message_type":"ack"}`)
+	app.ackUpstream(reg, "u-1")
 	time.Sleep(300 * time.Millisecond)
 	app.close()
 	app = s.appServer()
@@ -399,7 +399,7 @@ func TestOrderAndTTL(t *testing.T) {
 		if want := fmt.Sprintf("o-%d", i); m.str("message_id") != want {
 			t.Fatalf("downstream order: got %s, want %s", m.str("message_id"), want)
 		}
-		dev.send(`{"message_type":"ack","message_id":"` + m.str("message_id") + `"}`)
+		dev.ack(m.str("message_id"))
 	}
 	dev.expectNone(300 * time.Millisecond) // neither "short" nor "zero-offline"
 
@@ -422,7 +422,7 @@ func TestOrderAndTTL(t *testing.T) {
 		if want := fmt.Sprintf("up-%d", i); m.str("message_id") != want {
 			t.Fatalf("upstream order: got %s, want %s", m.str("message_id"), want)
 		}
-		app.send(`{"to":"` + reg + `","message_id":"` + m.str("message_id") + `","message_type":"ack"}`)
+		app.ackUpstream(reg, m.str("message_id"))
 	}
 }
 
@@ -488,7 +488,7 @@ func TestUpstreamMovesToOtherConnection(t *testing.T) {
 			}
 			_ = json.Unmarshal([]byte(text), &v)
 			seen[v.MessageID]++
-			b.send(`{"to":"` + reg + `","message_id":"` + v.MessageID + `","message_type":"ack"}`)
+			b.ackUpstream(reg, v.MessageID)
 		case <-time.After(wait):
 			t.Fatalf("only %d of %d upstream messages arrived", len(seen), n)
 		}
@@ -501,7 +501,7 @@ func TestUpstreamMovesToOtherConnection(t *testing.T) {
 	for moved < gotA {
 		m := b.expect(wait)
 		seen[m.str("message_id")]++
-		b.send(`{"to":"` + reg + `","message_id":"` + m.str("message_id") + `","message_type":"ack"}`)
+		b.ackUpstream(reg, m.str("message_id"))
 		moved++
 	}
 	b.expectNone(500 * time.Millisecond)
@@ -565,6 +565,6 @@ func TestUpstreamRedeliveredWhileConnected(t *testing.T) {
 	if el := time.Since(first); el < 900*time.Millisecond {
 		t.Fatalf("redelivered after %v, before the 1s timeout", el)
 	}
-	app.send(`{"to":"` + reg + `","message_id":"r-1","message_type":"ack"}`)
+	app.ackUpstream(reg, "r-1")
 	app.expectNone(2500 * time.Millisecond)
 }

@@ -72,7 +72,7 @@ func TestCrashKeepsAckedMessages(t *testing.T) {
 	for len(missing) > 0 {
 		m := dev.expect(wait) // fails the test if an acked message never comes
 		delete(missing, m.str("message_id"))
-		dev.send(`{"message_type":"ack","message_id":"` + m.str("message_id") + `"}`)
+		dev.ack(m.str("message_id"))
 		delivered++
 	}
 	t.Logf("%d acked before SIGKILL, all delivered after restart (%d delivered so far)", len(acked), delivered)

@@ -101,7 +101,7 @@ func TestGroupFanOutXMPP(t *testing.T) {
 		if m.str("message_id") != "g-1" || m.str("to") != u.regs[i] || m.str("notification_key") != key || m.str("from") != s.Sender {
 			t.Fatalf("device %d got %v", i, m.json)
 		}
-		c.send(`{"message_type":"ack","message_id":"g-1"}`)
+		c.ack("g-1")
 	}
 	// One receipt per member registration.
 	got := map[string]bool{}
@@ -186,8 +186,8 @@ func TestDeviceToGroupAndDismissal(t *testing.T) {
 	app.expect(wait)
 	phone.expect(wait)
 	tablet.expect(wait)
-	phone.send(`{"message_type":"ack","message_id":"n-1"}`)
-	tablet.send(`{"message_type":"ack","message_id":"n-1"}`)
+	phone.ack("n-1")
+	tablet.ack("n-1")
 
 	// The user reads it on the phone: the phone tells the group.
 	phone.send(`{"to":"` + key + `","category":"com.example.chat","message_id":"d-1","collapse_key":"thread-9","data":{"dismiss":"thread-9"}}`)
