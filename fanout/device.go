@@ -30,9 +30,8 @@ type DeviceStream struct {
 	count    int                         // messages in flight
 	last     uint64                      // highest queue seq written to this session
 	closed   bool
-
-	wake chan struct{}
-	done chan struct{}
+	running  bool // a delivery goroutine is on its way
+	again    bool // woken while running: look once more
 }
 
 type deviceInflight struct {
@@ -50,8 +49,6 @@ func (r *Router) OpenDevice(c Conn) (*DeviceStream, error) {
 	d := &DeviceStream{
 		r: r, c: c, id: c.Identity(),
 		inflight: make(map[string][]deviceInflight),
-		wake:     make(chan struct{}, 1),
-		done:     make(chan struct{}),
 	}
 	r.mu.Lock()
 	old := r.devices[d.id]
@@ -60,28 +57,42 @@ func (r *Router) OpenDevice(c Conn) (*DeviceStream, error) {
 	if old != nil {
 		old.c.Close("conflict")
 	}
-	r.work.Add(1)
-	go d.loop()
 	d.wakeUp()
 	return d, nil
 }
 
+// wakeUp makes sure the queue is looked at. Delivery runs in a goroutine
+// started on demand, not one parked per session: device sessions are
+// long-lived and mostly idle, and each parked goroutine would hold a stack.
 func (d *DeviceStream) wakeUp() {
-	select {
-	case d.wake <- struct{}{}:
-	default:
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return
 	}
+	if d.running {
+		d.again = true
+		d.mu.Unlock()
+		return
+	}
+	d.running = true
+	d.r.work.Add(1)
+	d.mu.Unlock()
+	go d.run()
 }
 
-func (d *DeviceStream) loop() {
+func (d *DeviceStream) run() {
 	defer d.r.work.Done()
 	for {
-		select {
-		case <-d.done:
+		d.deliver()
+		d.mu.Lock()
+		if !d.again || d.closed {
+			d.running = false
+			d.mu.Unlock()
 			return
-		case <-d.wake:
-			d.deliver()
 		}
+		d.again = false
+		d.mu.Unlock()
 	}
 }
 
@@ -399,7 +410,6 @@ func (d *DeviceStream) Closed() {
 	d.mu.Lock()
 	d.closed = true
 	d.mu.Unlock()
-	close(d.done)
 	r := d.r
 	r.mu.Lock()
 	if r.devices[d.id] == d {
