@@ -129,3 +129,19 @@ func TestSweepCatchesUp(t *testing.T) {
 		t.Fatalf("a second sweep still found %+v", st)
 	}
 }
+
+// TestStoreFailureIsRetryable: when the store cannot take the message (here:
+// closed), the sender gets a retryable nack, never an ack.
+func TestStoreFailureIsRetryable(t *testing.T) {
+	r, db, key := newTestRouter(t, 2)
+	db.Close()
+	for _, to := range []string{"reg0", key} {
+		res := r.Send(context.Background(), "123", []byte(`{"to":"`+to+`","message_id":"m-closed"}`))
+		if res.Nack == nil || (res.Nack.Code != CodeServiceUnavailable && res.Nack.Code != CodeInternalServerError) {
+			t.Fatalf("to %s with the store closed: %+v", to, res)
+		}
+		if code, _ := res.Nack.HTTPError(); code != "Unavailable" && code != "InternalServerError" {
+			t.Fatalf("HTTP error name %q", code)
+		}
+	}
+}
