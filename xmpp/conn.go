@@ -72,7 +72,6 @@ func newConn(s *Server, id uint64, log zerolog.Logger, wire *wireConn, identity,
 		jid:        jid,
 		remote:     remote,
 		closing:    make(chan struct{}),
-		out:        outQueue{ready: make(chan struct{}, 1)},
 		writerDone: make(chan struct{}),
 		done:       make(chan struct{}),
 	}
@@ -141,6 +140,7 @@ func (c *Conn) enqueue(prio bool, b []byte) error {
 	ok := c.out.push(prio, b, limit)
 	c.mu.RUnlock()
 	if ok {
+		c.kick()
 		return nil
 	}
 	c.log.Warn().Int("queue", limit).Msg("xmpp: send queue full, closing slow consumer")
@@ -177,6 +177,7 @@ func (c *Conn) shutdownText(cond, text string, abort bool) {
 	c.abort = abort
 	close(c.closing)
 	c.mu.Unlock()
+	c.kick() // a writer must run to say goodbye (or just to end, on abort)
 	if abort {
 		_ = c.wire.netConn().Close()
 	}
@@ -194,7 +195,6 @@ func (c *Conn) run(sess *xmpp.Session) {
 	s := c.srv
 	c.wire.established(s.cfg.IdleTimeout)
 	_ = c.wire.Conn.SetWriteDeadline(time.Time{})
-	go c.writeLoop()
 
 	var st Stream
 	cond, text := s.register(c)
@@ -370,25 +370,37 @@ func (c *Conn) classify(err error) (cond string, abort bool) {
 // writeLoop is the connection's only writer after negotiation. It coalesces
 // queued stanzas into one TLS write per batch, IQ answers first.
 func (c *Conn) writeLoop() {
-	defer close(c.writerDone)
 	wt := c.srv.cfg.WriteTimeout
 	for {
 		b := c.out.pop()
 		if b == nil {
-			select {
-			case <-c.out.ready:
-				continue
-			case <-c.closing:
+			if c.out.idle(c.closing) {
+				return // nothing queued, not closing: exit until kicked
+			}
+			if c.out.empty() {
+				// Closing and drained: this writer is the last.
 				c.finish()
+				close(c.writerDone)
 				return
 			}
+			continue
 		}
 		_ = c.wire.Conn.SetWriteDeadline(time.Now().Add(wt))
 		if err := c.writeBatch(b, nil); err != nil {
 			c.log.Debug().Err(err).Msg("xmpp: write failed")
 			c.shutdown("", true)
+			close(c.writerDone) // writing stays claimed: no writer runs again
 			return
 		}
+	}
+}
+
+// kick starts the writer goroutine unless one is running. Writers run on
+// demand, not parked per connection: device sessions are long-lived and
+// mostly idle, and a parked goroutine holds a stack.
+func (c *Conn) kick() {
+	if c.out.claim() {
+		go c.writeLoop()
 	}
 }
 
@@ -422,11 +434,45 @@ func (c *Conn) writeBatch(first, tail []byte) error {
 // of messages. It holds only what is queued: a channel would allocate every
 // slot for the connection's whole life, about 25 KiB per idle session.
 type outQueue struct {
-	mu    sync.Mutex
-	prio  [][]byte
-	items [][]byte
-	head  int           // items[:head] are already taken
-	ready chan struct{} // capacity 1: something was queued
+	mu      sync.Mutex
+	prio    [][]byte
+	items   [][]byte
+	head    int  // items[:head] are already taken
+	writing bool // a writer goroutine is running
+}
+
+// claim reports whether the caller should start the writer: none runs.
+func (q *outQueue) claim() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.writing {
+		return false
+	}
+	q.writing = true
+	return true
+}
+
+// idle releases the writer's claim if nothing is queued and the
+// connection is not closing; it reports whether the writer may exit.
+func (q *outQueue) idle(closing <-chan struct{}) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.prio) > 0 || q.head < len(q.items) {
+		return false
+	}
+	select {
+	case <-closing:
+		return false
+	default:
+	}
+	q.writing = false
+	return true
+}
+
+func (q *outQueue) empty() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.prio) == 0 && q.head == len(q.items)
 }
 
 // push queues b unless its queue already holds limit stanzas.
@@ -446,10 +492,6 @@ func (q *outQueue) push(prio bool, b []byte, limit int) bool {
 		q.items = append(q.items, b)
 	}
 	q.mu.Unlock()
-	select {
-	case q.ready <- struct{}{}:
-	default:
-	}
 	return true
 }
 
