@@ -36,8 +36,10 @@
 //
 // After negotiation the connection no longer goes through mellium's Serve and
 // Send: stanzas are read from Session.TokenReader (keeping the decoder and its
-// read-ahead) and answered here, and one writer goroutine per connection
-// writes stanzas rendered as bytes straight to the TLS connection. mellium's
+// read-ahead) and answered here, and a writer goroutine, started when
+// something is queued and gone when the queue is drained (an idle session
+// holds no writer and no write buffer), writes stanzas rendered as bytes
+// straight to the TLS connection. mellium's
 // write path escapes '"' as &#34; (JSON grows by a third), adds ids and a
 // type attribute CCS clients must not see, and costs a goroutine and a flush
 // per stanza; ours renders the exact CCS shapes, coalesces queued stanzas
