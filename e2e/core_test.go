@@ -217,22 +217,22 @@ func TestUpstream(t *testing.T) {
 func TestSASLFailure(t *testing.T) {
 	t.Parallel()
 	s := startServer(t)
-	_, err := dial(t, s.info.XMPPAddr, s.tls, s.Sender+"@gcm.googleapis.com", "wrong", "gcm.googleapis.com")
+	_, err := dial(t, s.Info.XMPPAddr, s.tls, s.Sender+"@gcm.googleapis.com", "wrong", "gcm.googleapis.com")
 	if err != errNotAuthorized {
 		t.Fatalf("wrong key: %v, want not-authorized", err)
 	}
-	_, err = dial(t, s.info.XMPPAddr, s.tls, "nobody", s.APIKey, "gcm.googleapis.com")
+	_, err = dial(t, s.Info.XMPPAddr, s.tls, "nobody", s.APIKey, "gcm.googleapis.com")
 	if err != errNotAuthorized {
 		t.Fatalf("unknown sender: %v", err)
 	}
 	d := s.checkin()
-	_, err = dial(t, s.info.DeviceAddr, s.tls, d.ID, "wrong", "gcm.googleapis.com")
+	_, err = dial(t, s.Info.DeviceAddr, s.tls, d.ID, "wrong", "gcm.googleapis.com")
 	if err != errNotAuthorized {
 		t.Fatalf("device wrong token: %v", err)
 	}
 	// Both login forms and the FCM domain work.
 	for _, u := range []struct{ user, domain string }{{s.Sender, "gcm.googleapis.com"}, {s.Sender + "@fcm.googleapis.com", "fcm.googleapis.com"}} {
-		c, err := dial(t, s.info.XMPPAddr, s.tls, u.user, s.APIKey, u.domain)
+		c, err := dial(t, s.Info.XMPPAddr, s.tls, u.user, s.APIKey, u.domain)
 		if err != nil {
 			t.Fatalf("login as %s: %v", u.user, err)
 		}
@@ -340,7 +340,7 @@ func TestDrainingOnShutdown(t *testing.T) {
 	app := s.appServer()
 	app.send(`{"to":"` + reg + `","message_id":"before"}`)
 	time.Sleep(500 * time.Millisecond) // read, and pending in the slow commit
-	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := s.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	c := app.expect(wait)
@@ -360,7 +360,7 @@ func TestDrainingOnShutdown(t *testing.T) {
 		t.Errorf("message sent while draining: %v", got["after"].json)
 	}
 	app.closed(wait)
-	if err := s.wait(); err != nil {
+	if err := s.Wait(); err != nil {
 		t.Fatalf("exit after drain: %v", err)
 	}
 }
@@ -433,7 +433,7 @@ func TestRevokeClosesSessions(t *testing.T) {
 	t.Parallel()
 	s := startServer(t)
 	app := s.appServer()
-	resp, err := http.Post("http://"+s.info.AdminAddr+"/admin/senders/"+s.Sender+"/revoke", "application/json", nil)
+	resp, err := http.Post("http://"+s.Info.AdminAddr+"/admin/senders/"+s.Sender+"/revoke", "application/json", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -445,7 +445,7 @@ func TestRevokeClosesSessions(t *testing.T) {
 	if last == nil || !strings.Contains(string(last.Inner), "not-authorized") {
 		t.Fatalf("revoked session ended with %v, want a not-authorized stream error", last)
 	}
-	if _, err := dial(t, s.info.XMPPAddr, s.tls, s.Sender, s.APIKey, "gcm.googleapis.com"); err != errNotAuthorized {
+	if _, err := dial(t, s.Info.XMPPAddr, s.tls, s.Sender, s.APIKey, "gcm.googleapis.com"); err != errNotAuthorized {
 		t.Fatalf("login after revoke: %v", err)
 	}
 }

@@ -48,7 +48,7 @@ func TestCrashKeepsAckedMessages(t *testing.T) {
 		n++
 		answered <- n
 	}
-	s.kill()
+	s.Kill()
 	// Acks already on their way when the process died count too: each was
 	// written after its commit.
 	for e := range app.in {

@@ -19,7 +19,7 @@ func (s *server) notification(method string, body any, query string) (int, map[s
 		b, _ := json.Marshal(body)
 		rd = bytes.NewReader(b)
 	}
-	req, _ := http.NewRequest(method, "https://"+s.info.HTTPAddr+"/gcm/notification"+query, rd)
+	req, _ := http.NewRequest(method, "https://"+s.Info.HTTPAddr+"/gcm/notification"+query, rd)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "key="+s.APIKey)
 	req.Header.Set("project_id", s.Sender)
@@ -47,7 +47,7 @@ func (s *server) createGroup(name string, regs ...string) string {
 // send posts to the legacy /gcm/send endpoint.
 func (s *server) send(body string) (int, []byte) {
 	s.t.Helper()
-	req, _ := http.NewRequest("POST", "https://"+s.info.HTTPAddr+"/gcm/send", strings.NewReader(body))
+	req, _ := http.NewRequest("POST", "https://"+s.Info.HTTPAddr+"/gcm/send", strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "key="+s.APIKey)
 	resp, err := s.http.Do(req)
@@ -224,7 +224,7 @@ func TestGroupsSurviveSIGKILL(t *testing.T) {
 	s := startServer(t)
 	u := s.newUser(2, "com.example")
 	key := s.createGroup("user-4", u.regs...)
-	s.kill()
+	s.Kill()
 	s.restart()
 	code, v := s.notification("GET", nil, "?notification_key_name=user-4")
 	if code != 200 || v["notification_key"] != key {
@@ -266,7 +266,7 @@ func TestLegacyHTTPSend(t *testing.T) {
 	if code, _ := s.send(`{"registration_ids":["x"],"time_to_live":"soon"}`); code != 400 {
 		t.Fatalf("bad field type: %d, want 400", code)
 	}
-	req, _ := http.NewRequest("POST", "https://"+s.info.HTTPAddr+"/gcm/send", strings.NewReader(`{"registration_ids":["x"]}`))
+	req, _ := http.NewRequest("POST", "https://"+s.Info.HTTPAddr+"/gcm/send", strings.NewReader(`{"registration_ids":["x"]}`))
 	req.Header.Set("Authorization", "key=wrong")
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := s.http.Do(req)

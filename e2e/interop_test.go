@@ -38,8 +38,8 @@ func TestInteropGoXMPP(t *testing.T) {
 		t.Cleanup(func() { c.Close() })
 		return c
 	}
-	app := login(s.info.XMPPAddr, s.Sender+"@gcm.googleapis.com", s.APIKey)
-	dev := login(s.info.DeviceAddr, d.ID+"@gcm.googleapis.com", d.Token)
+	app := login(s.Info.XMPPAddr, s.Sender+"@gcm.googleapis.com", s.APIKey)
+	dev := login(s.Info.DeviceAddr, d.ID+"@gcm.googleapis.com", d.Token)
 
 	recvGCM := func(c *goxmpp.Client) (string, map[string]any) {
 		t.Helper()

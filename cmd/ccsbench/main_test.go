@@ -1,20 +1,20 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ccsd/ccsd/internal/ccsdtest"
 )
 
 // The tests measure a real ccsd binary, built once, serving on loopback
@@ -24,7 +24,7 @@ var (
 	ccsdBin string
 
 	srvOnce sync.Once
-	srv     *ccsdProc
+	srv     *ccsdtest.Proc
 	srvErr  error
 )
 
@@ -35,17 +35,14 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	tmpDir = dir
-	ccsdBin = filepath.Join(dir, "ccsd")
-	build := exec.Command("go", "build", "-o", ccsdBin, "../ccsd")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building ccsd:", err)
+	if ccsdBin, err = ccsdtest.Build(dir, false); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
 	code := m.Run()
 	if srv != nil {
-		if err := srv.stop(); err != nil {
+		if err := srv.Stop(syscall.SIGTERM); err != nil {
 			fmt.Fprintln(os.Stderr, "stopping ccsd:", err)
 			code = 1
 		}
@@ -54,91 +51,14 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// ccsdProc is one "ccsd serve" process.
-type ccsdProc struct {
-	data   string
-	cmd    *exec.Cmd
-	exited chan error
-	log    *bytes.Buffer
-	logMu  sync.Mutex
-	info   struct {
-		PID        int    `json:"pid"`
-		XMPPAddr   string `json:"xmpp_addr"`
-		DeviceAddr string `json:"device_addr"`
-		HTTPAddr   string `json:"http_addr"`
-		AdminAddr  string `json:"admin_addr"`
-	}
-}
-
-func (p *ccsdProc) Write(b []byte) (int, error) {
-	p.logMu.Lock()
-	defer p.logMu.Unlock()
-	return p.log.Write(b)
-}
-
-func (p *ccsdProc) logs() string {
-	p.logMu.Lock()
-	defer p.logMu.Unlock()
-	return p.log.String()
-}
-
 // server returns the shared ccsd, starting it on first use.
-func server(t *testing.T) *ccsdProc {
+func server(t *testing.T) *ccsdtest.Proc {
 	t.Helper()
-	srvOnce.Do(func() { srv, srvErr = startCCSD(filepath.Join(tmpDir, "data")) })
+	srvOnce.Do(func() { srv, srvErr = ccsdtest.Start(ccsdBin, filepath.Join(tmpDir, "data"), "--drain-grace", "2s") })
 	if srvErr != nil {
 		t.Fatal(srvErr)
 	}
 	return srv
-}
-
-func startCCSD(data string) (*ccsdProc, error) {
-	p := &ccsdProc{data: data, log: new(bytes.Buffer), exited: make(chan error, 1)}
-	p.cmd = exec.Command(ccsdBin, "serve", "--data", data,
-		"--xmpp-addr", "127.0.0.1:0", "--device-addr", "127.0.0.1:0",
-		"--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--drain-grace", "2s")
-	p.cmd.Stderr = p
-	out, err := p.cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := p.cmd.Start(); err != nil {
-		return nil, err
-	}
-	go func() { p.exited <- p.cmd.Wait() }()
-	// The first start prints the default sender as one JSON line.
-	line, err := bufio.NewReader(out).ReadString('\n')
-	var cred struct {
-		SenderID string `json:"sender_id"`
-	}
-	if err != nil || json.Unmarshal([]byte(line), &cred) != nil || cred.SenderID == "" {
-		_ = p.cmd.Process.Kill()
-		return nil, fmt.Errorf("ccsd's default sender line %q: %v\n%s", line, err, p.logs())
-	}
-	go func() { _, _ = bufio.NewReader(out).WriteTo(p) }()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		b, err := os.ReadFile(filepath.Join(data, "run.json"))
-		if err == nil && json.Unmarshal(b, &p.info) == nil && p.info.PID == p.cmd.Process.Pid {
-			return p, nil
-		}
-		if time.Now().After(deadline) {
-			_ = p.cmd.Process.Kill()
-			return nil, fmt.Errorf("ccsd wrote no run.json\n%s", p.logs())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (p *ccsdProc) stop() error {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-p.exited:
-		return err
-	case <-time.After(20 * time.Second):
-		_ = p.cmd.Process.Kill()
-		return fmt.Errorf("ccsd did not stop on SIGTERM\n%s", p.logs())
-	}
 }
 
 // runBench runs ccsbench in-process and returns its exit code, report and
@@ -163,7 +83,7 @@ func runBench(t *testing.T, args ...string) (int, *report, string) {
 func checkClean(t *testing.T, code int, r *report, stderr string, messages, copies int) {
 	t.Helper()
 	if r == nil {
-		t.Fatalf("exit %d and no summary; stderr:\n%s\nccsd:\n%s", code, stderr, srv.logs())
+		t.Fatalf("exit %d and no summary; stderr:\n%s\nccsd:\n%s", code, stderr, srv.Logs())
 	}
 	if code != exitOK || !r.OK || !r.Complete {
 		t.Errorf("exit %d, ok %v, complete %v, problems %v, errors %v", code, r.OK, r.Complete, r.Problems, r.Errors)
@@ -198,7 +118,7 @@ func checkClean(t *testing.T, code int, r *report, stderr string, messages, copi
 // TestScenarios runs each scenario with small numbers against a real ccsd.
 func TestScenarios(t *testing.T) {
 	s := server(t)
-	common := []string{"--data", s.data, "--devices", "6", "--conns", "2", "--messages", "500", "--duration", "15s"}
+	common := []string{"--data", s.Data, "--devices", "6", "--conns", "2", "--messages", "500", "--duration", "15s"}
 
 	t.Run("downstream", func(t *testing.T) {
 		code, r, stderr := runBench(t, common...)
@@ -206,8 +126,8 @@ func TestScenarios(t *testing.T) {
 		if r != nil && r.Duplicates != 0 {
 			t.Errorf("downstream duplicates %d on a run without reconnections", r.Duplicates)
 		}
-		if r != nil && (r.Server.PID != s.info.PID || r.ServerCPUSeconds == nil) {
-			t.Errorf("server pid %d (want %d), cpu %v", r.Server.PID, s.info.PID, r.ServerCPUSeconds)
+		if r != nil && (r.Server.PID != s.Info.PID || r.ServerCPUSeconds == nil) {
+			t.Errorf("server pid %d (want %d), cpu %v", r.Server.PID, s.Info.PID, r.ServerCPUSeconds)
 		}
 	})
 	t.Run("group", func(t *testing.T) {
@@ -235,8 +155,8 @@ func TestScenarios(t *testing.T) {
 // command line.
 func TestExplicitAddresses(t *testing.T) {
 	s := server(t)
-	code, r, stderr := runBench(t, "--xmpp-addr", s.info.XMPPAddr, "--device-addr", s.info.DeviceAddr,
-		"--http-addr", s.info.HTTPAddr, "--admin-addr", s.info.AdminAddr, "--ca", filepath.Join(s.data, "cert.pem"),
+	code, r, stderr := runBench(t, "--xmpp-addr", s.Info.XMPPAddr, "--device-addr", s.Info.DeviceAddr,
+		"--http-addr", s.Info.HTTPAddr, "--admin-addr", s.Info.AdminAddr, "--ca", filepath.Join(s.Data, "cert.pem"),
 		"--devices", "3", "--conns", "1", "--messages", "200")
 	checkClean(t, code, r, stderr, 200, 1)
 	if r != nil && r.ServerCPUSeconds != nil {
@@ -249,7 +169,7 @@ func TestExplicitAddresses(t *testing.T) {
 func TestDurationCap(t *testing.T) {
 	s := server(t)
 	start := time.Now()
-	code, r, stderr := runBench(t, "--data", s.data, "--devices", "2", "--conns", "1", "--messages", "1000000", "--duration", "300ms")
+	code, r, stderr := runBench(t, "--data", s.Data, "--devices", "2", "--conns", "1", "--messages", "1000000", "--duration", "300ms")
 	if r == nil {
 		t.Fatalf("exit %d, no summary\n%s", code, stderr)
 	}
