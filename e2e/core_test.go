@@ -568,3 +568,33 @@ func TestUpstreamRedeliveredWhileConnected(t *testing.T) {
 	app.ackUpstream(reg, "r-1")
 	app.expectNone(2500 * time.Millisecond)
 }
+
+// TestUpstreamSameMessageIDFromTwoDevices: message ids are chosen per
+// device, so two devices may both send "1". An ack names its message by
+// "to" as well: acking device B's "1" (the second in flight) leaves device
+// A's, and A's is the one delivered again on the next connection.
+func TestUpstreamSameMessageIDFromTwoDevices(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	da, db := s.checkin(), s.checkin()
+	regA, regB := s.register(da, s.Sender, "com.example"), s.register(db, s.Sender, "com.example")
+	app := s.appServer()
+	for _, d := range []device{da, db} {
+		dev := s.deviceConn(d)
+		dev.send(`{"to":"` + s.Sender + `@gcm.googleapis.com","category":"com.example","message_id":"1"}`)
+		dev.expect(wait)
+	}
+	for i := 0; i < 2; i++ {
+		if m := app.expect(wait); m.str("message_id") != "1" {
+			t.Fatalf("got %v", m.json)
+		}
+	}
+	app.ackUpstream(regB, "1")
+	time.Sleep(300 * time.Millisecond) // the ack commits
+	app.close()
+	app = s.appServer()
+	if m := app.expect(wait); m.str("from") != regA {
+		t.Fatalf("redelivered %v, want device A's message (from %s)", m.json, regA)
+	}
+	app.expectNone(300 * time.Millisecond)
+}

@@ -28,8 +28,8 @@ type AppServerStream struct {
 }
 
 type sentUpstream struct {
-	seq  uint64
-	from string // the upstream's "from": a registration id or gcm.googleapis.com
+	seq     uint64
+	payload []byte // read for its "from" only when message ids collide
 }
 
 // OpenAppServer starts the routing of one app-server connection, after its
@@ -179,7 +179,9 @@ func (s *AppServerStream) takeSent(id, to string) (sentUpstream, bool) {
 	defer s.mu.Unlock()
 	list := s.sent[id]
 	for i, su := range list {
-		if to == "" || su.from == to || len(list) == 1 {
+		// message_ids are chosen per device, so two in flight may share one;
+		// only then is the payload parsed for the "from" the ack names.
+		if len(list) == 1 || to == "" || upstreamFrom(su.payload) == to {
 			list = append(list[:i], list[i+1:]...)
 			if len(list) == 0 {
 				delete(s.sent, id)
@@ -461,7 +463,7 @@ func (s *AppServerStream) dropSent(seq uint64) {
 // receipt's or message's "from" lets an ack name it unambiguously.
 func (s *AppServerStream) addSent(u *store.Upstream) {
 	s.mu.Lock()
-	s.sent[u.MessageID] = append(s.sent[u.MessageID], sentUpstream{seq: u.Seq, from: upstreamFrom(u)})
+	s.sent[u.MessageID] = append(s.sent[u.MessageID], sentUpstream{seq: u.Seq, payload: u.Payload})
 	s.nup++
 	s.mu.Unlock()
 }
@@ -487,10 +489,10 @@ func (r *Router) CloseSender(sender string) int {
 
 // upstreamFrom reads the "from" of a queued upstream payload: the sending
 // registration id, or gcm.googleapis.com for a receipt.
-func upstreamFrom(u *store.Upstream) string {
+func upstreamFrom(payload []byte) string {
 	var v struct {
 		From string `json:"from"`
 	}
-	_ = json.Unmarshal(u.Payload, &v)
+	_ = json.Unmarshal(payload, &v)
 	return v.From
 }
