@@ -469,6 +469,7 @@ func TestUpstreamMovesToOtherConnection(t *testing.T) {
 	}
 	// Both connections get some; a acks nothing and closes; b acks all.
 	seen := map[string]int{}
+	onA := map[string]bool{}
 	gotA := 0
 	for len(seen) < n {
 		select {
@@ -480,6 +481,7 @@ func TestUpstreamMovesToOtherConnection(t *testing.T) {
 				}
 				_ = json.Unmarshal([]byte(text), &v)
 				seen[v.MessageID]++
+				onA[v.MessageID] = true
 			}
 		case e := <-b.in:
 			text, _ := e.gcm()
@@ -500,14 +502,19 @@ func TestUpstreamMovesToOtherConnection(t *testing.T) {
 	moved := 0
 	for moved < gotA {
 		m := b.expect(wait)
+		if !onA[m.str("message_id")] {
+			t.Fatalf("%s came again on b though b had acked it", m.str("message_id"))
+		}
 		seen[m.str("message_id")]++
 		b.ackUpstream(reg, m.str("message_id"))
 		moved++
 	}
 	b.expectNone(500 * time.Millisecond)
+	// Each message moved from a arrived twice (on a, then on b), every
+	// other exactly once.
 	for id, c := range seen {
-		if c != 1 && c != 2 {
-			t.Errorf("%s seen %d times", id, c)
+		if want := map[bool]int{true: 2, false: 1}[onA[id]]; c != want {
+			t.Errorf("%s seen %d times, want %d", id, c, want)
 		}
 	}
 	t.Logf("%d of %d were in flight on the closed connection and moved", gotA, n)
