@@ -3,6 +3,7 @@ package fanout
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"github.com/ccsd/ccsd/store"
 )
@@ -161,7 +162,7 @@ type SendResult struct {
 func (r *Router) Send(ctx context.Context, sender string, payload []byte) SendResult {
 	env, id, serr := decodeEnvelope(payload)
 	if serr != nil {
-		return SendResult{Nack: invalidJSON("JSON_PARSING_ERROR", serr.text)}
+		return SendResult{Nack: &Nack{Code: CodeInvalidJSON, Sub: "JSON_PARSING_ERROR", Description: strings.TrimSpace(serr.text)}}
 	}
 	if r.draining.Load() {
 		return SendResult{Nack: &Nack{Code: CodeServiceUnavailable, Description: "Server is shutting down, retry later"}}

@@ -145,3 +145,14 @@ func TestStoreFailureIsRetryable(t *testing.T) {
 		}
 	}
 }
+
+// TestSendUnusableMessage: Send answers JSON it cannot even correlate with
+// INVALID_JSON whose description is CCS's text, once.
+func TestSendUnusableMessage(t *testing.T) {
+	r, _, _ := newTestRouter(t, 1)
+	res := r.Send(context.Background(), "123", []byte(`{"to":"reg0"}`))
+	if res.Nack == nil || res.Nack.Code != CodeInvalidJSON ||
+		res.Nack.Description != "InvalidJson: JSON_PARSING_ERROR : Missing Required Field: message_id" {
+		t.Fatalf("got %+v", res.Nack)
+	}
+}
