@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -51,7 +52,8 @@ type AdminConfig struct {
 //
 // Errors are {"error": "..."}: 400 bad input, 403 not from loopback or
 // cross-origin, 404 unknown sender, 409 sender exists, 413 body too large,
-// 500 internal, 503 unhealthy. Other packages may mount more admin
+// 421 Host not localhost or a loopback IP (DNS rebinding), 500 internal,
+// 503 unhealthy. Other packages may mount more admin
 // endpoints with Handle.
 type Admin struct {
 	*router
@@ -85,14 +87,42 @@ func NewAdmin(cfg AdminConfig) *Admin {
 	return a
 }
 
-// ServeHTTP serves loopback clients only, then routes the request.
+// ServeHTTP serves loopback clients that name a loopback host only, then
+// routes the request.
 func (a *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !fromLoopback(r) {
 		a.log.Warn().Str("remote", r.RemoteAddr).Msg("admin request from a non-loopback address refused")
 		writeError(w, http.StatusForbidden, "admin endpoint serves loopback clients only")
 		return
 	}
+	// DNS rebinding: a page on evil.example whose name now resolves to
+	// 127.0.0.1 talks to this port from the browser, with Host and Origin
+	// both evil.example, so the cross-origin check sees a same-origin
+	// request. Only the Host tells it apart from the operator's own tools.
+	if !loopbackHost(r.Host) {
+		a.log.Warn().Str("host", r.Host).Str("remote", r.RemoteAddr).Msg("admin request for a non-loopback host refused (DNS rebinding?)")
+		writeError(w, http.StatusMisdirectedRequest, "admin endpoint answers only Host localhost or a loopback IP address")
+		return
+	}
 	a.guard.ServeHTTP(w, r)
+}
+
+// loopbackHost reports whether a Host header value, with or without a port,
+// is "localhost" or a loopback IP address (IPv6 in brackets). An empty Host
+// is refused too: every HTTP/1.1 client sends one.
+func loopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	} else if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
+		host = host[1 : len(host)-1]
+	} else if strings.Contains(host, ":") {
+		return false // a bare IPv6 address or garbage: browsers bracket IPv6
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // fromLoopback reports whether the request's peer is a loopback address.

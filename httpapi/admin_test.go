@@ -56,6 +56,10 @@ func (e *adminEnv) do(t *testing.T, method, path, body string, header ...string)
 		req.Header.Set("Content-Type", "application/json")
 	}
 	for i := 0; i+1 < len(header); i += 2 {
+		if header[i] == "Host" { // net/http sends req.Host, not a Host header
+			req.Host = header[i+1]
+			continue
+		}
 		req.Header.Set(header[i], header[i+1])
 	}
 	resp, err := e.srv.Client().Do(req)
@@ -184,7 +188,7 @@ func TestAdminRefusesCrossOriginAndRemote(t *testing.T) {
 	}
 
 	h := NewAdmin(AdminConfig{Senders: e.senders, Logger: zerolog.Nop()})
-	req := httptest.NewRequest("GET", "/admin/senders", nil)
+	req := httptest.NewRequest("GET", "http://localhost/admin/senders", nil)
 	req.RemoteAddr = "192.0.2.7:41000"
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
@@ -196,5 +200,43 @@ func TestAdminRefusesCrossOriginAndRemote(t *testing.T) {
 	h.ServeHTTP(rec, req)
 	if rec.Code != http.StatusOK {
 		t.Errorf("IPv6 loopback client: %d %q", rec.Code, rec.Body.String())
+	}
+}
+
+// TestAdminRefusesForeignHost: a DNS-rebinding page (its own name resolving
+// to 127.0.0.1) sends Host: evil.example plus a matching Origin, or
+// Sec-Fetch-Site: same-origin; the cross-origin check passes those, the
+// Host check must not. Over a real loopback listener.
+func TestAdminRefusesForeignHost(t *testing.T) {
+	e := newAdminEnv(t)
+	const evil = "evil.example:5280"
+	for _, c := range []struct {
+		what   string
+		header []string
+	}{
+		{"rebinding with Origin", []string{"Host", evil, "Origin", "http://" + evil}},
+		{"rebinding with Sec-Fetch-Site", []string{"Host", evil, "Sec-Fetch-Site", "same-origin"}},
+		{"foreign host, no browser headers", []string{"Host", "evil.example"}},
+		{"localhost lookalike", []string{"Host", "localhost.evil.example"}},
+		{"non-loopback IP", []string{"Host", "192.0.2.7:5280"}},
+	} {
+		for _, path := range []string{"/admin/senders", "/healthz"} {
+			method := "GET"
+			if path == "/admin/senders" {
+				method = "POST"
+			}
+			e.wantError(t, c.what+" "+path, method, path, "", http.StatusMisdirectedRequest, c.header...)
+		}
+	}
+	if list, _ := e.senders.List(); len(list) != 0 {
+		t.Errorf("a refused request created a sender: %+v", list)
+	}
+
+	_, port, _ := strings.Cut(strings.TrimPrefix(e.srv.URL, "http://"), ":")
+	for _, host := range []string{"localhost", "LOCALHOST:" + port, "127.0.0.1", "127.0.0.1:" + port, "[::1]", "[::1]:" + port, "127.1.2.3:" + port} {
+		resp, got := e.do(t, "POST", "/admin/senders", "", "Host", host, "Origin", "http://"+host)
+		if resp.StatusCode != http.StatusCreated {
+			t.Errorf("Host %q: %d %q", host, resp.StatusCode, got)
+		}
 	}
 }
