@@ -145,11 +145,13 @@ func (db *DB) commit(batch []*op) {
 		}
 		if err != nil {
 			err = fmt.Errorf("store: commit: %w", err)
+			db.health.record(err)
 			for _, o := range batch {
 				o.done <- err
 			}
 			return
 		}
+		db.health.record(nil)
 		// Count before answering, so a caller that saw its write succeed
 		// also sees it in Stats.
 		var ok uint64
@@ -176,4 +178,38 @@ func runOp(fn func(tx *bbolt.Tx) error, tx *bbolt.Tx) (err error) {
 		}
 	}()
 	return fn(tx)
+}
+
+// commitHealth holds the outcome of the last commit, the store's cheap
+// health signal: a readiness check reads it with one atomic load and no
+// disk access, and only the committer writes it.
+type commitHealth struct {
+	lastErr atomic.Pointer[error] // nil after a successful commit
+}
+
+// record stores the outcome of a commit: err, or nil for a success.
+func (h *commitHealth) record(err error) {
+	if err == nil {
+		h.lastErr.Store(nil)
+		return
+	}
+	h.lastErr.Store(&err)
+}
+
+// LastCommitErr returns the error of the last commit if it failed (a full
+// disk, an I/O error), or nil if it succeeded or none has run yet; after
+// Close it returns ErrClosed. Every caller whose write was in that commit got
+// the error too, so a non-nil answer means writes are being refused now. It
+// clears with the next successful commit: client writes, or the router's
+// periodic sweep on an idle server. A commit that wrote little can succeed on
+// a full disk (bbolt reuses free pages in its file), so while the disk stays
+// full the signal follows whichever kind of write came last.
+func (db *DB) LastCommitErr() error {
+	if db.isClosed.Load() {
+		return ErrClosed
+	}
+	if p := db.health.lastErr.Load(); p != nil {
+		return *p
+	}
+	return nil
 }

@@ -72,6 +72,7 @@ type DB struct {
 	isClosed atomic.Bool
 	commits  atomic.Uint64
 	ops      atomic.Uint64
+	health   commitHealth // see LastCommitErr
 }
 
 // Bucket names. See doc.go for the key and value layout of each.
