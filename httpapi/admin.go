@@ -32,7 +32,12 @@ type AdminConfig struct {
 	// Logger receives one debug line per request and the internal errors.
 	Logger zerolog.Logger
 	// Health, if set, is called by GET /healthz; an error gives 503.
+	// /healthz is liveness: it fails only when the process should be
+	// restarted or is going away.
 	Health func(ctx context.Context) error
+	// Ready, if set, is called by GET /readyz; an error gives 503 with the
+	// reason of a *NotReady in it. Nil means always ready.
+	Ready func(ctx context.Context) error
 	// Instance, if set, is reported by GET /healthz, so that a client that
 	// found this address in a data directory's run.json can check it reached
 	// the server of that directory and not another process on a reused port.
@@ -49,6 +54,8 @@ type AdminConfig struct {
 //	GET  /admin/senders/{id}         -> 200 {"sender_id", "created", "revoked"}
 //	POST /admin/senders/{id}/revoke  -> 200 {"sender_id", "created", "revoked": true}
 //	GET  /healthz                    -> 200 {"status": "ok", "instance": "..."}
+//	GET  /readyz                     -> 200 {"status": "ready"}
+//	                                    503 {"status": "not ready", "reason": "store"|"draining"|"starting", "error"}
 //
 // Errors are {"error": "..."}: 400 bad input, 403 not from loopback or
 // cross-origin, 404 unknown sender, 409 sender exists, 413 body too large,
@@ -59,6 +66,7 @@ type Admin struct {
 	*router
 	senders SenderService
 	health  func(ctx context.Context) error
+	ready   func(ctx context.Context) error
 	inst    string
 	revoked func(senderID string)
 	log     zerolog.Logger
@@ -70,12 +78,13 @@ func NewAdmin(cfg AdminConfig) *Admin {
 	if cfg.Senders == nil {
 		panic("httpapi: AdminConfig.Senders is nil")
 	}
-	a := &Admin{router: newRouter(cfg.Logger), senders: cfg.Senders, health: cfg.Health, inst: cfg.Instance, revoked: cfg.Revoked, log: cfg.Logger}
+	a := &Admin{router: newRouter(cfg.Logger), senders: cfg.Senders, health: cfg.Health, ready: cfg.Ready, inst: cfg.Instance, revoked: cfg.Revoked, log: cfg.Logger}
 	a.handleFunc("POST /admin/senders", a.createSender)
 	a.handleFunc("GET /admin/senders", a.listSenders)
 	a.handleFunc("GET /admin/senders/{id}", a.getSender)
 	a.handleFunc("POST /admin/senders/{id}/revoke", a.revokeSender)
 	a.handleFunc("GET /healthz", a.healthz)
+	a.handleFunc("GET /readyz", a.readyz)
 
 	// A browser page on this machine can reach a loopback port; refuse
 	// cross-origin requests so it cannot create or revoke senders.
@@ -262,6 +271,60 @@ func (a *Admin) healthz(w http.ResponseWriter, r *http.Request) {
 type Health struct {
 	Status   string `json:"status"`
 	Instance string `json:"instance,omitempty"`
+}
+
+// Reasons GET /readyz gives for not being ready.
+const (
+	// ReasonStarting: the listeners are not all serving yet.
+	ReasonStarting = "starting"
+	// ReasonDraining: the server is shutting down.
+	ReasonDraining = "draining"
+	// ReasonStore: the store's last commit failed (a full disk, an I/O
+	// error), so writes are refused until one succeeds again.
+	ReasonStore = "store"
+)
+
+// NotReady is the error a readiness check returns: Reason is the word
+// GET /readyz reports (one of the Reason constants), Err the detail, if any.
+type NotReady struct {
+	Reason string
+	Err    error
+}
+
+func (e *NotReady) Error() string {
+	if e.Err == nil {
+		return "not ready: " + e.Reason
+	}
+	return "not ready: " + e.Reason + ": " + e.Err.Error()
+}
+
+// Unwrap returns the detail.
+func (e *NotReady) Unwrap() error { return e.Err }
+
+// Readiness is the answer of GET /readyz.
+type Readiness struct {
+	Status string `json:"status"`           // "ready" or "not ready"
+	Reason string `json:"reason,omitempty"` // why not: a Reason constant
+	Error  string `json:"error,omitempty"`  // the detail, as other admin errors
+}
+
+// readyz is readiness, apart from /healthz's liveness: it says whether
+// this server can take traffic now, so a balancer or an operator's script
+// can wait for it, or route around it, without restarting it.
+func (a *Admin) readyz(w http.ResponseWriter, r *http.Request) {
+	if a.ready != nil {
+		if err := a.ready(r.Context()); err != nil {
+			reason := "error"
+			var nr *NotReady
+			if errors.As(err, &nr) {
+				reason = nr.Reason
+			}
+			a.log.Debug().Err(err).Str("reason", reason).Msg("not ready")
+			writeJSON(w, http.StatusServiceUnavailable, Readiness{Status: "not ready", Reason: reason, Error: err.Error()})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, Readiness{Status: "ready"})
 }
 
 // internal answers 500 and logs the cause, which the client does not see.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -25,6 +26,7 @@ type adminEnv struct {
 	db      *store.DB
 	senders *auth.Senders
 	health  error
+	ready   error
 }
 
 func newAdminEnv(t *testing.T) *adminEnv {
@@ -39,6 +41,7 @@ func newAdminEnv(t *testing.T) *adminEnv {
 		Senders:  e.senders,
 		Logger:   zerolog.New(zerolog.NewTestWriter(t)),
 		Health:   func(context.Context) error { return e.health },
+		Ready:    func(context.Context) error { return e.ready },
 		Instance: "inst-1",
 	})
 	e.srv = httptest.NewServer(h)
@@ -169,6 +172,38 @@ func TestAdminHealthz(t *testing.T) {
 	}
 	e.health = errors.New("store closed")
 	e.wantError(t, "unhealthy", "GET", "/healthz", "", http.StatusServiceUnavailable)
+}
+
+// TestAdminReadyz: 200 {"status":"ready"} when ready; 503 with the reason
+// for each way of not being ready, while /healthz (liveness) stays 200.
+func TestAdminReadyz(t *testing.T) {
+	e := newAdminEnv(t)
+	resp, got := e.do(t, "GET", "/readyz", "")
+	if resp.StatusCode != 200 || strings.TrimSpace(got) != `{"status":"ready"}` {
+		t.Errorf("ready: %d %q", resp.StatusCode, got)
+	}
+	for _, c := range []struct {
+		err    error
+		reason string
+	}{
+		{&NotReady{Reason: ReasonStarting}, "starting"},
+		{&NotReady{Reason: ReasonDraining}, "draining"},
+		{&NotReady{Reason: ReasonStore, Err: errors.New("store: commit: file too large")}, "store"},
+		{fmt.Errorf("wrapped: %w", &NotReady{Reason: ReasonStore}), "store"},
+		{errors.New("something else"), "error"},
+	} {
+		e.ready = c.err
+		resp, got := e.do(t, "GET", "/readyz", "")
+		wantJSONError(t, "readyz "+c.reason, resp.StatusCode, resp.Header.Get("Content-Type"), got, http.StatusServiceUnavailable)
+		var r Readiness
+		if err := json.Unmarshal([]byte(got), &r); err != nil || r.Status != "not ready" || r.Reason != c.reason || r.Error != c.err.Error() {
+			t.Errorf("readyz %s: body %q", c.reason, got)
+		}
+		if resp, got := e.do(t, "GET", "/healthz", ""); resp.StatusCode != 200 {
+			t.Errorf("healthz while not ready (%s): %d %q", c.reason, resp.StatusCode, got)
+		}
+	}
+	e.wantError(t, "POST readyz", "POST", "/readyz", "", http.StatusMethodNotAllowed)
 }
 
 func TestAdminInternalError(t *testing.T) {
