@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -76,5 +77,62 @@ func TestAdminRefusesDNSRebinding(t *testing.T) {
 	list, _ := exec.Command(ccsdBin, "sender", "list", "--data", s.Data).Output()
 	if n := strings.Count(string(list), `"sender_id"`); n != 2 {
 		t.Errorf("senders after the refused requests: %d, want the default and the created one:\n%s", n, list)
+	}
+}
+
+// readyz returns /readyz's status and its body's reason ("" when ready).
+func (s *server) readyz() (int, string) {
+	s.t.Helper()
+	code, body := s.adminDo("GET", "/readyz", "")
+	var r struct {
+		Status string `json:"status"`
+		Reason string `json:"reason"`
+	}
+	if err := json.Unmarshal([]byte(body), &r); err != nil {
+		s.t.Fatalf("/readyz body %q: %v", body, err)
+	}
+	if (code == http.StatusOK) != (r.Status == "ready") {
+		s.t.Errorf("/readyz: %d with %q", code, body)
+	}
+	return code, r.Reason
+}
+
+// TestReadyzWhileDraining: /readyz is 200 as soon as run.json exists, and
+// 503 "draining" (with /healthz 503 too, as before) while a SIGTERM'd
+// server waits for an in-flight message, before it exits cleanly.
+func TestReadyzWhileDraining(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "--commit-delay", "2s", "--drain-grace", "20s")
+	if code, reason := s.readyz(); code != http.StatusOK {
+		t.Fatalf("/readyz once run.json exists: %d %q", code, reason)
+	}
+	d := s.checkin()
+	reg := s.register(d, s.Sender, "com.example")
+	app := s.appServer()
+	app.send(`{"to":"` + reg + `","message_id":"before"}`)
+	// Answered at once, in read order: once its nack is back, "before"
+	// was read and waits in the slow commit, which holds the drain open.
+	app.send(`{"message_id":"probe"}`)
+	if m := app.expect(wait); m.str("message_id") != "probe" || m.str("message_type") != "nack" {
+		t.Fatalf("probe: %v", m.json)
+	}
+	if err := s.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if c := app.expect(wait); c.str("control_type") != "CONNECTION_DRAINING" {
+		t.Fatalf("control: %v", c.json)
+	}
+	if code, reason := s.readyz(); code != http.StatusServiceUnavailable || reason != "draining" {
+		t.Errorf("/readyz while draining: %d %q, want 503 draining", code, reason)
+	}
+	if code, body := s.adminDo("GET", "/healthz", ""); code != http.StatusServiceUnavailable {
+		t.Errorf("/healthz while draining: %d %q, want 503 as before", code, body)
+	}
+	if m := app.expect(wait); m.str("message_id") != "before" || m.str("message_type") != "ack" {
+		t.Errorf("in-flight message: %v", m.json)
+	}
+	app.closed(wait)
+	if err := s.Wait(); err != nil {
+		t.Fatalf("exit after drain: %v", err)
 	}
 }

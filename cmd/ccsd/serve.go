@@ -15,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -228,7 +227,7 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, stdout io.W
 		Logger: log.With().Str("component", "xmpp").Str("side", "device").Logger(),
 	})
 
-	var draining atomic.Bool
+	state := &readiness{storeErr: db.LastCommitErr}
 	instance := newInstanceID()
 	httpLog := log.With().Str("component", "http").Logger()
 	api := httpapi.New(httpapi.Config{Devices: devices, Logger: httpLog})
@@ -245,12 +244,8 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, stdout io.W
 			n := router.CloseSender(id)
 			log.Info().Str("sender_id", id).Int("connections", n).Msg("closed the revoked sender's connections")
 		},
-		Health: func(context.Context) error {
-			if draining.Load() {
-				return errors.New("draining")
-			}
-			return nil
-		},
+		Health: state.live,
+		Ready:  state.ready,
 	})
 	httpServer := &http.Server{
 		Handler:           api,
@@ -300,6 +295,7 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, stdout io.W
 		Instance:   instance,
 	}
 	var failure error
+	state.up.Store(true) // every listener serves: /readyz may say ready once run.json exists
 	if err := writeRunInfo(cfg.data, info); err != nil {
 		failure = err
 	} else {
@@ -319,7 +315,7 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, stdout io.W
 	// Graceful shutdown: no new connections; app servers get
 	// CONNECTION_DRAINING and --drain-grace to finish; then everything
 	// closes in dependency order (store last, by the defers above).
-	draining.Store(true)
+	state.draining.Store(true)
 	closeListeners(lXMPP, lDevice, lHTTP)
 	dctx, cancel := context.WithTimeout(context.Background(), cfg.drainGrace)
 	if err := router.Drain(dctx); err != nil {
