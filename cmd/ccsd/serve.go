@@ -145,6 +145,7 @@ func isLoopback(addr string) bool {
 
 // serve runs the server until ctx is done, then shuts it down gracefully.
 func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, stdout io.Writer) (err error) {
+	raiseFileLimit(log) // every connection is a file: 1024 would cap clients long before the machine does
 	if err := os.MkdirAll(cfg.data, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
