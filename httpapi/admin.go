@@ -70,6 +70,7 @@ type Admin struct {
 	inst    string
 	revoked func(senderID string)
 	log     zerolog.Logger
+	refused zerolog.Logger // log, sampled: refusals come as fast as a hostile page sends them
 	guard   http.Handler
 }
 
@@ -79,6 +80,7 @@ func NewAdmin(cfg AdminConfig) *Admin {
 		panic("httpapi: AdminConfig.Senders is nil")
 	}
 	a := &Admin{router: newRouter(cfg.Logger), senders: cfg.Senders, health: cfg.Health, ready: cfg.Ready, inst: cfg.Instance, revoked: cfg.Revoked, log: cfg.Logger}
+	a.refused = cfg.Logger.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Minute})
 	a.handleFunc("POST /admin/senders", a.createSender)
 	a.handleFunc("GET /admin/senders", a.listSenders)
 	a.handleFunc("GET /admin/senders/{id}", a.getSender)
@@ -100,7 +102,7 @@ func NewAdmin(cfg AdminConfig) *Admin {
 // routes the request.
 func (a *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !fromLoopback(r) {
-		a.log.Warn().Str("remote", r.RemoteAddr).Msg("admin request from a non-loopback address refused")
+		a.refused.Warn().Str("remote", r.RemoteAddr).Msg("admin request from a non-loopback address refused")
 		writeError(w, http.StatusForbidden, "admin endpoint serves loopback clients only")
 		return
 	}
@@ -109,7 +111,7 @@ func (a *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// both evil.example, so the cross-origin check sees a same-origin
 	// request. Only the Host tells it apart from the operator's own tools.
 	if !loopbackHost(r.Host) {
-		a.log.Warn().Str("host", r.Host).Str("remote", r.RemoteAddr).Msg("admin request for a non-loopback host refused (DNS rebinding?)")
+		a.refused.Warn().Str("host", r.Host).Str("remote", r.RemoteAddr).Msg("admin request for a non-loopback host refused (DNS rebinding?)")
 		writeError(w, http.StatusMisdirectedRequest, "admin endpoint answers only Host localhost or a loopback IP address")
 		return
 	}
@@ -291,6 +293,7 @@ type NotReady struct {
 	Err    error
 }
 
+// Error says "not ready: REASON", with the detail after it if there is one.
 func (e *NotReady) Error() string {
 	if e.Err == nil {
 		return "not ready: " + e.Reason
