@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -273,5 +274,29 @@ func TestAdminRefusesForeignHost(t *testing.T) {
 		if resp.StatusCode != http.StatusCreated {
 			t.Errorf("Host %q: %d %q", host, resp.StatusCode, got)
 		}
+	}
+}
+
+// TestAdminRefusalLogIsSampled: a page that sends refused requests in a
+// loop gets a few warnings in the log, not one per request.
+func TestAdminRefusalLogIsSampled(t *testing.T) {
+	var logs bytes.Buffer
+	db, err := store.Open(filepath.Join(t.TempDir(), "ccsd.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	h := NewAdmin(AdminConfig{Senders: auth.NewSenders(db), Logger: zerolog.New(&logs)})
+	for range 500 {
+		req := httptest.NewRequest("POST", "http://evil.example:5280/admin/senders", nil)
+		req.RemoteAddr = "127.0.0.1:41000"
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusMisdirectedRequest {
+			t.Fatalf("rebinding request: %d", rec.Code)
+		}
+	}
+	if n := strings.Count(logs.String(), "non-loopback host refused"); n == 0 || n > 10 {
+		t.Errorf("%d warnings logged for 500 refused requests, want 1 to 10", n)
 	}
 }
