@@ -86,6 +86,9 @@ var (
 	bucketUpstream = []byte("upstream")
 	bucketDedup    = []byte("dedup")
 	bucketExpiry   = []byte("expiry")
+	// bucketDevCreated indexes devices by creation time for SweepDevices.
+	// Open creates it in a schema 1 database that lacks it.
+	bucketDevCreated = []byte("devcreated")
 
 	keyVersion = []byte("version")
 )
@@ -93,6 +96,7 @@ var (
 var allBuckets = [][]byte{
 	bucketMeta, bucketSenders, bucketDevices, bucketRegs, bucketRegIndex,
 	bucketQueues, bucketCollapse, bucketUpstream, bucketDedup, bucketExpiry,
+	bucketDevCreated,
 }
 
 // Open opens or creates the database at path, creating its buckets and
