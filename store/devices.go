@@ -123,9 +123,9 @@ func countLiveRegistrations(tx *bbolt.Tx, deviceID string, max int) int {
 }
 
 // deleteDevice deletes a device with its live registrations (records and
-// index entries) and its queue (each message with its index entries, then
-// the queue bucket). Tombstones of registrations unregistered earlier are
-// not indexed by device and stay. It reports what it deleted.
+// index entries), its listed tombstones and its queue (each message with
+// its index entries, then the queue bucket). It reports the live
+// registrations and the messages it deleted.
 func deleteDevice(tx *bbolt.Tx, deviceID string) (regs, msgs int, err error) {
 	prefix := deviceRegPrefix(deviceID)
 	idx := tx.Bucket(bucketRegIndex)
@@ -142,6 +142,9 @@ func deleteDevice(tx *bbolt.Tx, deviceID string) (regs, msgs int, err error) {
 		if err := tx.Bucket(bucketRegs).Delete(ids[i]); err != nil {
 			return 0, 0, err
 		}
+	}
+	if err := deleteTombstones(tx, deviceID, 0); err != nil {
+		return 0, 0, err
 	}
 	msgs, err = deleteQueue(tx, deviceID)
 	if err != nil {
@@ -173,4 +176,67 @@ func deleteQueue(tx *bbolt.Tx, deviceID string) (int, error) {
 		}
 	}
 	return len(seqs), queues.DeleteBucket([]byte(deviceID))
+}
+
+// maxTombstones bounds the tombstones (unregistered registrations) kept per
+// device: register and unregister in a loop must not grow the store
+// without bound. Past it the oldest go entirely, and a sender still
+// holding such an old token gets BAD_REGISTRATION instead of
+// DEVICE_UNREGISTERED.
+var maxTombstones = 100
+
+// tombstoneKey is part(deviceID) | be64(seq): a device's tombstones sort
+// oldest first.
+func tombstoneKey(deviceID string, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(appendPart(nil, deviceID), seq)
+}
+
+// addTombstone lists regID as the device's newest tombstone and deletes the
+// oldest ones past maxTombstones.
+func addTombstone(tx *bbolt.Tx, deviceID, regID string) error {
+	b := tx.Bucket(bucketTombstones)
+	seq, err := b.NextSequence()
+	if err != nil {
+		return err
+	}
+	if err := b.Put(tombstoneKey(deviceID, seq), []byte(regID)); err != nil {
+		return err
+	}
+	return deleteTombstones(tx, deviceID, maxTombstones)
+}
+
+// deleteTombstones deletes the device's oldest tombstones (the records and
+// their list entries) until at most keep are left.
+func deleteTombstones(tx *bbolt.Tx, deviceID string, keep int) error {
+	b := tx.Bucket(bucketTombstones)
+	prefix := appendPart(nil, deviceID)
+	var keys, ids [][]byte
+	c := b.Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		keys = append(keys, bytes.Clone(k))
+		ids = append(ids, bytes.Clone(v))
+	}
+	for i := 0; i < len(keys)-keep; i++ {
+		if err := b.Delete(keys[i]); err != nil {
+			return err
+		}
+		if err := deleteTombstoneRecord(tx, ids[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deleteTombstoneRecord deletes a registration record if it is still a
+// tombstone (a record that does not decode goes too: nothing reads it).
+func deleteTombstoneRecord(tx *bbolt.Tx, regID []byte) error {
+	regs := tx.Bucket(bucketRegs)
+	v := regs.Get(regID)
+	if v == nil {
+		return nil
+	}
+	if rec, err := decodeReg(v); err == nil && !rec.Unregistered {
+		return nil
+	}
+	return regs.Delete(regID)
 }

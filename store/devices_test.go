@@ -97,13 +97,19 @@ func TestSweepDevices(t *testing.T) {
 			}
 		}
 	}
-	put("silent", 3*time.Minute, false, "a", "b") // registered, never logged in
-	put("appless", 2*time.Minute, true)           // logged in, no app
-	put("real", time.Minute, true, "a")           // logged in with an app
-	put("young", -time.Minute, false)             // created after the cutoff
+	put("silent", 3*time.Minute, false, "a", "b")          // registered, never logged in
+	put("appless", 2*time.Minute, true)                    // logged in, no app
+	put("real", time.Minute, true, "a")                    // logged in with an app
+	put("young", -time.Minute, false)                      // created after the cutoff
+	if err := db.Unregister(ctx, "silent/b"); err != nil { // a tombstone goes too
+		t.Fatal(err)
+	}
+	if _, err := db.RegisterLimited(Registration{ID: "silent/b2", DeviceID: "silent", SenderID: "s1", App: "b"}, 0); err != nil {
+		t.Fatal(err)
+	}
 	m := msg("silent", "silent/a", "m1")
 	m.Expires, m.CollapseKey = base.Add(time.Hour).UnixMilli(), "k"
-	if err := db.Enqueue(ctx, &Enqueue{Messages: []Message{m, msg("silent", "silent/b", "m2")}}); err != nil {
+	if err := db.Enqueue(ctx, &Enqueue{Messages: []Message{m, msg("silent", "silent/b2", "m2")}}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -125,7 +131,7 @@ func TestSweepDevices(t *testing.T) {
 			t.Errorf("device %s: %v, want kept", id, err)
 		}
 	}
-	for _, id := range []string{"silent/a", "silent/b"} {
+	for _, id := range []string{"silent/a", "silent/b", "silent/b2"} {
 		if _, err := db.Registration(id); !errors.Is(err, ErrNotFound) {
 			t.Errorf("registration %s: %v, want deleted", id, err)
 		}
@@ -214,5 +220,57 @@ func TestRegisterLimited(t *testing.T) {
 	}
 	if _, err := db.RegisterLimited(Registration{ID: "8", DeviceID: "nope", SenderID: "s", App: "a"}, 3); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("unknown device: %v, want ErrNotFound", err)
+	}
+}
+
+// TestTombstonesBounded: register and unregister in a loop keeps at most
+// maxTombstones tombstones per device; the oldest go entirely, the live
+// registration and other devices' tombstones stay.
+func TestTombstonesBounded(t *testing.T) {
+	db, _ := openTest(t, Options{})
+	old := maxTombstones
+	maxTombstones = 3
+	t.Cleanup(func() { maxTombstones = old })
+	churn := func(dev string, n int) []string {
+		var ids []string
+		for i := range n {
+			id := dev + "-" + string(rune('a'+i))
+			if _, err := db.Register(Registration{ID: id, DeviceID: dev, SenderID: "s", App: "app"}); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Unregister(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, id)
+		}
+		return ids
+	}
+	other := churn("e", 1)
+	ids := churn("d", 5)
+	if _, err := db.Register(Registration{ID: "live", DeviceID: "d", SenderID: "s", App: "app"}); err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range ids {
+		want := ErrUnregistered // the 3 most recent
+		if i < 2 {
+			want = ErrNotFound
+		}
+		if _, err := db.Registration(id); !errors.Is(err, want) {
+			t.Errorf("tombstone %d (%s): %v, want %v", i, id, err, want)
+		}
+	}
+	if _, err := db.Registration(other[0]); !errors.Is(err, ErrUnregistered) {
+		t.Errorf("another device's tombstone: %v", err)
+	}
+	if _, err := db.Registration("live"); err != nil {
+		t.Errorf("live registration: %v", err)
+	}
+	n := 0
+	db.view(func(tx *bbolt.Tx) error {
+		n = tx.Bucket(bucketTombstones).Stats().KeyN
+		return nil
+	})
+	if n != 4 {
+		t.Errorf("%d tombstone entries, want 3 for d and 1 for e", n)
 	}
 }

@@ -31,6 +31,10 @@
 //	          than it have no entry and are never expired
 //	regs      regID → Registration + unregistered flag (tombstones are kept)
 //	regidx    part(deviceID) part(senderID) part(app) → regID, live registrations only
+//	tombstones part(deviceID) be64(seq) → regID: the device's tombstones,
+//	          oldest first (seq is the bucket's NextSequence). Unregister
+//	          adds one and deletes the oldest past 100 per device; tombstones
+//	          from before the bucket existed are not listed and stay
 //	queues    deviceID → nested bucket: seq → Message (without DeviceID and Seq)
 //	collapse  part(regID) part(collapseKey) → part(deviceID) be64(seq) of the one
 //	          queued message holding that collapse key
@@ -55,8 +59,8 @@
 // SweepDevices reads the devcreated index the same way: from the oldest
 // device, up to the first one too young to judge. A device old enough that
 // never logged in or has no live registration is deleted with its live
-// registrations (found by the regidx prefix part(deviceID)), its queued
-// messages and its queue bucket; one that passes only loses its index
+// registrations (found by the regidx prefix part(deviceID)), its listed
+// tombstones, its queued messages and its queue bucket; one that passes only loses its index
 // entry. The registrations of a device are counted the same way, in
 // RegisterLimited's transaction, to bound them.
 //

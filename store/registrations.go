@@ -195,6 +195,9 @@ func (db *DB) Unregister(ctx context.Context, id string) error {
 				return err
 			}
 		}
+		if err := addTombstone(tx, rec.DeviceID, id); err != nil {
+			return err
+		}
 		q := tx.Bucket(bucketQueues).Bucket([]byte(rec.DeviceID))
 		if q == nil {
 			return nil
