@@ -23,8 +23,16 @@
 // not guessable; a fast hash keeps every XMPP login and HTTP request cheap.
 // Digests are compared in constant time.
 //
-// Senders and Devices implement the Authenticator interface of package xmpp
-// (Authenticate(ctx, user, password) (identity, error)) without importing
-// it. They depend only on the small store interfaces declared here, which
+// A device must log in over XMPP and register an app within
+// DeviceLimits.UnusedTTL (default a day) of its checkin, or ExpireUnused
+// deletes it with its registrations: an anonymous checkin loop then costs
+// the disk only what one TTL's worth of rate-limited checkins holds. A
+// device holds at most DeviceLimits.MaxRegistrations (default 100) live
+// registrations.
+//
+// Senders.Authenticate and Devices.Login implement the Authenticator
+// interface of package xmpp (Authenticate(ctx, user, password) (identity,
+// error)) without importing it; Login also records a device's first login.
+// They depend only on the small store interfaces declared here, which
 // *store.DB satisfies.
 package auth

@@ -6,12 +6,16 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/ccsd/ccsd/auth"
+	"github.com/ccsd/ccsd/internal/limit"
 )
 
 // DeviceService is what the device endpoints need. *auth.Devices
@@ -32,6 +36,12 @@ type Config struct {
 	// MaxBodyBytes bounds request bodies; 0 means DefaultMaxBodyBytes.
 	// Larger bodies get 413.
 	MaxBodyBytes int64
+	// CheckinLimit and RegisterLimit bound the /checkin and
+	// /c2dm/register3 requests of one source address (limit.AddrKey of
+	// the connection's address: ccsd is reached directly, so
+	// X-Forwarded-For is not trusted). nil: no limit. Past them the answer
+	// is 429 with Retry-After.
+	CheckinLimit, RegisterLimit *limit.Rate
 }
 
 // API is the public HTTPS handler: the device endpoints, plus whatever other
@@ -41,6 +51,8 @@ type API struct {
 	devices DeviceService
 	log     zerolog.Logger
 	maxBody int64
+
+	checkinLimit, registerLimit *limit.Rate
 }
 
 // New returns the public API handler with POST /checkin and
@@ -54,6 +66,9 @@ func New(cfg Config) *API {
 		devices: cfg.Devices,
 		log:     cfg.Logger,
 		maxBody: cfg.MaxBodyBytes,
+
+		checkinLimit:  cfg.CheckinLimit,
+		registerLimit: cfg.RegisterLimit,
 	}
 	if a.maxBody <= 0 {
 		a.maxBody = DefaultMaxBodyBytes
@@ -73,6 +88,11 @@ type checkinResponse struct {
 // fields are ignored); the answer is a new device's android_id and
 // security_token.
 func (a *API) checkin(w http.ResponseWriter, r *http.Request) {
+	if ok, retry := a.checkinLimit.Reserve(limit.AddrKey(r.RemoteAddr)); !ok {
+		setRetryAfter(w, retry)
+		writeError(w, http.StatusTooManyRequests, "too many checkins from this address; retry later")
+		return
+	}
 	body, err := readBody(w, r, a.maxBody)
 	if err != nil {
 		if tooLarge(err) {
@@ -111,13 +131,35 @@ const (
 	codeInvalidParameters    = "INVALID_PARAMETERS"
 	codeInvalidSender        = "INVALID_SENDER"
 	codeServiceNotAvailable  = "SERVICE_NOT_AVAILABLE"
+	// codeTooManyRegistrations is GCM's answer for a device with too many
+	// apps registered.
+	codeTooManyRegistrations = "TOO_MANY_REGISTRATIONS"
+)
+
+// Bounds of what a register3 request may carry. Android package names are
+// at most 255 bytes (auth refuses longer apps); sender ids at most 64; a
+// GCM client sends a dozen fields. Nothing longer is a real client's.
+const (
+	maxFormValueBytes = 512
+	maxFormFields     = 64
+	maxCredentialLen  = 256 // android id and security token, each
 )
 
 // register handles POST /c2dm/register3. Form fields: app, sender, device
 // (optional; must be the authenticated android id), delete ("true" or "1"
 // to unregister). Header: "Authorization: AidLogin ANDROID_ID:TOKEN".
-// Answers: 200 "token=REGID" or "deleted=APP"; errors "Error=CODE".
+// Answers: 200 "token=REGID" or "deleted=APP"; errors "Error=CODE": past
+// the per-address rate 429 SERVICE_NOT_AVAILABLE with Retry-After, past the
+// device's registrations 400 TOO_MANY_REGISTRATIONS, a field over its
+// bound 400 INVALID_PARAMETERS.
 func (a *API) register(w http.ResponseWriter, r *http.Request) {
+	if ok, retry := a.registerLimit.Reserve(limit.AddrKey(r.RemoteAddr)); !ok {
+		// GCM clients retry SERVICE_NOT_AVAILABLE with exponential
+		// backoff; there is no register code for rate limiting.
+		setRetryAfter(w, retry)
+		writeRegisterError(w, http.StatusTooManyRequests, codeServiceNotAvailable)
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, a.maxBody)
 	if err := r.ParseForm(); err != nil {
 		if tooLarge(err) {
@@ -131,6 +173,10 @@ func (a *API) register(w http.ResponseWriter, r *http.Request) {
 	// size limit applies to it too.
 	if _, err := io.Copy(io.Discard, r.Body); tooLarge(err) {
 		writeRegisterError(w, http.StatusRequestEntityTooLarge, codeInvalidParameters)
+		return
+	}
+	if !formWithinBounds(r.Form) {
+		writeRegisterError(w, http.StatusBadRequest, codeInvalidParameters)
 		return
 	}
 
@@ -200,6 +246,9 @@ func registerErrorStatus(err error) (int, string) {
 		return http.StatusBadRequest, codeInvalidSender
 	case errors.Is(err, auth.ErrInvalidParameters):
 		return http.StatusBadRequest, codeInvalidParameters
+	case errors.Is(err, auth.ErrTooManyRegistrations):
+		// 400, not 429: waiting does not help, unregistering an app does.
+		return http.StatusBadRequest, codeTooManyRegistrations
 	default:
 		return http.StatusInternalServerError, codeServiceNotAvailable
 	}
@@ -213,10 +262,39 @@ func parseAidLogin(h string) (user, password string, ok bool) {
 		return "", "", false
 	}
 	user, password, ok = strings.Cut(strings.TrimSpace(cred), ":")
-	if !ok || user == "" || password == "" {
+	if !ok || user == "" || password == "" || len(user) > maxCredentialLen || len(password) > maxCredentialLen {
 		return "", "", false
 	}
 	return user, password, true
+}
+
+// formWithinBounds reports whether a register3 form (query and body) has
+// at most maxFormFields fields, each name and value at most
+// maxFormValueBytes, so no client-chosen string reaches the store or a log
+// unbounded.
+func formWithinBounds(form map[string][]string) bool {
+	n := 0
+	for k, vs := range form {
+		if len(k) > maxFormValueBytes {
+			return false
+		}
+		for _, v := range vs {
+			if n++; n > maxFormFields || len(v) > maxFormValueBytes {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// setRetryAfter sets Retry-After to retry rounded up to whole seconds, at
+// least 1.
+func setRetryAfter(w http.ResponseWriter, retry time.Duration) {
+	secs := int64(math.Ceil(retry.Seconds()))
+	if secs < 1 {
+		secs = 1
+	}
+	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
 }
 
 // parseDelete reads the delete form field: "true" or "1" unregisters,

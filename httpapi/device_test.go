@@ -30,13 +30,24 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvWith(t, auth.DeviceLimits{MaxRegistrations: auth.DefaultMaxRegistrations}, nil)
+}
+
+// newEnvWith is newEnv with the given device limits and, if configure is
+// not nil, a Config it may change.
+func newEnvWith(t *testing.T, limits auth.DeviceLimits, configure func(*Config)) *env {
+	t.Helper()
 	db, err := store.Open(filepath.Join(t.TempDir(), "ccsd.db"), store.Options{})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(func() { db.Close() })
-	e := &env{db: db, senders: auth.NewSenders(db), devices: auth.NewDevices(db)}
-	e.api = New(Config{Devices: e.devices, Logger: zerolog.New(zerolog.NewTestWriter(t))})
+	e := &env{db: db, senders: auth.NewSenders(db), devices: auth.NewDevicesWithLimits(db, limits)}
+	cfg := Config{Devices: e.devices, Logger: zerolog.New(zerolog.NewTestWriter(t))}
+	if configure != nil {
+		configure(&cfg)
+	}
+	e.api = New(cfg)
 	e.srv = httptest.NewTLSServer(e.api)
 	t.Cleanup(e.srv.Close)
 	return e

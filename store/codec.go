@@ -171,18 +171,27 @@ func decodeSender(b []byte) (Sender, error) {
 	return s, d.err
 }
 
-// Device: ver | ID | SecretHash | Created
+// Device: ver | ID | SecretHash | Created | LoggedIn. LoggedIn was added
+// after the first release of schema 1, at the end so that older builds
+// still read new records (they ignore trailing bytes); a record that ends
+// after Created is such an old one and reads as logged in.
 func encodeDevice(v *Device) []byte {
-	e := newEnc(len(v.ID) + len(v.SecretHash) + 24)
+	e := newEnc(len(v.ID) + len(v.SecretHash) + 25)
 	e.str(v.ID)
 	e.bytes(v.SecretHash)
 	e.time(v.Created)
+	e.boolean(v.LoggedIn)
 	return e.b
 }
 
 func decodeDevice(b []byte) (Device, error) {
 	d := newDec(b)
 	v := Device{ID: d.str(), SecretHash: d.bytes(), Created: d.time()}
+	if d.err == nil && len(d.b) == 0 {
+		v.LoggedIn = true // a record from before the field: see above
+		return v, nil
+	}
+	v.LoggedIn = d.boolean()
 	return v, d.err
 }
 

@@ -22,9 +22,19 @@
 //
 //	meta      "version" → uint32 be (SchemaVersion). Open refuses other versions.
 //	senders   senderID → Sender
-//	devices   deviceID → Device
+//	devices   deviceID → Device (ID, SecretHash, Created, LoggedIn; records
+//	          written before LoggedIn existed end after Created and read as
+//	          logged in)
+//	devcreated be64(created ms) part(deviceID) → empty: every device created
+//	          with a Created time, until SweepDevices has judged it. Open adds
+//	          the bucket to a schema 1 database that lacks it; devices older
+//	          than it have no entry and are never expired
 //	regs      regID → Registration + unregistered flag (tombstones are kept)
 //	regidx    part(deviceID) part(senderID) part(app) → regID, live registrations only
+//	tombstones part(deviceID) be64(seq) → regID: the device's tombstones,
+//	          oldest first (seq is the bucket's NextSequence). Unregister
+//	          adds one and deletes the oldest past 100 per device; tombstones
+//	          from before the bucket existed are not listed and stay
 //	queues    deviceID → nested bucket: seq → Message (without DeviceID and Seq)
 //	collapse  part(regID) part(collapseKey) → part(deviceID) be64(seq) of the one
 //	          queued message holding that collapse key
@@ -45,6 +55,14 @@
 // with Expires <= 0 never expire and have no expiry entry. Queue buckets are
 // never deleted when they empty, so sequence numbers only grow and a
 // session's "after" cursor stays valid.
+//
+// SweepDevices reads the devcreated index the same way: from the oldest
+// device, up to the first one too young to judge. A device old enough that
+// never logged in or has no live registration is deleted with its live
+// registrations (found by the regidx prefix part(deviceID)), its listed
+// tombstones, its queued messages and its queue bucket; one that passes only loses its index
+// entry. The registrations of a device are counted the same way, in
+// RegisterLimited's transaction, to bound them.
 //
 // Unregister finds a registration's queued messages by scanning its device's
 // queue (reading only the RegID field, which is encoded first); queues are

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -19,11 +20,31 @@ func regIndexKey(deviceID, senderID, app string) []byte {
 	return compositeKey(deviceID, senderID, app)
 }
 
+// ErrTooManyRegistrations is returned by RegisterLimited when the device
+// already has its maximum of live registrations.
+var ErrTooManyRegistrations = errors.New("store: too many registrations on the device")
+
 // Register stores r unless (DeviceID, SenderID, App) already has a live
 // registration, in which case it returns that one (GCM hands the same token
 // back). It returns ErrExists if r.ID is already used by another
-// registration, live or unregistered.
+// registration, live or unregistered. It neither bounds the device's
+// registrations nor checks that the device exists: RegisterLimited does.
 func (db *DB) Register(r Registration) (Registration, error) {
+	return db.register(r, 0, false)
+}
+
+// RegisterLimited is Register for a device that must exist (else
+// ErrNotFound) and may hold at most max live registrations (else
+// ErrTooManyRegistrations; max <= 0: no bound). Both are checked in the
+// registration's own transaction, so concurrent registrations cannot pass
+// the bound together and none outlives a device SweepDevices just deleted.
+// Re-registering a live (DeviceID, SenderID, App) returns its registration
+// even at the bound.
+func (db *DB) RegisterLimited(r Registration, max int) (Registration, error) {
+	return db.register(r, max, true)
+}
+
+func (db *DB) register(r Registration, max int, needDevice bool) (Registration, error) {
 	if r.ID == "" || r.DeviceID == "" || r.SenderID == "" {
 		return Registration{}, fmt.Errorf("store: register: id, device and sender are required")
 	}
@@ -43,6 +64,12 @@ func (db *DB) Register(r Registration) (Registration, error) {
 			}
 			out = rec.Registration
 			return nil
+		}
+		if needDevice && tx.Bucket(bucketDevices).Get([]byte(r.DeviceID)) == nil {
+			return clean(fmt.Errorf("device %s: %w", r.DeviceID, ErrNotFound))
+		}
+		if max > 0 && countLiveRegistrations(tx, r.DeviceID, max) >= max {
+			return clean(ErrTooManyRegistrations)
 		}
 		if regs.Get([]byte(r.ID)) != nil {
 			return clean(ErrExists)
@@ -167,6 +194,9 @@ func (db *DB) Unregister(ctx context.Context, id string) error {
 			if err := idx.Delete(ik); err != nil {
 				return err
 			}
+		}
+		if err := addTombstone(tx, rec.DeviceID, id); err != nil {
+			return err
 		}
 		q := tx.Bucket(bucketQueues).Bucket([]byte(rec.DeviceID))
 		if q == nil {

@@ -87,6 +87,12 @@ var (
 	bucketUpstream = []byte("upstream")
 	bucketDedup    = []byte("dedup")
 	bucketExpiry   = []byte("expiry")
+	// bucketDevCreated indexes devices by creation time for SweepDevices.
+	// Open creates it in a schema 1 database that lacks it.
+	bucketDevCreated = []byte("devcreated")
+	// bucketTombstones lists each device's tombstones, oldest first, so
+	// they are bounded per device and go with the device.
+	bucketTombstones = []byte("tombstones")
 
 	keyVersion = []byte("version")
 )
@@ -94,6 +100,7 @@ var (
 var allBuckets = [][]byte{
 	bucketMeta, bucketSenders, bucketDevices, bucketRegs, bucketRegIndex,
 	bucketQueues, bucketCollapse, bucketUpstream, bucketDedup, bucketExpiry,
+	bucketDevCreated, bucketTombstones,
 }
 
 // Open opens or creates the database at path, creating its buckets and

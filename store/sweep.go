@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.etcd.io/bbolt"
 )
@@ -115,4 +116,105 @@ func sweepEntry(tx *bbolt.Tx, k []byte) (byte, error) {
 		return 0, nil
 	}
 	return 0, nil
+}
+
+// deviceSweepLimit bounds the devices one SweepDevices call judges and
+// deviceSweepWork the registrations and messages it deletes (checked
+// between devices), so a device sweep is as short a commit as Sweep's.
+var (
+	deviceSweepLimit = 1000
+	deviceSweepWork  = 10000
+)
+
+// DeviceSweepStats counts what one SweepDevices call did.
+type DeviceSweepStats struct {
+	Checked       int  // devices judged (kept or deleted); each is judged once
+	Devices       int  // devices deleted
+	Registrations int  // their live registrations deleted
+	Messages      int  // their queued messages deleted
+	More          bool // the call stopped at its work bound: call again
+}
+
+// SweepDevices deletes every device created before createdBefore that never
+// logged in or has no live registration, together with its live
+// registrations and its queued messages. It walks the creation index from
+// the oldest device and stops at the first one created at or after
+// createdBefore, so it touches only devices old enough to judge. Each device
+// is judged once: its index entry goes either way, so a device that passed
+// (logged in, with an app) is never looked at again. Devices without an
+// index entry (created before the index existed) are never judged. One call
+// is one write through the committer and stops after 1,000 devices or
+// 10,000 deleted records (More reports that some are left).
+func (db *DB) SweepDevices(ctx context.Context, createdBefore time.Time) (DeviceSweepStats, error) {
+	cutoff := createdBefore.UnixMilli()
+	var st DeviceSweepStats
+	err := db.update(ctx, func(tx *bbolt.Tx) error {
+		st = DeviceSweepStats{}
+		index := tx.Bucket(bucketDevCreated)
+		var keys [][]byte
+		c := index.Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			if len(k) >= 8 && int64(binary.BigEndian.Uint64(k)) >= cutoff {
+				break
+			}
+			if len(keys) == deviceSweepLimit {
+				st.More = true
+				break
+			}
+			keys = append(keys, bytes.Clone(k))
+		}
+		for _, k := range keys {
+			if st.Registrations+st.Messages >= deviceSweepWork {
+				st.More = true
+				break
+			}
+			if err := sweepDevice(tx, k, &st); err != nil {
+				return fmt.Errorf("device index entry %x: %w", k, err)
+			}
+			if err := index.Delete(k); err != nil {
+				return err
+			}
+			st.Checked++
+		}
+		return nil
+	})
+	if err != nil {
+		return DeviceSweepStats{}, fmt.Errorf("store: sweep devices: %w", err)
+	}
+	return st, nil
+}
+
+// sweepDevice judges the device a creation index key names and deletes it
+// if it never logged in or has no live registration. A malformed key, a
+// device already gone, or a record that does not decode (it cannot log in
+// anyway, and deleting what cannot be read is not the sweep's call) leave
+// nothing to do.
+func sweepDevice(tx *bbolt.Tx, k []byte, st *DeviceSweepStats) error {
+	if len(k) < 8 {
+		return nil
+	}
+	parts, rest, ok := splitParts(k[8:], 1)
+	if !ok || len(rest) != 0 {
+		return nil
+	}
+	id := parts[0]
+	v := tx.Bucket(bucketDevices).Get([]byte(id))
+	if v == nil {
+		return nil
+	}
+	d, err := decodeDevice(v)
+	if err != nil {
+		return nil
+	}
+	if d.LoggedIn && countLiveRegistrations(tx, id, 1) > 0 {
+		return nil
+	}
+	regs, msgs, err := deleteDevice(tx, id)
+	if err != nil {
+		return fmt.Errorf("delete device %s: %w", id, err)
+	}
+	st.Devices++
+	st.Registrations += regs
+	st.Messages += msgs
+	return nil
 }

@@ -54,7 +54,11 @@ func TestMain(m *testing.M) {
 // server returns the shared ccsd, starting it on first use.
 func server(t *testing.T) *ccsdtest.Proc {
 	t.Helper()
-	srvOnce.Do(func() { srv, srvErr = ccsdtest.Start(ccsdBin, filepath.Join(tmpDir, "data"), "--drain-grace", "2s") })
+	srvOnce.Do(func() {
+		srv, srvErr = ccsdtest.Start(ccsdBin, filepath.Join(tmpDir, "data"), "--drain-grace", "2s",
+			// The tests check in dozens of devices from one address.
+			"--checkin-burst", "0", "--register-burst", "0")
+	})
 	if srvErr != nil {
 		t.Fatal(srvErr)
 	}

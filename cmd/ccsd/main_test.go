@@ -421,6 +421,12 @@ func TestServeRefusesBadFlags(t *testing.T) {
 		{"zero group size", []string{"--max-group-members", "0"}},
 		{"negative drain", []string{"--drain-grace", "-1s"}},
 		{"negative commit delay", []string{"--commit-delay", "-1ms"}},
+		{"negative checkin burst", []string{"--checkin-burst", "-1"}},
+		{"zero checkin interval", []string{"--checkin-interval", "0s"}},
+		{"zero register interval", []string{"--register-interval", "0s"}},
+		{"no registrations", []string{"--max-device-registrations", "0"}},
+		{"negative device ttl", []string{"--unused-device-ttl", "-1h"}},
+		{"zero device sweep", []string{"--device-sweep-interval", "0s"}},
 		{"argument", []string{"extra"}},
 	} {
 		code, _, errs := ccsd(t, append([]string{"serve", "--data", dir, "--log-format", "json"}, c.args...)...)

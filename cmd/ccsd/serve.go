@@ -44,6 +44,7 @@ type serveConfig struct {
 	drainGrace      time.Duration
 	commitDelay     time.Duration
 	redeliver       time.Duration
+	devices         deviceFlags
 	log             logFlags
 }
 
@@ -62,6 +63,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.DurationVar(&cfg.drainGrace, "drain-grace", 10*time.Second, "on shutdown, how long app servers get to finish in-flight messages")
 	fs.DurationVar(&cfg.commitDelay, "commit-delay", 0, "extra time the store waits to gather writes into one commit (tuning and tests; 0 commits at once)")
 	fs.DurationVar(&cfg.redeliver, "upstream-redeliver", 2*time.Minute, "how long an upstream message or receipt waits for the app server's ack before it is sent again")
+	cfg.devices.register(fs)
 	cfg.log.register(fs)
 	pos, err := parseFlags(fs, args)
 	if err != nil {
@@ -125,7 +127,7 @@ func (c *serveConfig) check() error {
 	if c.commitDelay < 0 {
 		return fmt.Errorf("--commit-delay %v: must not be negative", c.commitDelay)
 	}
-	return nil
+	return c.devices.check()
 }
 
 // isLoopback reports whether a host:port names a loopback address. An
@@ -164,10 +166,11 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, stdout io.W
 	}()
 	log.Info().Str("path", dbPath).Msg("store open")
 
-	senders, devices := auth.NewSenders(db), auth.NewDevices(db)
+	senders, devices := auth.NewSenders(db), auth.NewDevicesWithLimits(db, cfg.devices.limits())
 	if err := ensureDefaultSender(senders, log, stdout); err != nil {
 		return err
 	}
+	defer startDeviceExpiry(devices, cfg.devices.sweepInterval, log.With().Str("component", "devices").Logger())()
 
 	aliases := []string{}
 	if cfg.domain != fcmDomain {
@@ -217,7 +220,7 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, stdout io.W
 		Domain:  cfg.domain,
 		Aliases: aliases,
 		TLS:     tlsConf,
-		Auth:    devices,
+		Auth:    xmpp.AuthenticatorFunc(devices.Login), // records the first login
 		Handler: xmpp.HandlerFunc(func(c *xmpp.Conn) (xmpp.Stream, error) {
 			s, err := router.OpenDevice(c)
 			if err != nil {
@@ -231,7 +234,8 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, stdout io.W
 	state := &readiness{storeErr: db.LastCommitErr}
 	instance := newInstanceID()
 	httpLog := log.With().Str("component", "http").Logger()
-	api := httpapi.New(httpapi.Config{Devices: devices, Logger: httpLog})
+	checkinRate, registerRate := cfg.devices.rates()
+	api := httpapi.New(httpapi.Config{Devices: devices, Logger: httpLog, CheckinLimit: checkinRate, RegisterLimit: registerRate})
 	httpapi.NewSendHandler(router, senders, httpLog).Mount(api)
 	groupsHandler := groups.New(db, cfg.maxGroupMembers).Handler(senders)
 	for _, p := range groups.Paths {
