@@ -495,8 +495,8 @@ func TestHTTPConcurrentAdds(t *testing.T) {
 }
 
 // TestHTTPIDBounds: a notification_key, registration id or name past its
-// bound is refused 400 before any store access, on every operation; ids at
-// the bound are ordinary (unknown here) ids.
+// bound, or a repeated field, is refused 400 before any store access, on
+// every operation; ids at the bound are ordinary (unknown here) ids.
 func TestHTTPIDBounds(t *testing.T) {
 	s := newAPIServer(t, 0)
 	snd := s.newSender(t)
@@ -513,6 +513,9 @@ func TestHTTPIDBounds(t *testing.T) {
 		{"remove, long key", "POST", path, op("remove", long, "", r), "notification_key is longer"},
 		{"remove, long registration id", "POST", path, op("remove", key, "", r, long), "registration_ids[1] is longer"},
 		{"GET, long name", "GET", getPath(longName), "", "notification_key_name is longer"},
+		{"repeated operation", "POST", path, `{"operation":"create","notification_key_name":"user-3","registration_ids":["` + r + `"],"operation":"remove"}`, `the field "operation" is repeated`},
+		{"repeated operation, other case", "POST", path, `{"operation":"create","notification_key_name":"user-3","registration_ids":["` + r + `"],"Operation":"remove"}`, `the field "Operation" is repeated`},
+		{"repeated ids", "POST", path, `{"operation":"add","notification_key":"` + key + `","registration_ids":["` + r + `"],"registration_ids":[]}`, `the field "registration_ids" is repeated`},
 	} {
 		wantError(t, tc.desc, s.do(t, snd, tc.method, tc.path, tc.body), 400, tc.text)
 	}
