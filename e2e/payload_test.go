@@ -111,7 +111,8 @@ func TestPayloadLimitsDeviceUpstream(t *testing.T) {
 // TestPayloadLimitsHTTP: the same attempts through /gcm/send are refused as
 // a whole with 400 and the legacy {"error": ...} body, except data over the
 // size budget, which the legacy API reports per recipient as MessageTooBig
-// (spec §11). Needless escapes are delivered compact.
+// (spec §11); over-long ids on /gcm/notification are 400 too. Needless
+// escapes are delivered compact.
 func TestPayloadLimitsHTTP(t *testing.T) {
 	t.Parallel()
 	s := startServer(t)
@@ -138,6 +139,16 @@ func TestPayloadLimitsHTTP(t *testing.T) {
 	plain := url.Values{"registration_id": {reg}, "collapse_key": {longKey}}.Encode()
 	if code, b := s.sendPlain(plain); code != 400 || !strings.HasPrefix(string(b), "Error=") {
 		t.Errorf("plain text, long collapse_key: %d %q", code, b)
+	}
+
+	// The device-group API bounds its ids the same way.
+	for name, body := range map[string]map[string]any{
+		"create, long registration id": {"operation": "create", "notification_key_name": "u", "registration_ids": []string{reg, longKey}},
+		"add, long notification_key":   {"operation": "add", "notification_key": longKey, "registration_ids": []string{reg}},
+	} {
+		if code, v := s.notification("POST", body, ""); code != 400 || v["error"] == nil {
+			t.Errorf("/gcm/notification %s: %d %v, want 400", name, code, v)
+		}
 	}
 
 	code, b = s.send(`{"to":"` + reg + `","data":` + escapedData + `}`)
