@@ -284,6 +284,9 @@ func (d *DeviceStream) answer(id string, n *Nack) {
 // app server will receive. A nil message with a nil nack means "ack, store
 // nothing" (time_to_live 0 while no app server is connected).
 func (d *DeviceStream) prepareUpstream(env *envelope, id string) (*store.Upstream, *Nack) {
+	if n := env.check(id); n != nil {
+		return nil, n
+	}
 	to, n := optString(env.To, "to")
 	if n != nil {
 		return nil, n

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"unicode/utf8"
+
+	"github.com/ccsd/ccsd/internal/limit"
 )
 
 // Protocol limits (spec §3).
@@ -14,9 +17,23 @@ const (
 	MaxTTL = 2419200
 	// DefaultTTL is the time_to_live of a message that sets none.
 	DefaultTTL = MaxTTL
-	// MaxDataSize bounds the data payload: keys plus values, in bytes.
+	// MaxDataSize bounds the data payload: keys plus values, in bytes,
+	// counted as CCS counts them: decoded (an escape such as \u0041 is the
+	// one byte it stands for). A notification object counts against the
+	// same budget, at the length of its JSON text.
 	MaxDataSize = 4096
+	// MaxDataJSONBytes bounds the JSON text of a data object as ccsd stores
+	// and delivers it: rewritten in compact form with only the escapes JSON
+	// requires. Within MaxDataSize decoded bytes this is reached only by
+	// characters that must stay escaped (a control character becomes six
+	// bytes), so it stops a payload that counts 4096 but weighs 24 KB on
+	// disk and on the wire. Text an app sends for real (JSON inside a value
+	// doubles its quotes) stays far below it.
+	MaxDataJSONBytes = 4 * MaxDataSize
 )
+
+// The id and name fields of a message are bounded by limit.MaxIDBytes,
+// shared with the HTTP APIs (see internal/limit/ids.go).
 
 // envelope is every top-level field ccsd reads from a JSON stanza of either
 // side. Fields stay raw until validated so that each type error can be
@@ -38,6 +55,80 @@ type envelope struct {
 	RestrictedPackageName    json.RawMessage `json:"restricted_package_name"`
 	Data                     json.RawMessage `json:"data"`
 	Notification             json.RawMessage `json:"notification"`
+
+	// dup is the first top-level member name given twice, "" if none.
+	// decodeEnvelope bounces a repeated message_id or message_type (the
+	// message cannot be identified); any other repeat is refused by
+	// check, with a nack.
+	dup string
+}
+
+// field returns the envelope field a top-level member name fills, nil for
+// a name ccsd does not read. Names match exactly, as in CCS.
+func (env *envelope) field(name string) *json.RawMessage {
+	switch name {
+	case "message_type":
+		return &env.MessageType
+	case "message_id":
+		return &env.MessageID
+	case "to":
+		return &env.To
+	case "condition":
+		return &env.Condition
+	case "category":
+		return &env.Category
+	case "collapse_key":
+		return &env.CollapseKey
+	case "priority":
+		return &env.Priority
+	case "time_to_live":
+		return &env.TimeToLive
+	case "delay_while_idle":
+		return &env.DelayWhileIdle
+	case "delivery_receipt_requested":
+		return &env.DeliveryReceiptRequested
+	case "dry_run":
+		return &env.DryRun
+	case "content_available":
+		return &env.ContentAvailable
+	case "mutable_content":
+		return &env.MutableContent
+	case "restricted_package_name":
+		return &env.RestrictedPackageName
+	case "data":
+		return &env.Data
+	case "notification":
+		return &env.Notification
+	}
+	return nil
+}
+
+// check refuses a message (downstream or upstream) that decodeEnvelope let
+// through but that no message may be: one with a repeated top-level member,
+// or a message_id longer than limit.MaxIDBytes. Acks skip it: they store
+// nothing and are matched by their id only.
+func (env *envelope) check(id string) *Nack {
+	if env.dup != "" {
+		return invalidJSON("JSON_PARSING_ERROR", "Duplicate field: "+clip(env.dup))
+	}
+	if len(id) > limit.MaxIDBytes {
+		return tooLong("message_id")
+	}
+	return nil
+}
+
+func tooLong(field string) *Nack {
+	return invalidJSON("INVALID_PARAMETERS", "Field \""+field+"\" is longer than "+strconv.Itoa(limit.MaxIDBytes)+" bytes")
+}
+
+// clip shortens client text quoted in an error description: the answer
+// names the culprit without echoing a whole payload.
+func clip(s string) string {
+	const max = 64
+	if len(s) <= max {
+		return strconv.Quote(s)
+	}
+	return strconv.Quote(s[:max]) + "..."
 }
 
 // stanzaError is input so broken that no nack can answer it (no usable
@@ -53,11 +144,30 @@ func parsingError(text string) *stanzaError {
 
 // decodeEnvelope parses one JSON object and extracts its message_id. Any
 // failure is a stanza error: without a message_id there is nothing a nack
-// could be correlated with.
+// could be correlated with. Members are read one by one, not through
+// encoding/json, so that a repeated name is seen (see jsonr.go).
 func decodeEnvelope(payload []byte) (*envelope, string, *stanzaError) {
-	var env envelope
-	if err := json.Unmarshal(payload, &env); err != nil {
+	if !json.Valid(payload) {
+		// Decoded again only for encoding/json's description of the fault.
+		err := json.Unmarshal(payload, new(envelope))
+		if err == nil {
+			err = errors.New("the message is not valid JSON")
+		}
 		return nil, "", parsingError(jsonErrorText(err))
+	}
+	// The fields keep slices of the payload: a private copy, so that they
+	// stay valid whatever the caller does with its buffer afterwards.
+	payload = bytes.Clone(payload)
+	r, ok := newObjectReader(payload)
+	if !ok {
+		if bytes.Equal(bytes.TrimSpace(payload), []byte("null")) {
+			return nil, "", parsingError("Missing Required Field: message_id")
+		}
+		return nil, "", parsingError("the message must be a JSON object")
+	}
+	env := &envelope{}
+	if serr := env.fill(&r); serr != nil {
+		return nil, "", serr
 	}
 	if isAbsent(env.MessageID) {
 		return nil, "", parsingError("Missing Required Field: message_id")
@@ -69,7 +179,34 @@ func decodeEnvelope(payload []byte) (*envelope, string, *stanzaError) {
 	if id == "" {
 		return nil, "", parsingError("Empty Required Field: message_id")
 	}
-	return &env, id, nil
+	return env, id, nil
+}
+
+// fill sets the envelope's fields from the object's members and records
+// the first repeated name. A repeated message_id or message_type leaves the
+// message without one meaning: that is a stanza error.
+func (env *envelope) fill(r *objectReader) *stanzaError {
+	var others keySet // names ccsd does not read, for repeats among them
+	for key, val, more := r.next(); more; key, val, more = r.next() {
+		name, _ := jsonString(key)
+		f := env.field(name)
+		switch {
+		case f == nil && others.add(name):
+			continue
+		case f != nil && *f == nil:
+			*f = val
+			continue
+		case name == "message_id" || name == "message_type":
+			return parsingError("Duplicate field: " + name)
+		}
+		if env.dup == "" {
+			env.dup = name
+		}
+	}
+	if r.err {
+		return parsingError("the message must be a JSON object")
+	}
+	return nil
 }
 
 // jsonErrorText keeps encoding/json's message but not its Go type names.
@@ -115,6 +252,11 @@ func optString(raw json.RawMessage, field string) (string, *Nack) {
 	s, ok := jsonString(raw)
 	if !ok {
 		return "", typeError(field, "java.lang.String", raw)
+	}
+	// Every string field ccsd reads is an id, a name or a keyword: none
+	// has a reason to be long (see limit.MaxIDBytes).
+	if len(s) > limit.MaxIDBytes {
+		return "", tooLong(field)
 	}
 	return s, nil
 }
@@ -173,7 +315,10 @@ type downstream struct {
 // validateDownstream checks every field of a downstream message (spec §3).
 func validateDownstream(env *envelope, id string) (*downstream, *Nack) {
 	m := &downstream{MessageID: id}
-	var n *Nack
+	n := env.check(id)
+	if n != nil {
+		return nil, n
+	}
 	if !isAbsent(env.Condition) {
 		return nil, invalidJSON("INVALID_PARAMETERS", "condition (topic messaging) is not supported by this server")
 	}
@@ -233,6 +378,9 @@ func validateDownstream(env *envelope, id string) (*downstream, *Nack) {
 		if env.Notification[0] != '{' {
 			return nil, typeError("notification", "object", env.Notification)
 		}
+		if k, dup := DuplicateKey(env.Notification); dup {
+			return nil, invalidJSON("JSON_PARSING_ERROR", "Duplicate key in notification: "+clip(k))
+		}
 		m.Notification = env.Notification
 		size += len(env.Notification)
 	}
@@ -242,33 +390,74 @@ func validateDownstream(env *envelope, id string) (*downstream, *Nack) {
 	return m, nil
 }
 
-// validateData checks the data object: an object whose keys are not
-// reserved. It returns the payload size as CCS counts it: keys plus values
-// (a string value counts its decoded length, another value its JSON text).
+// validateData checks the data object: an object whose keys are neither
+// reserved nor repeated. It returns the object in compact form with only
+// the escapes JSON requires (the input itself when it is already so), and
+// the payload size as CCS counts it: keys plus values, a string decoded, any
+// other value at the length of its JSON text. A text of the compact form
+// over MaxDataJSONBytes is refused here; the caller compares the size with
+// MaxDataSize.
 func validateData(raw json.RawMessage) (json.RawMessage, int, *Nack) {
 	if isAbsent(raw) {
 		return nil, 0, nil
 	}
-	if raw[0] != '{' {
+	r, ok := newObjectReader(raw)
+	if !ok {
 		return nil, 0, typeError("data", "object", raw)
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &fields); err != nil {
-		return nil, 0, typeError("data", "object", raw)
-	}
-	size := 0
-	for k, v := range fields {
+	var keys keySet
+	size, rewrite := 0, false
+	for key, val, more := r.next(); more; key, val, more = r.next() {
+		k, _ := jsonString(key)
 		if reservedDataKey(k) {
 			return nil, 0, invalidJSON("INVALID_DATA_KEY", "data key is reserved: "+k)
 		}
+		if !keys.add(k) {
+			return nil, 0, invalidJSON("JSON_PARSING_ERROR", "Duplicate key in data: "+clip(k))
+		}
 		size += len(k)
-		if s, ok := jsonString(v); ok {
+		rewrite = rewrite || !compactString(key)
+		if s, ok := jsonString(val); ok {
 			size += len(s)
+			rewrite = rewrite || !compactString(val)
 		} else {
-			size += len(v)
+			size += len(val)
 		}
 	}
+	if r.err {
+		return nil, 0, typeError("data", "object", raw)
+	}
+	if rewrite || r.spaced {
+		raw = compactData(raw)
+	}
+	if len(raw) > MaxDataJSONBytes {
+		return nil, 0, invalidJSON("MESSAGE_TOO_BIG", "the data payload is "+strconv.Itoa(len(raw))+" bytes of JSON, more than the "+strconv.Itoa(MaxDataJSONBytes)+" allowed: too many characters that need escaping")
+	}
 	return raw, size, nil
+}
+
+// compactString reports whether a raw JSON string is already as
+// appendJSONString would write it: no escape, valid UTF-8.
+func compactString(raw []byte) bool {
+	return bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw)
+}
+
+// compactData rewrites a data object that validateData accepted: strings
+// decoded and written again with the escapes JSON requires only, no
+// whitespace between members. Other values keep their text, which the size
+// count already charged in full.
+func compactData(raw []byte) []byte {
+	o := newObject(make([]byte, 0, len(raw)))
+	r, _ := newObjectReader(raw)
+	for key, val, more := r.next(); more; key, val, more = r.next() {
+		k, _ := jsonString(key)
+		if s, ok := jsonString(val); ok {
+			o.str(k, s)
+		} else {
+			o.raw(k, val)
+		}
+	}
+	return o.done()
 }
 
 // reservedDataKey reports the data keys CCS refuses (spec §3): "from", and

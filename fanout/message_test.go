@@ -4,8 +4,12 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/ccsd/ccsd/internal/limit"
 )
 
 func TestValidateDownstream(t *testing.T) {
@@ -187,5 +191,207 @@ func FuzzDecodeStanza(f *testing.F) {
 		if !json.Valid(out) {
 			t.Fatalf("device copy is invalid JSON: %s (from %q)", out, payload)
 		}
+		checkAcceptedData(t, env.Data, m.Data)
+		for _, s := range []string{m.MessageID, m.To, m.CollapseKey, m.RestrictedPackage} {
+			if len(s) > limit.MaxIDBytes {
+				t.Fatalf("accepted a %d-byte id from %q", len(s), payload)
+			}
+		}
 	})
+}
+
+// TestDataSmuggling: the data limit is counted on what a device receives.
+// A repeated key (which a map silently collapsed, so 48 KB passed as 4 KB)
+// is refused; escapes count as the characters they stand for and are
+// delivered compact, so they cannot inflate a stored message.
+func TestDataSmuggling(t *testing.T) {
+	x4000 := strings.Repeat("x", 4000)
+	var dups strings.Builder
+	for i := 0; i < 12; i++ {
+		if i > 0 {
+			dups.WriteByte(',')
+		}
+		dups.WriteString(`"k":"` + x4000 + `"`)
+	}
+	many := make([]string, 40)
+	for i := range many {
+		many[i] = `"k` + strconv.Itoa(i) + `":"v"`
+	}
+	tests := []struct {
+		name, data string
+		sub        string // "" = accepted
+	}{
+		{"repeated key 12 times", `{` + dups.String() + `}`, "JSON_PARSING_ERROR : Duplicate key in data"},
+		{"repeated key once", `{"a":"1","b":"2","a":"3"}`, `Duplicate key in data: "a"`},
+		{"repeat spelled with an escape", `{"a":"1","\u0061":"2"}`, `Duplicate key in data: "a"`},
+		{"repeat after many keys", `{` + strings.Join(many, ",") + `,"k33":"again"}`, `Duplicate key in data: "k33"`},
+		{"many distinct keys", `{` + strings.Join(many, ",") + `}`, ""},
+		{"4000 escaped A count 4000", `{"k":"` + strings.Repeat(`\u0041`, 4000) + `"}`, ""},
+		{"5000 escaped A count 5000", `{"k":"` + strings.Repeat(`\u0041`, 5000) + `"}`, "MESSAGE_TOO_BIG"},
+		{"4000 control characters weigh 24 KB", `{"k":"` + strings.Repeat(`\u0001`, 4000) + `"}`, "MESSAGE_TOO_BIG : the data payload is 24008 bytes of JSON"},
+		{"quotes in a value are fine", `{"k":"` + strings.Repeat(`\"`, 4000) + `"}`, ""},
+		{"nested value counted raw", `{"k":{"a":"` + strings.Repeat(`\u0041`, 700) + `"}}`, "MESSAGE_TOO_BIG"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env, id, serr := decodeEnvelope([]byte(`{"to":"R","message_id":"m","data":` + tt.data + `}`))
+			if serr != nil {
+				t.Fatalf("decodeEnvelope: %v", serr)
+			}
+			m, n := validateDownstream(env, id)
+			if tt.sub != "" {
+				if n == nil || n.Code != CodeInvalidJSON || !strings.Contains(n.Description, tt.sub) {
+					t.Fatalf("got %v, want INVALID_JSON with %q", n, tt.sub)
+				}
+				return
+			}
+			if n != nil {
+				t.Fatalf("refused: %v", n)
+			}
+			var in, out map[string]any
+			if json.Unmarshal([]byte(tt.data), &in) != nil || json.Unmarshal(m.Data, &out) != nil || !reflect.DeepEqual(in, out) {
+				t.Fatalf("data changed meaning: %s", m.Data)
+			}
+			if len(m.Data) > 2*MaxDataSize {
+				t.Fatalf("stored data is %d bytes", len(m.Data))
+			}
+		})
+	}
+}
+
+// TestDataCompactForm: data already in compact form is kept as sent (no
+// copy on the hot path); other data is rewritten compact.
+func TestDataCompactForm(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"a":"b","n":1,"o":{"x" : 1}}`: `{"a":"b","n":1,"o":{"x" : 1}}`,
+		`{ "a" : "b" , "n":1 }`:         `{"a":"b","n":1}`,
+		`{"\u0061":"\u00e9\n\"\/"}`:     `{"a":"é\n\"/"}`,
+		"{\"a\":\"\xff\"}":              `{"a":"\ufffd"}`,
+	} {
+		got, _, n := validateData(json.RawMessage(in))
+		if n != nil || string(got) != want {
+			t.Errorf("%s: got %s %v, want %s", in, got, n, want)
+		}
+	}
+}
+
+// TestDuplicateTopLevelFields: a repeated member of the message itself is
+// refused too. A repeated message_id or message_type leaves no message to
+// answer: a stanza error; any other is nacked.
+func TestDuplicateTopLevelFields(t *testing.T) {
+	for _, in := range []string{
+		`{"to":"R","message_id":"m","message_id":"n"}`,
+		`{"to":"R","message_id":"m","message_type":"ack","message_type":"nack"}`,
+	} {
+		if _, _, serr := decodeEnvelope([]byte(in)); serr == nil || !strings.Contains(serr.text, "JSON_PARSING_ERROR : Duplicate field") {
+			t.Errorf("%s: got %v, want a stanza error", in, serr)
+		}
+	}
+	for in, name := range map[string]string{
+		`{"to":"R","message_id":"m","to":"S"}`:                        "to",
+		`{"to":"R","message_id":"m","data":{"a":"1"},"data":{"b":2}}`: "data",
+		`{"to":"R","message_id":"m","x":1,"x":2}`:                     "x",
+		`{"to":"R","message_id":"m","\u0074o":"S"}`:                   "to",
+	} {
+		env, id, serr := decodeEnvelope([]byte(in))
+		if serr != nil {
+			t.Fatalf("%s: %v", in, serr)
+		}
+		_, n := validateDownstream(env, id)
+		if n == nil || n.Code != CodeInvalidJSON || !strings.Contains(n.Description, "JSON_PARSING_ERROR : Duplicate field: \""+name+"\"") {
+			t.Errorf("%s: got %v", in, n)
+		}
+		if hc, ok := n.HTTPError(); ok {
+			t.Errorf("%s: HTTP maps it to result error %q, want a 400", in, hc)
+		}
+	}
+	env, id, _ := decodeEnvelope([]byte(`{"to":"R","message_id":"m","notification":{"title":"a","title":"b"}}`))
+	if _, n := validateDownstream(env, id); n == nil || !strings.Contains(n.Description, `Duplicate key in notification: "title"`) {
+		t.Errorf("repeated notification key: %v", n)
+	}
+	// Names match exactly, as in CCS: another spelling is another field.
+	if _, _, serr := decodeEnvelope([]byte(`{"to":"R","Message_ID":"m"}`)); serr == nil || !strings.Contains(serr.text, "Missing Required Field: message_id") {
+		t.Errorf("Message_ID taken for message_id: %v", serr)
+	}
+}
+
+// TestIDBounds: every client-chosen id is bounded, so a long one is the
+// client's error (INVALID_JSON, not retried) rather than a store failure
+// (INTERNAL_SERVER_ERROR, retried forever).
+func TestIDBounds(t *testing.T) {
+	at, over := strings.Repeat("i", limit.MaxIDBytes), strings.Repeat("i", limit.MaxIDBytes+1)
+	for _, field := range []string{"message_id", "to", "collapse_key", "restricted_package_name"} {
+		msg := map[string]any{"to": "R", "message_id": "m"}
+		msg[field] = at
+		if n := downstreamNack(t, msg); n != nil {
+			t.Errorf("%s of %d bytes: %v", field, limit.MaxIDBytes, n)
+		}
+		msg[field] = over
+		n := downstreamNack(t, msg)
+		want := "InvalidJson : INVALID_PARAMETERS : Field \"" + field + "\" is longer than 512 bytes"
+		if n == nil || n.Code != CodeInvalidJSON || n.Description != want {
+			t.Errorf("%s of %d bytes: got %v, want %q", field, len(over), n, want)
+		}
+	}
+	// Counted decoded: an escaped id is as long as what it stands for.
+	if n := downstreamNack(t, map[string]any{"to": "R", "message_id": "m", "collapse_key": json.RawMessage(`"` + strings.Repeat(`\u0041`, 500) + `"`)}); n != nil {
+		t.Errorf("500-character collapse_key written with escapes: %v", n)
+	}
+	// A device's upstream: the check and the field reader it uses.
+	env, id, _ := decodeEnvelope([]byte(`{"to":"1@gcm.googleapis.com","category":"c","message_id":"` + strings.Repeat("u", 40000) + `"}`))
+	if n := env.check(id); n == nil || !strings.Contains(n.Description, `"message_id" is longer`) {
+		t.Errorf("40 KB upstream message_id: %v", n)
+	}
+	if _, n := optString(json.RawMessage(`"`+over+`"`), "category"); n == nil || n.Code != CodeInvalidJSON {
+		t.Errorf("long category: %v", n)
+	}
+}
+
+func downstreamNack(t *testing.T, msg map[string]any) *Nack {
+	t.Helper()
+	b, err := json.Marshal(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, id, serr := decodeEnvelope(b)
+	if serr != nil {
+		t.Fatalf("%s: %v", b, serr)
+	}
+	_, n := validateDownstream(env, id)
+	return n
+}
+
+func TestDuplicateKey(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"a":1,"b":{"a":1},"c":[1,"a"]}`: "",
+		`{"a":1,"b":2,"a":3}`:             "a",
+		` { "a" : 1 , "\u0061" : 2 } `:    "a",
+		`[1,1]`:                           "",
+		`{}`:                              "",
+	} {
+		got, ok := DuplicateKey([]byte(in))
+		if got != want || ok != (want != "") {
+			t.Errorf("%s: got %q %v, want %q", in, got, ok, want)
+		}
+	}
+}
+
+// checkAcceptedData holds for any data validateData accepted: what is
+// stored means what the client sent, has no repeated key and is within
+// MaxDataJSONBytes.
+func checkAcceptedData(t *testing.T, sent, stored json.RawMessage) {
+	t.Helper()
+	if isAbsent(sent) {
+		return
+	}
+	if len(stored) > MaxDataJSONBytes || !json.Valid(stored) {
+		t.Fatalf("stored data %q (%d bytes) from %q", stored, len(stored), sent)
+	}
+	if k, dup := DuplicateKey(stored); dup {
+		t.Fatalf("stored data repeats %q: %q", k, stored)
+	}
+	var a, b map[string]any
+	if json.Unmarshal(sent, &a) != nil || json.Unmarshal(stored, &b) != nil || !reflect.DeepEqual(a, b) {
+		t.Fatalf("stored data %q does not mean %q", stored, sent)
+	}
 }

@@ -1,6 +1,7 @@
 package groups
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -111,6 +112,9 @@ func (h *handler) serve(w http.ResponseWriter, req *http.Request) (string, error
 	if err := json.Unmarshal(body, &rq); err != nil {
 		return "", jsonError(err)
 	}
+	if name, dup := repeatedField(body); dup {
+		return "", fmt.Errorf("%w: bad JSON: the field %q is repeated", ErrInvalidRequest, name)
+	}
 	switch rq.Operation {
 	case "create":
 		return h.reg.Create(ctx, sender, rq.Name, rq.RegIDs)
@@ -207,6 +211,36 @@ func jsonError(err error) error {
 		return fmt.Errorf("%w: bad JSON: the body must be a JSON object", ErrInvalidRequest)
 	}
 	return fmt.Errorf("%w: bad JSON: %v", ErrInvalidRequest, err)
+}
+
+// repeatedField reports the first top-level field that a JSON object body
+// (already decoded once, so valid) names twice. encoding/json keeps the last
+// of the two, so {"operation":"create","operation":"remove"} would mean
+// whatever the reader picks; such a body is refused instead. Names compare
+// without case, as encoding/json matches them to the request's fields.
+func repeatedField(body []byte) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return "", false
+	}
+	seen := make(map[string]bool)
+	for dec.More() {
+		t, err := dec.Token()
+		name, ok := t.(string)
+		if err != nil || !ok {
+			return "", false
+		}
+		folded := strings.ToLower(name)
+		if seen[folded] {
+			return name, true
+		}
+		seen[folded] = true
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			return "", false
+		}
+	}
+	return "", false
 }
 
 func isPath(p string) bool {

@@ -493,3 +493,35 @@ func TestHTTPConcurrentAdds(t *testing.T) {
 	// And the group is now full.
 	wantError(t, "21st", s.do(t, snd, "POST", "/gcm/notification", op("add", key, "", register(t, s.db, snd.id, "com.example"))), 400, "too many")
 }
+
+// TestHTTPIDBounds: a notification_key, registration id or name past its
+// bound, or a repeated field, is refused 400 before any store access, on
+// every operation; ids at the bound are ordinary (unknown here) ids.
+func TestHTTPIDBounds(t *testing.T) {
+	s := newAPIServer(t, 0)
+	snd := s.newSender(t)
+	r := register(t, s.db, snd.id, "com.example")
+	key := mustKey(t, s.do(t, snd, "POST", "/gcm/notification", op("create", "", "user-1", r)))
+	long, longName := strings.Repeat("k", groups.MaxIDLen+1), strings.Repeat("n", groups.MaxNameLen+1)
+	const path = "/gcm/notification"
+	for _, tc := range []struct{ desc, method, path, body, text string }{
+		{"create, long registration id", "POST", path, op("create", "", "user-2", r, long), "registration_ids[1] is longer than 512 bytes"},
+		{"create, long name", "POST", path, op("create", "", longName, r), "notification_key_name is longer than 1024 bytes"},
+		{"add, long key", "POST", path, op("add", long, "", r), "notification_key is longer than 512 bytes"},
+		{"add, long registration id", "POST", path, op("add", key, "", long), "registration_ids[0] is longer"},
+		{"add, long name", "POST", path, op("add", key, longName, r), "notification_key_name is longer"},
+		{"remove, long key", "POST", path, op("remove", long, "", r), "notification_key is longer"},
+		{"remove, long registration id", "POST", path, op("remove", key, "", r, long), "registration_ids[1] is longer"},
+		{"GET, long name", "GET", getPath(longName), "", "notification_key_name is longer"},
+		{"repeated operation", "POST", path, `{"operation":"create","notification_key_name":"user-3","registration_ids":["` + r + `"],"operation":"remove"}`, `the field "operation" is repeated`},
+		{"repeated operation, other case", "POST", path, `{"operation":"create","notification_key_name":"user-3","registration_ids":["` + r + `"],"Operation":"remove"}`, `the field "Operation" is repeated`},
+		{"repeated ids", "POST", path, `{"operation":"add","notification_key":"` + key + `","registration_ids":["` + r + `"],"registration_ids":[]}`, `the field "registration_ids" is repeated`},
+	} {
+		wantError(t, tc.desc, s.do(t, snd, tc.method, tc.path, tc.body), 400, tc.text)
+	}
+	at := strings.Repeat("k", groups.MaxIDLen)
+	wantError(t, "add, key at the bound", s.do(t, snd, "POST", path, op("add", at, "", r)), 404, "not found")
+	if got := members(t, s.db, key); !slices.Equal(got, []string{r}) {
+		t.Errorf("members = %v", got)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/ccsd/ccsd/internal/limit"
 	"github.com/ccsd/ccsd/store"
 )
 
@@ -37,7 +38,12 @@ const DefaultMaxMembers = 10
 
 // MaxNameLen bounds a notification_key_name, in bytes. The GCM and FCM
 // documents set no limit; ccsd sets one so a name stays a small index key.
-const MaxNameLen = 1024
+const MaxNameLen = limit.MaxGroupNameBytes
+
+// MaxIDLen bounds a notification_key and each registration id of a request,
+// in bytes: the bound every client-chosen id has (limit.MaxIDBytes). Keys
+// ccsd issues are 49 bytes.
+const MaxIDLen = limit.MaxIDBytes
 
 // KeyPrefix starts every notification_key, as in the keys GCM issued.
 const KeyPrefix = "APA91b"
@@ -81,8 +87,8 @@ func (r *Registry) Create(ctx context.Context, sender, name string, regIDs []str
 	if err := checkName(name); err != nil {
 		return "", err
 	}
-	if len(regIDs) == 0 {
-		return "", fmt.Errorf("%w: registration_ids is empty", ErrInvalidRequest)
+	if err := checkIDs(regIDs); err != nil {
+		return "", err
 	}
 	var members []string
 	app := ""
@@ -139,11 +145,8 @@ func (r *Registry) Create(ctx context.Context, sender, name string, regIDs []str
 // may not grow past MaxMembers (else ErrTooManyMembers). Ids that are
 // already members are no change. On any error the group is unchanged.
 func (r *Registry) Add(ctx context.Context, sender, key, name string, regIDs []string) (string, error) {
-	if key == "" {
-		return "", fmt.Errorf("%w: notification_key is required", ErrInvalidRequest)
-	}
-	if len(regIDs) == 0 {
-		return "", fmt.Errorf("%w: registration_ids is empty", ErrInvalidRequest)
+	if err := checkChange(key, name, regIDs); err != nil {
+		return "", err
 	}
 	g, err := r.group(sender, key, name)
 	if err != nil {
@@ -203,11 +206,8 @@ func (r *Registry) Add(ctx context.Context, sender, key, name string, regIDs []s
 // so a repeated remove is no error. Removing the last member deletes the
 // group and frees its name.
 func (r *Registry) Remove(ctx context.Context, sender, key, name string, regIDs []string) (string, error) {
-	if key == "" {
-		return "", fmt.Errorf("%w: notification_key is required", ErrInvalidRequest)
-	}
-	if len(regIDs) == 0 {
-		return "", fmt.Errorf("%w: registration_ids is empty", ErrInvalidRequest)
+	if err := checkChange(key, name, regIDs); err != nil {
+		return "", err
 	}
 	gone := make(map[string]bool, len(regIDs))
 	for _, id := range regIDs {
@@ -292,6 +292,34 @@ func checkName(name string) error {
 		return fmt.Errorf("%w: notification_key_name is required", ErrInvalidRequest)
 	case len(name) > MaxNameLen:
 		return fmt.Errorf("%w: notification_key_name is longer than %d bytes", ErrInvalidRequest, MaxNameLen)
+	}
+	return nil
+}
+
+// checkChange validates the fields of an add or remove: a key, an optional
+// name, and registration ids.
+func checkChange(key, name string, regIDs []string) error {
+	switch {
+	case key == "":
+		return fmt.Errorf("%w: notification_key is required", ErrInvalidRequest)
+	case len(key) > MaxIDLen:
+		return fmt.Errorf("%w: notification_key is longer than %d bytes", ErrInvalidRequest, MaxIDLen)
+	case len(name) > MaxNameLen:
+		return fmt.Errorf("%w: notification_key_name is longer than %d bytes", ErrInvalidRequest, MaxNameLen)
+	}
+	return checkIDs(regIDs)
+}
+
+// checkIDs validates the registration_ids of a request: at least one, none
+// longer than MaxIDLen.
+func checkIDs(regIDs []string) error {
+	if len(regIDs) == 0 {
+		return fmt.Errorf("%w: registration_ids is empty", ErrInvalidRequest)
+	}
+	for i, id := range regIDs {
+		if len(id) > MaxIDLen {
+			return fmt.Errorf("%w: registration_ids[%d] is longer than %d bytes", ErrInvalidRequest, i, MaxIDLen)
+		}
 	}
 	return nil
 }

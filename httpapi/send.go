@@ -18,6 +18,7 @@ import (
 
 	"github.com/ccsd/ccsd/auth"
 	"github.com/ccsd/ccsd/fanout"
+	"github.com/ccsd/ccsd/internal/limit"
 )
 
 // MaxRegistrationIDs bounds registration_ids in one legacy send (spec §11).
@@ -126,30 +127,10 @@ func (h *SendHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // sendJSON handles the JSON form: registration_ids (multicast), or "to" /
 // "notification_key" (one registration or a device group).
 func (h *SendHandler) sendJSON(w http.ResponseWriter, ctx context.Context, sender string, body []byte) {
-	var req map[string]json.RawMessage
-	if err := json.Unmarshal(body, &req); err != nil || req == nil {
-		writeError(w, http.StatusBadRequest, "the request body is not a JSON object")
+	req, regIDs, to, msg := parseSendJSON(body)
+	if msg != "" {
+		writeError(w, http.StatusBadRequest, msg)
 		return
-	}
-	var regIDs []string
-	if raw, ok := req["registration_ids"]; ok {
-		if err := json.Unmarshal(raw, &regIDs); err != nil {
-			writeError(w, http.StatusBadRequest, `field "registration_ids" must be an array of strings`)
-			return
-		}
-		if len(regIDs) > MaxRegistrationIDs {
-			writeError(w, http.StatusBadRequest, "too many registration_ids: at most 1000")
-			return
-		}
-	}
-	var to string
-	for _, f := range []string{"to", "notification_key"} {
-		if raw, ok := req[f]; ok && to == "" {
-			if err := json.Unmarshal(raw, &to); err != nil {
-				writeError(w, http.StatusBadRequest, `field "`+f+`" must be a string`)
-				return
-			}
-		}
 	}
 	if to != "" && len(regIDs) > 0 {
 		writeError(w, http.StatusBadRequest, `give either "to" or "registration_ids", not both`)
@@ -222,6 +203,54 @@ func (h *SendHandler) sendJSON(w http.ResponseWriter, ctx context.Context, sende
 		resp.Success++
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// parseSendJSON reads the JSON form's body: the fields to re-send per
+// recipient, the registration_ids and the single target ("to" or
+// "notification_key"). A non-empty msg is the 400 answer. The body is a map
+// for re-encoding, so a repeated field is looked for in the raw text first:
+// the map would keep one of the two silently. Targets are checked here,
+// before any is sent, so that one bad id cannot get a request half-sent
+// and then refused.
+func parseSendJSON(body []byte) (req map[string]json.RawMessage, regIDs []string, to, msg string) {
+	if err := json.Unmarshal(body, &req); err != nil || req == nil {
+		return nil, nil, "", "the request body is not a JSON object"
+	}
+	if k, dup := fanout.DuplicateKey(body); dup {
+		return nil, nil, "", "the request body repeats the field " + strconv.Quote(clip(k))
+	}
+	if raw, ok := req["registration_ids"]; ok {
+		if err := json.Unmarshal(raw, &regIDs); err != nil {
+			return nil, nil, "", `field "registration_ids" must be an array of strings`
+		}
+		if len(regIDs) > MaxRegistrationIDs {
+			return nil, nil, "", "too many registration_ids: at most 1000"
+		}
+		for i, id := range regIDs {
+			if len(id) > limit.MaxIDBytes {
+				return nil, nil, "", "registration_ids[" + strconv.Itoa(i) + "] is longer than " + strconv.Itoa(limit.MaxIDBytes) + " bytes"
+			}
+		}
+	}
+	for _, f := range []string{"to", "notification_key"} {
+		if raw, ok := req[f]; ok && to == "" {
+			if err := json.Unmarshal(raw, &to); err != nil {
+				return nil, nil, "", `field "` + f + `" must be a string`
+			}
+			if len(to) > limit.MaxIDBytes {
+				return nil, nil, "", `field "` + f + `" is longer than ` + strconv.Itoa(limit.MaxIDBytes) + " bytes"
+			}
+		}
+	}
+	return req, regIDs, to, ""
+}
+
+// clip shortens client text quoted in an error answer.
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
 }
 
 // sendPlain handles the plain-text form: one registration_id, options as
