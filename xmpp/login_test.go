@@ -1,6 +1,7 @@
 package xmpp
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/xml"
 	"net"
@@ -100,6 +101,12 @@ func TestLoginParallelBudget(t *testing.T) {
 	env := startServer(t, newTestHandler(false), func(c *Config) {
 		c.Logins = limit.NewLogins(budget, -1)
 		c.MaxUnauthPerAddr = -1 // this test is about logins, not connections
+		// A slow check (like a password hash) keeps attempts in flight
+		// together: the budget must hold while none has failed yet.
+		c.Auth = AuthenticatorFunc(func(ctx context.Context, user, pw string) (string, error) {
+			time.Sleep(200 * time.Millisecond)
+			return testAuth{}.Authenticate(ctx, user, pw)
+		})
 	})
 	var refused, rejected atomic.Int32
 	var wg sync.WaitGroup
