@@ -24,6 +24,7 @@ import (
 	"github.com/ccsd/ccsd/fanout"
 	"github.com/ccsd/ccsd/groups"
 	"github.com/ccsd/ccsd/httpapi"
+	"github.com/ccsd/ccsd/internal/limit"
 	"github.com/ccsd/ccsd/store"
 	"github.com/ccsd/ccsd/xmpp"
 )
@@ -46,6 +47,13 @@ type serveConfig struct {
 	commitDelay     time.Duration
 	redeliver       time.Duration
 	log             logFlags
+
+	handshakeTimeout   time.Duration
+	maxUnauthPerAddr   int
+	maxHTTPConnsPerIP  int
+	maxConns           int
+	loginFailsPerAddr  int
+	loginFailsPerIdent int
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -63,6 +71,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.DurationVar(&cfg.drainGrace, "drain-grace", 10*time.Second, "on shutdown, how long app servers get to finish in-flight messages")
 	fs.DurationVar(&cfg.commitDelay, "commit-delay", 0, "extra time the store waits to gather writes into one commit (tuning and tests; 0 commits at once)")
 	fs.DurationVar(&cfg.redeliver, "upstream-redeliver", 2*time.Minute, "how long an upstream message or receipt waits for the app server's ack before it is sent again")
+	registerLimitFlags(fs, &cfg)
 	cfg.log.register(fs)
 	pos, err := parseFlags(fs, args)
 	if err != nil {
@@ -126,7 +135,7 @@ func (c *serveConfig) check() error {
 	if c.commitDelay < 0 {
 		return fmt.Errorf("--commit-delay %v: must not be negative", c.commitDelay)
 	}
-	return nil
+	return c.checkLimits()
 }
 
 // isLoopback reports whether a host:port names a loopback address. An
@@ -186,6 +195,13 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, stdout io.W
 	}
 	tlsConf := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 
+	// One failed-login limiter for every place that takes credentials, so a
+	// guesser's budget is the same whichever port it uses; device ids get
+	// their own identity namespace.
+	logins := limit.NewLogins(cfg.loginFailsPerAddr, cfg.loginFailsPerIdent)
+	conns, maxConns := globalConns(cfg.maxConns)
+	log.Info().Int("max_conns", maxConns).Uint64("nofile", openFileLimit()).Msg("connection limit (0: none)")
+
 	router, err := fanout.New(fanout.Config{
 		Store:             db,
 		Logger:            log.With().Str("component", "fanout").Logger(),
@@ -212,6 +228,10 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, stdout io.W
 		}),
 		Logger:              log.With().Str("component", "xmpp").Str("side", "app-server").Logger(),
 		MaxConnsPerIdentity: 1000, // CCS allowed 1000 connections per sender
+		HandshakeTimeout:    cfg.handshakeTimeout,
+		MaxUnauthPerAddr:    cfg.maxUnauthPerAddr,
+		Conns:               conns,
+		Logins:              logins,
 	})
 	deviceServer := xmpp.NewServer(xmpp.Config{
 		Domain:  cfg.domain,
@@ -225,15 +245,19 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, stdout io.W
 			}
 			return s, nil
 		}),
-		Logger: log.With().Str("component", "xmpp").Str("side", "device").Logger(),
+		Logger:           log.With().Str("component", "xmpp").Str("side", "device").Logger(),
+		HandshakeTimeout: cfg.handshakeTimeout,
+		MaxUnauthPerAddr: cfg.maxUnauthPerAddr,
+		Conns:            conns,
+		Logins:           logins.Scoped("device:"),
 	})
 
 	var draining atomic.Bool
 	instance := newInstanceID()
 	httpLog := log.With().Str("component", "http").Logger()
 	api := httpapi.New(httpapi.Config{Devices: devices, Logger: httpLog})
-	httpapi.NewSendHandler(router, senders, httpLog).Mount(api)
-	groupsHandler := groups.New(db, cfg.maxGroupMembers).Handler(senders)
+	httpapi.NewSendHandler(router, senders, logins, httpLog).Mount(api)
+	groupsHandler := groups.New(db, cfg.maxGroupMembers).Handler(senders, logins)
 	for _, p := range groups.Paths {
 		api.Handle(p, groupsHandler)
 	}
@@ -284,6 +308,7 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, stdout io.W
 		ls = append(ls, l)
 	}
 	lXMPP, lDevice, lHTTP, lAdmin := ls[0], ls[1], ls[2], ls[3]
+	lHTTP = limitHTTP(lHTTP, conns, cfg.maxHTTPConnsPerIP, httpLog)
 
 	errc := make(chan error, len(ls))
 	go func() { errc <- served("app-server XMPP", appServers.Serve(lXMPP)) }()

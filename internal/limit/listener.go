@@ -26,6 +26,9 @@ type Listener struct {
 	PerAddr *Count
 	// Refused counts connections closed at once for a limit.
 	Refused atomic.Uint64
+	// OnRefuse, if set, is called (on the accepting goroutine) for each
+	// refused connection, with reason "global" or "per-address".
+	OnRefuse func(remote net.Addr, reason string)
 }
 
 // NewListener wraps l; nil Counts do not limit.
@@ -41,13 +44,13 @@ func (l *Listener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		if !l.Global.Acquire(GlobalKey) {
-			l.refuse(c)
+			l.refuse(c, "global")
 			continue
 		}
 		key := NetAddrKey(c.RemoteAddr())
 		if !l.PerAddr.Acquire(key) {
 			l.Global.Release(GlobalKey)
-			l.refuse(c)
+			l.refuse(c, "per-address")
 			continue
 		}
 		return &countedConn{Conn: c, release: func() {
@@ -57,9 +60,12 @@ func (l *Listener) Accept() (net.Conn, error) {
 	}
 }
 
-func (l *Listener) refuse(c net.Conn) {
+func (l *Listener) refuse(c net.Conn, reason string) {
 	l.Refused.Add(1)
 	_ = c.Close()
+	if l.OnRefuse != nil {
+		l.OnRefuse(c.RemoteAddr(), reason)
+	}
 }
 
 // countedConn gives its slots back on its first Close.
