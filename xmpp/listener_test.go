@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net"
 	"os"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -140,5 +142,42 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for: %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// emfileListener fails its first n Accepts with EMFILE, as a process at its
+// descriptor limit does.
+type emfileListener struct {
+	net.Listener
+	n     int
+	calls atomic.Int32
+}
+
+func (l *emfileListener) Accept() (net.Conn, error) {
+	if int(l.calls.Add(1)) <= l.n {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
+}
+
+// TestAcceptBacksOffOnEMFILE: accept errors of a full descriptor table make
+// Serve wait and retry (not return, not spin), and it serves again after.
+func TestAcceptBacksOffOnEMFILE(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &emfileListener{Listener: inner, n: 5}
+	env := startServer(t, newTestHandler(false), nil)
+	go func() { _ = env.srv.Serve(l) }()
+	env.addr = inner.Addr().String()
+	start := time.Now()
+	env.raw().login("gcm.googleapis.com", "123") // served once the errors stop
+	// 5 failures back off 5+10+20+40+80ms: a spinning loop would take ~0.
+	if d := time.Since(start); d < 100*time.Millisecond {
+		t.Fatalf("5 EMFILE accepts retried within %v: no backoff", d)
+	}
+	if n := l.calls.Load(); n != 6 && n != 7 {
+		t.Fatalf("%d accepts for 5 failures and one connection", n)
 	}
 }
