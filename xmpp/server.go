@@ -171,6 +171,7 @@ type Server struct {
 	cfg      Config
 	log      zerolog.Logger
 	unauth   *limit.Count // per-address connections not yet negotiated
+	warn     *limit.Rate  // at most one global-limit warning a minute
 	idPrefix string
 
 	ctx    context.Context // canceled by Close: aborts negotiations
@@ -224,6 +225,7 @@ func NewServer(cfg Config) *Server {
 		cfg:         cfg,
 		log:         cfg.Logger,
 		unauth:      limit.NewCount(cfg.MaxUnauthPerAddr),
+		warn:        limit.NewRate(1, time.Minute, 4),
 		idPrefix:    strconv.FormatUint(randomUint64()&0xffffff, 36),
 		ctx:         ctx,
 		cancel:      cancel,
@@ -274,16 +276,16 @@ func (s *Server) Serve(l net.Listener) error {
 			return err
 		}
 		backoff = 0
+		key, ok := s.admit(raw)
+		if !ok {
+			continue
+		}
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
 			_ = raw.Close()
+			s.unadmit(key)
 			return nil
-		}
-		key, ok := s.admit(raw)
-		if !ok {
-			s.mu.Unlock()
-			continue
 		}
 		s.wg.Add(1)
 		s.mu.Unlock()
@@ -294,21 +296,31 @@ func (s *Server) Serve(l net.Listener) error {
 // admit takes raw's slots in the global and the per-address counts, or
 // closes it at once (before TLS: there is nothing to say yet, and refusing
 // must cost less than what it protects). It returns raw's address key.
+// Hitting the global limit is logged as a warning at most once a minute.
 func (s *Server) admit(raw net.Conn) (key string, ok bool) {
 	key = limit.NetAddrKey(raw.RemoteAddr())
-	reason := ""
-	switch {
-	case !s.cfg.Conns.Acquire(limit.GlobalKey):
-		reason = "global connection limit"
-	case !s.unauth.Acquire(key):
-		s.cfg.Conns.Release(limit.GlobalKey)
-		reason = "unauthenticated connections per address"
-	default:
-		return key, true
+	if !s.cfg.Conns.Acquire(limit.GlobalKey) {
+		_ = raw.Close()
+		if s.warn.Allow("global") {
+			s.log.Warn().Str("remote", raw.RemoteAddr().String()).
+				Msg("xmpp: global connection limit reached; new connections are closed at accept")
+		}
+		return key, false
 	}
-	_ = raw.Close()
-	s.log.Debug().Str("remote", raw.RemoteAddr().String()).Str("reason", reason).Msg("xmpp: connection refused at accept")
-	return key, false
+	if !s.unauth.Acquire(key) {
+		s.cfg.Conns.Release(limit.GlobalKey)
+		_ = raw.Close()
+		s.log.Debug().Str("remote", raw.RemoteAddr().String()).
+			Msg("xmpp: too many unauthenticated connections from this address; closed at accept")
+		return key, false
+	}
+	return key, true
+}
+
+// unadmit gives back the slots admit took.
+func (s *Server) unadmit(key string) {
+	s.unauth.Release(key)
+	s.cfg.Conns.Release(limit.GlobalKey)
 }
 
 // Close stops accepting, closes every connection with the stream error
@@ -362,7 +374,7 @@ func (s *Server) isClosed() bool {
 func (s *Server) handle(raw net.Conn, key string) {
 	defer s.wg.Done()
 	defer s.cfg.Conns.Release(limit.GlobalKey)
-	defer raw.Close() // already closed on every path; releases nothing twice
+	defer raw.Close() // normally closed already; the slot goes only after the descriptor
 	negotiating := true
 	endNegotiation := func() {
 		if negotiating {
