@@ -80,3 +80,49 @@ func TestIdleSocketsFromOneAddress(t *testing.T) {
 	}
 	c.Close()
 }
+
+// TestLoginBudgetShared: the real binary has ONE failed-login limiter: wrong
+// API keys on /gcm/send spend the address's budget, /gcm/send then answers
+// 429 with Retry-After, and the same address's XMPP login (even with the
+// right key) gets temporary-auth-failure, while another address's right key
+// is still accepted.
+func TestLoginBudgetShared(t *testing.T) {
+	s := startServer(t, "--login-failures-per-addr", "3")
+	post := func(key string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest("POST", "https://"+s.Info.HTTPAddr+"/gcm/send", strings.NewReader(`{"to":"x"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "key="+key)
+		resp, err := s.http.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	for i := 0; i < 3; i++ {
+		if code := post("wrong").StatusCode; code != http.StatusUnauthorized {
+			t.Fatalf("wrong key %d: %d, want 401", i, code)
+		}
+	}
+	if resp := post("wrong"); resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("wrong key past the budget: %d Retry-After %q, want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	_, err := dial(t, s.Info.XMPPAddr, s.tls, s.Sender, s.APIKey, "gcm.googleapis.com")
+	if err == nil || !strings.Contains(err.Error(), "temporary-auth-failure") {
+		t.Fatalf("XMPP login from the throttled address: %v, want temporary-auth-failure", err)
+	}
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, Timeout: 5 * time.Second}
+	other := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: s.tls, DialContext: d.DialContext}}
+	req, _ := http.NewRequest("POST", "https://"+s.Info.HTTPAddr+"/gcm/send", strings.NewReader(`{"to":"x"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "key="+s.APIKey)
+	resp, err := other.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusUnauthorized {
+		t.Fatalf("right key from another address: %d", resp.StatusCode)
+	}
+}
