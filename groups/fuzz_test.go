@@ -43,7 +43,7 @@ func FuzzNotificationRequest(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	h := r.Handler(senders)
+	h := r.Handler(senders, nil)
 	seeds, _ := filepath.Glob("../testdata/http/notification-*.json")
 	for _, p := range seeds {
 		b, err := os.ReadFile(p)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/ccsd/ccsd/store"
 )
@@ -44,14 +45,19 @@ var (
 //
 // Each answers 200 {"notification_key": K}. Requests carry the headers
 // "Authorization: key=API_KEY" and "project_id: SENDER_ID". Every error is a
-// JSON object {"error": "..."} with the status given by httpError.
-func (r *Registry) Handler(auth Authenticator) http.Handler {
-	return &handler{reg: r, auth: auth}
+// JSON object {"error": "..."} with the status given by httpError. logins
+// throttles failed API keys (nil: no throttling).
+func (r *Registry) Handler(auth Authenticator, logins LoginLimiter) http.Handler {
+	if logins == nil {
+		logins = noLimit{}
+	}
+	return &handler{reg: r, auth: auth, logins: logins}
 }
 
 type handler struct {
-	reg  *Registry
-	auth Authenticator
+	reg    *Registry
+	auth   Authenticator
+	logins LoginLimiter
 }
 
 // request is the JSON body of a POST.
@@ -79,6 +85,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		if status == http.StatusMethodNotAllowed {
 			w.Header().Set("Allow", "GET, POST")
 		}
+		setRetryAfter(w, err)
 		writeJSON(w, status, errorResponse{Error: msg})
 		return
 	}
@@ -142,13 +149,36 @@ func (h *handler) authenticate(ctx context.Context, req *http.Request) (string, 
 	if project == "" {
 		return "", fmt.Errorf("%w: missing project_id header", errUnauthorized)
 	}
+	return h.checkKey(ctx, req.RemoteAddr, project, key)
+}
+
+// checkKey verifies key for project under the failed-login budget of the
+// client's address and of the project.
+func (h *handler) checkKey(ctx context.Context, addr, project, key string) (string, error) {
+	hold, ok := h.logins.Check(addr, project)
+	if !ok {
+		return "", &throttledError{retry: hold}
+	}
+	if hold > 0 {
+		t := time.NewTimer(hold)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
 	sender, err := h.auth.Authenticate(ctx, project, key)
-	if err != nil {
-		if unavailable(err) {
-			return "", fmt.Errorf("groups: authenticate: %w", err)
+	switch {
+	case err != nil && unavailable(err):
+		h.logins.Succeeded(addr, project) // not the client's failure
+		return "", fmt.Errorf("groups: authenticate: %w", err)
+	case err != nil:
+		if retry := h.logins.Failed(addr, project); retry > 0 {
+			return "", &throttledError{retry: retry}
 		}
 		return "", fmt.Errorf("%w: the API key is not valid for this project_id", errUnauthorized)
 	}
+	h.logins.Succeeded(addr, project)
 	return sender, nil
 }
 
@@ -163,6 +193,8 @@ func httpError(err error) (status int, msg string) {
 		return http.StatusMethodNotAllowed, "method not allowed (use GET or POST)"
 	case errors.Is(err, errUnauthorized):
 		return http.StatusUnauthorized, publicText(err)
+	case errors.As(err, new(*throttledError)):
+		return http.StatusTooManyRequests, publicText(err)
 	case errors.Is(err, errTooLarge):
 		return http.StatusRequestEntityTooLarge, publicText(err)
 	case errors.Is(err, ErrNotFound):

@@ -30,7 +30,7 @@ func newAPIServer(t *testing.T, maxMembers int) *apiServer {
 	t.Helper()
 	db := openStore(t)
 	senders := auth.NewSenders(db)
-	h := groups.New(db, maxMembers).Handler(senders)
+	h := groups.New(db, maxMembers).Handler(senders, nil)
 	mux := http.NewServeMux()
 	for _, p := range groups.Paths {
 		mux.Handle(p, h)
@@ -435,7 +435,7 @@ func TestHTTPUnknownPath(t *testing.T) {
 	db := openStore(t)
 	senders := auth.NewSenders(db)
 	snd, apiKey, _ := senders.Create("")
-	ts := httptest.NewTLSServer(groups.New(db, 0).Handler(senders))
+	ts := httptest.NewTLSServer(groups.New(db, 0).Handler(senders, nil))
 	defer ts.Close()
 	s := &apiServer{Server: ts, db: db, senders: senders}
 	a := s.do(t, sender{snd.ID, apiKey}, "GET", "/gcm/notification/x?notification_key_name=n", "")

@@ -16,7 +16,6 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/ccsd/ccsd/auth"
 	"github.com/ccsd/ccsd/fanout"
 	"github.com/ccsd/ccsd/internal/limit"
 )
@@ -41,17 +40,19 @@ type KeyAuthenticator interface {
 type SendHandler struct {
 	router  Router
 	auth    KeyAuthenticator
+	logins  LoginLimiter
 	log     zerolog.Logger
 	maxBody int64
 	prefix  string // random per process: message ids never repeat across restarts
 	seq     atomic.Uint64
 }
 
-// NewSendHandler returns the /gcm/send handler.
-func NewSendHandler(router Router, auth KeyAuthenticator, log zerolog.Logger) *SendHandler {
+// NewSendHandler returns the /gcm/send handler. logins throttles failed
+// API keys (nil: no throttling).
+func NewSendHandler(router Router, auth KeyAuthenticator, logins LoginLimiter, log zerolog.Logger) *SendHandler {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	return &SendHandler{router: router, auth: auth, log: log, maxBody: DefaultMaxBodyBytes + MaxRegistrationIDs*256, prefix: hex.EncodeToString(b[:])}
+	return &SendHandler{router: router, auth: auth, logins: logins, log: log, maxBody: DefaultMaxBodyBytes + MaxRegistrationIDs*256, prefix: hex.EncodeToString(b[:])}
 }
 
 // Mount registers the handler on the public API at both paths.
@@ -87,22 +88,8 @@ type groupResponse struct {
 
 // ServeHTTP handles one send request.
 func (h *SendHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "key=")
-	if !ok || key == "" {
-		writeError(w, http.StatusUnauthorized, "missing Authorization: key=API_KEY header")
-		return
-	}
-	sender, err := h.auth.AuthenticateKey(r.Context(), "", strings.TrimSpace(key))
-	switch {
-	case errors.Is(err, auth.ErrBadCredentials):
-		writeError(w, http.StatusUnauthorized, "the API key is not valid")
-		return
-	case err != nil:
-		// The key could not be checked (store closed, request cancelled):
-		// retryable, and not the client's fault.
-		h.log.Error().Err(err).Msg("authenticate API key")
-		w.Header().Set("Retry-After", "10")
-		writeError(w, http.StatusServiceUnavailable, "service unavailable, retry later")
+	sender, ok := h.authenticate(w, r)
+	if !ok {
 		return
 	}
 	body, err := readBody(w, r, h.maxBody)

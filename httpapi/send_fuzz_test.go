@@ -50,7 +50,7 @@ func FuzzGCMSend(f *testing.F) {
 		f.Fatal(err)
 	}
 	defer router.Close()
-	h := NewSendHandler(router, senders, zerolog.Nop())
+	h := NewSendHandler(router, senders, nil, zerolog.Nop())
 	seeds, _ := filepath.Glob("../testdata/http/send-*")
 	for _, p := range seeds {
 		b, err := os.ReadFile(p)
@@ -107,7 +107,7 @@ func TestGCMSendAuthErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer router.Close()
-	h := NewSendHandler(router, senders, zerolog.Nop())
+	h := NewSendHandler(router, senders, nil, zerolog.Nop())
 	do := func(k string) *httptest.ResponseRecorder {
 		req := httptest.NewRequest("POST", "/gcm/send", strings.NewReader(`{"registration_ids":["x"]}`))
 		req.Header.Set("Content-Type", "application/json")

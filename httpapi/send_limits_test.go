@@ -41,7 +41,7 @@ func TestGCMSendRefusesSmuggledPayloads(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer router.Close()
-	h := NewSendHandler(router, senders, zerolog.Nop())
+	h := NewSendHandler(router, senders, nil, zerolog.Nop())
 	long := strings.Repeat("i", 513)
 	for name, body := range map[string]string{
 		"repeated data key":      `{"to":"` + reg.ID + `","data":{"k":"` + strings.Repeat("x", 4000) + `","k":"` + strings.Repeat("y", 4000) + `"}}`,

@@ -28,7 +28,8 @@
 // mellium lacks (see shared/mellium-notes.md, beside the repository): a check of the stream
 // `to` domain (host-unknown), a PLAIN mechanism that accepts the two login
 // forms and a missing initial response and always answers <failure/>,
-// throttling of repeated failed logins per address, the legacy session
+// failed-login budgets (Config.Logins, shared with the HTTP key checks; a
+// throttled attempt gets temporary-auth-failure), the legacy session
 // feature, and a byte filter under the XML decoder that drops whitespace
 // between top-level elements (go-xmpp writes newlines mellium rejects),
 // bounds the size of every top-level element while reading and keeps the
@@ -49,7 +50,10 @@
 //
 // # Connection life
 //
-// Accept, TLS handshake, negotiation (bounded by NegotiationTimeout), admission
+// Accept (within Config.Conns, the process-wide count, and MaxUnauthPerAddr;
+// past either the socket is closed at once), TLS handshake (bounded by
+// HandshakeTimeout), negotiation (bounded by NegotiationTimeout; the address's
+// unauthenticated slot is given back when it ends), admission
 // (MaxConnsPerIdentity), Handler.Open, then the reader calls Stream.Message
 // for each gcm message until the stream ends; Stream.Closed is called once,
 // the writer flushes and says goodbye, and the socket is closed. Conn.Done is

@@ -229,66 +229,8 @@ type panicStream struct{}
 func (panicStream) Message(string, []byte) { panic("boom") }
 func (panicStream) Closed()                {}
 
-// TestLoginThrottle: the delay grows with failures from one address, is
-// capped, and is forgotten after a while.
-func TestLoginThrottle(t *testing.T) {
-	th := newThrottle()
-	now := time.Unix(1000, 0)
-	th.now = func() time.Time { return now }
-	var got []time.Duration
-	for i := 0; i < 9; i++ {
-		got = append(got, th.delay("1.2.3.4"))
-		th.fail("1.2.3.4")
-	}
-	want := []time.Duration{0, 0, time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 10 * time.Second, 10 * time.Second, 10 * time.Second}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Fatalf("delays %v, want %v", got, want)
-		}
-	}
-	if d := th.delay("5.6.7.8"); d != 0 {
-		t.Fatalf("other address delayed %v", d)
-	}
-	now = now.Add(throttleForget + time.Second)
-	if d := th.delay("1.2.3.4"); d != 0 {
-		t.Fatalf("not forgotten: %v", d)
-	}
-	// Bounded table.
-	for i := 0; i < throttleEntries+10; i++ {
-		th.fail(string(rune(i)) + "x")
-		now = now.Add(time.Millisecond)
-	}
-	if n := len(th.m); n > throttleEntries {
-		t.Fatalf("table grew to %d", n)
-	}
-}
-
-// TestLoginThrottleEndToEnd: after failures the next answer is delayed (the
-// test server's base delay is 1ms; here it is raised to 300ms).
-func TestLoginThrottleEndToEnd(t *testing.T) {
-	env := startServer(t, newTestHandler(false), nil)
-	env.srv.throttle.base = 300 * time.Millisecond
-	try := func(pw string) (string, time.Duration) {
-		c := env.raw()
-		c.open("gcm.googleapis.com")
-		c.features()
-		start := time.Now()
-		c.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>` + plainBlob("", "123", pw) + `</auth>`)
-		e := c.next()
-		return e.XMLName.Local, time.Since(start)
-	}
-	for i := 0; i < throttleFree; i++ {
-		if r, d := try("bad"); r != "failure" || d > 250*time.Millisecond {
-			t.Fatalf("attempt %d: %s after %v", i, r, d)
-		}
-	}
-	if r, d := try("bad"); r != "failure" || d < 250*time.Millisecond {
-		t.Fatalf("third failure: %s after %v", r, d)
-	}
-	if r, d := try(testPassword); r != "success" || d < 500*time.Millisecond {
-		t.Fatalf("login after failures: %s after %v", r, d)
-	}
-}
+// Failed-login throttling is tested in login_test.go (listener) and in
+// internal/limit (the budgets).
 
 // TestLoadOrCreateCertificate: creates once (key 0600), loads afterwards, and
 // refuses a lone certificate or key.

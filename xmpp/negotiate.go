@@ -9,7 +9,9 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
+	"strconv"
 	"strings"
+	"time"
 
 	"mellium.im/sasl"
 	"mellium.im/xmlstream"
@@ -23,6 +25,10 @@ var (
 	errHostUnknown = errors.New("xmpp: stream addressed to an unknown host")
 	// errAuthFailed ends negotiation after a SASL <failure/> was sent.
 	errAuthFailed = errors.New("xmpp: authentication failed")
+	// errThrottled fails SASL when the LoginLimiter refused the attempt; it
+	// is answered with temporary-auth-failure (mellium sends nothing for an
+	// error other than sasl.ErrAuthn).
+	errThrottled = errors.New("xmpp: login throttled")
 )
 
 // negotiation is the per-connection state of stream negotiation: it builds
@@ -31,10 +37,11 @@ type negotiation struct {
 	srv      *Server
 	wire     *wireConn
 	ctx      context.Context
-	addr     string // remote IP, for login throttling
+	addr     string // remote host:port, for login throttling
 	identity string
 	jid      string
-	authFail bool // a SASL <failure/> was sent
+	authFail bool          // a SASL <failure/> was sent
+	retry    time.Duration // set when the login was throttled: sent as text
 
 	features []xmpp.StreamFeature
 }
@@ -101,7 +108,7 @@ func (n *negotiation) saslFeature() xmpp.StreamFeature {
 		mask, rw, err := inner(ctx, s, data)
 		if err != nil {
 			if n.wire.written.Load() == before && n.wire.readFailed() == nil {
-				_, _ = n.wire.Write([]byte(`<failure xmlns="urn:ietf:params:xml:ns:xmpp-sasl"><not-authorized/></failure>`))
+				_, _ = n.wire.Write(n.saslFailure(errors.Is(err, errThrottled)))
 			}
 			if n.wire.readFailed() == nil {
 				n.authFail = true
@@ -131,41 +138,72 @@ func (n *negotiation) plain() sasl.Mechanism {
 			if len(parts) != 3 {
 				return false, nil, nil, sasl.ErrAuthn
 			}
-			if !n.authenticate(string(parts[0]), string(parts[1]), string(parts[2])) {
-				return false, nil, nil, sasl.ErrAuthn
+			if err := n.authenticate(string(parts[0]), string(parts[1]), string(parts[2])); err != nil {
+				return false, nil, nil, err
 			}
 			return false, nil, nil, nil
 		},
 	}
 }
 
+// saslFailure renders the SASL <failure/> of a failed attempt: RFC 6120
+// §6.5.11 temporary-auth-failure when throttled, with the time to wait as
+// text, else not-authorized.
+func (n *negotiation) saslFailure(throttled bool) []byte {
+	if !throttled {
+		return []byte(`<failure xmlns="urn:ietf:params:xml:ns:xmpp-sasl"><not-authorized/></failure>`)
+	}
+	secs := strconv.Itoa(int((n.retry + time.Second - 1) / time.Second))
+	return []byte(`<failure xmlns="urn:ietf:params:xml:ns:xmpp-sasl"><temporary-auth-failure/>` +
+		`<text xml:lang="en">too many failed logins; retry in ` + secs + `s</text></failure>`)
+}
+
 // authenticate checks the PLAIN credentials: strips an accepted "@domain"
-// from the authcid, checks the authzid, waits out the failed-login delay for
-// this address and asks the Authenticator.
-func (n *negotiation) authenticate(authzid, authcid, password string) bool {
-	log := n.srv.log.With().Str("remote", n.addr).Logger()
+// from the authcid, checks the authzid, asks the LoginLimiter (refused:
+// errThrottled; else it may hold the attempt), then the Authenticator. It
+// returns nil on success, sasl.ErrAuthn or errThrottled.
+func (n *negotiation) authenticate(authzid, authcid, password string) error {
+	lim := n.srv.cfg.Logins
 	user, ok := n.srv.stripDomain(authcid)
 	if ok && authzid != "" {
 		z, zok := n.srv.stripDomain(authzid)
 		ok = zok && z == user
 	}
-	if err := wait(n.ctx, n.srv.throttle.delay(n.addr)); err != nil {
-		return false
+	retry, allowed := lim.Check(n.addr, user)
+	if !allowed {
+		n.retry = retry
+		n.srv.log.Info().Str("remote", n.addr).Str("user", truncate(authcid, 128)).Dur("retry", retry).Msg("xmpp: login throttled")
+		return errThrottled
 	}
-	if ok && user != "" {
-		id, err := n.srv.cfg.Auth.Authenticate(n.ctx, user, password)
-		if err == nil && id != "" {
-			if _, jerr := jid.New(id, n.srv.cfg.Domain, "r"); jerr == nil {
-				n.identity = id
-				return true
-			}
-			log.Error().Str("identity", id).Msg("xmpp: authenticator returned an identity that is not a JID localpart")
-		} else if err == nil {
-			log.Error().Str("user", user).Msg("xmpp: authenticator returned an empty identity")
+	if err := wait(n.ctx, retry); err != nil {
+		lim.Succeeded(n.addr, user) // not decided: give the reservation back
+		return sasl.ErrAuthn
+	}
+	if ok && user != "" && n.verify(user, password) {
+		lim.Succeeded(n.addr, user)
+		return nil
+	}
+	n.srv.log.Info().Str("remote", n.addr).Str("user", truncate(authcid, 128)).Msg("xmpp: login failed")
+	if retry := lim.Failed(n.addr, user); retry > 0 {
+		n.retry = retry
+		return errThrottled
+	}
+	return sasl.ErrAuthn
+}
+
+// verify asks the Authenticator and captures the identity.
+func (n *negotiation) verify(user, password string) bool {
+	log := n.srv.log.With().Str("remote", n.addr).Logger()
+	id, err := n.srv.cfg.Auth.Authenticate(n.ctx, user, password)
+	if err == nil && id != "" {
+		if _, jerr := jid.New(id, n.srv.cfg.Domain, "r"); jerr == nil {
+			n.identity = id
+			return true
 		}
+		log.Error().Str("identity", id).Msg("xmpp: authenticator returned an identity that is not a JID localpart")
+	} else if err == nil {
+		log.Error().Str("user", user).Msg("xmpp: authenticator returned an empty identity")
 	}
-	n.srv.throttle.fail(n.addr)
-	log.Info().Str("user", truncate(authcid, 128)).Msg("xmpp: login failed")
 	return false
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strconv"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/rs/zerolog"
 	"mellium.im/xmpp/stream"
+
+	"github.com/ccsd/ccsd/internal/limit"
 )
 
 // Defaults for the zero values of Config.
@@ -23,6 +26,8 @@ const (
 	DefaultIdleTimeout        = 10 * time.Minute
 	DefaultWriteTimeout       = 30 * time.Second
 	DefaultNegotiationTimeout = 20 * time.Second
+	DefaultHandshakeTimeout   = 5 * time.Second
+	DefaultMaxUnauthPerAddr   = 32
 	DefaultSendQueue          = 1024
 )
 
@@ -132,8 +137,29 @@ type Config struct {
 	IdleTimeout time.Duration
 	// WriteTimeout bounds each write to the peer. Default 30s.
 	WriteTimeout time.Duration
-	// NegotiationTimeout bounds TLS, SASL and bind together. Default 20s.
+	// HandshakeTimeout bounds the TLS handshake, from accept: a socket that
+	// sends no ClientHello is closed after it. Default 5s.
+	HandshakeTimeout time.Duration
+	// NegotiationTimeout bounds what follows the TLS handshake up to a bound
+	// session: stream headers, SASL and bind. Default 20s.
 	NegotiationTimeout time.Duration
+	// MaxUnauthPerAddr bounds the connections of one source address
+	// (limit.AddrKey: an IPv4 address or an IPv6 /64) that are not yet
+	// negotiated (TLS, SASL, bind) on this Server. A connection past it is
+	// closed at once, before TLS: nothing can be said to a peer before the
+	// handshake, and a handshake costs what the limit saves. Default 32;
+	// negative means unlimited.
+	MaxUnauthPerAddr int
+	// Conns, when set, is a process-wide count of open connections (key
+	// limit.GlobalKey) shared with the other listeners, so that together
+	// they stay below the file-descriptor limit. A connection accepted past
+	// it is closed at once (the backlog keeps draining, the client sees a
+	// prompt close instead of a hang). nil: no global limit.
+	Conns *limit.Count
+	// Logins throttles failed logins; share one with the other servers and
+	// the HTTP endpoints taking API keys. nil: a limit.NewLogins(0, 0) of
+	// this Server alone.
+	Logins LoginLimiter
 	// SendQueue is the number of stanzas a connection buffers for its
 	// writer; a Send finding it full closes the connection (slow consumer).
 	// Default 1024.
@@ -144,7 +170,8 @@ type Config struct {
 type Server struct {
 	cfg      Config
 	log      zerolog.Logger
-	throttle *throttle
+	unauth   *limit.Count // per-address connections not yet negotiated
+	warn     *limit.Rate  // at most one global-limit warning a minute
 	idPrefix string
 
 	ctx    context.Context // canceled by Close: aborts negotiations
@@ -181,6 +208,15 @@ func NewServer(cfg Config) *Server {
 	if cfg.NegotiationTimeout <= 0 {
 		cfg.NegotiationTimeout = DefaultNegotiationTimeout
 	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if cfg.MaxUnauthPerAddr == 0 {
+		cfg.MaxUnauthPerAddr = DefaultMaxUnauthPerAddr
+	}
+	if cfg.Logins == nil {
+		cfg.Logins = limit.NewLogins(0, 0)
+	}
 	if cfg.SendQueue <= 0 {
 		cfg.SendQueue = DefaultSendQueue
 	}
@@ -188,7 +224,8 @@ func NewServer(cfg Config) *Server {
 	return &Server{
 		cfg:         cfg,
 		log:         cfg.Logger,
-		throttle:    newThrottle(),
+		unauth:      limit.NewCount(cfg.MaxUnauthPerAddr),
+		warn:        limit.NewRate(1, time.Minute, 4),
 		idPrefix:    strconv.FormatUint(randomUint64()&0xffffff, 36),
 		ctx:         ctx,
 		cancel:      cancel,
@@ -239,16 +276,51 @@ func (s *Server) Serve(l net.Listener) error {
 			return err
 		}
 		backoff = 0
+		key, ok := s.admit(raw)
+		if !ok {
+			continue
+		}
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
 			_ = raw.Close()
+			s.unadmit(key)
 			return nil
 		}
 		s.wg.Add(1)
 		s.mu.Unlock()
-		go s.handle(raw)
+		go s.handle(raw, key)
 	}
+}
+
+// admit takes raw's slots in the global and the per-address counts, or
+// closes it at once (before TLS: there is nothing to say yet, and refusing
+// must cost less than what it protects). It returns raw's address key.
+// Hitting the global limit is logged as a warning at most once a minute.
+func (s *Server) admit(raw net.Conn) (key string, ok bool) {
+	key = limit.NetAddrKey(raw.RemoteAddr())
+	if !s.cfg.Conns.Acquire(limit.GlobalKey) {
+		_ = raw.Close()
+		if s.warn.Allow("global") {
+			s.log.Warn().Str("remote", raw.RemoteAddr().String()).
+				Msg("xmpp: global connection limit reached; new connections are closed at accept")
+		}
+		return key, false
+	}
+	if !s.unauth.Acquire(key) {
+		s.cfg.Conns.Release(limit.GlobalKey)
+		_ = raw.Close()
+		s.log.Debug().Str("remote", raw.RemoteAddr().String()).
+			Msg("xmpp: too many unauthenticated connections from this address; closed at accept")
+		return key, false
+	}
+	return key, true
+}
+
+// unadmit gives back the slots admit took.
+func (s *Server) unadmit(key string) {
+	s.unauth.Release(key)
+	s.cfg.Conns.Release(limit.GlobalKey)
 }
 
 // Close stops accepting, closes every connection with the stream error
@@ -296,29 +368,35 @@ func (s *Server) isClosed() bool {
 	return s.closed
 }
 
-// handle runs one connection from accept to close.
-func (s *Server) handle(raw net.Conn) {
+// handle runs one connection from accept to close. Until the TLS handshake
+// is done it holds only raw, the TLS state and this goroutine: no logger,
+// context or buffers are made for a peer that never says hello.
+func (s *Server) handle(raw net.Conn, key string) {
 	defer s.wg.Done()
+	defer s.cfg.Conns.Release(limit.GlobalKey)
+	defer raw.Close() // normally closed already; the slot goes only after the descriptor
+	negotiating := true
+	endNegotiation := func() {
+		if negotiating {
+			negotiating = false
+			s.unauth.Release(key)
+		}
+	}
+	defer endNegotiation()
+
+	tc, err := s.handshake(raw)
 	id := s.nextID.Add(1)
 	log := s.log.With().Uint64("conn", id).Str("remote", raw.RemoteAddr().String()).Logger()
-
-	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.NegotiationTimeout)
-	defer cancel()
-	deadline := time.Now().Add(s.cfg.NegotiationTimeout)
-	_ = raw.SetDeadline(deadline)
-
-	tc := tls.Server(raw, s.cfg.TLS)
-	if err := tc.HandshakeContext(ctx); err != nil {
+	if err != nil {
 		log.Debug().Err(err).Msg("xmpp: tls handshake failed")
 		_ = raw.Close()
 		return
 	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.NegotiationTimeout)
+	defer cancel()
+	_ = raw.SetDeadline(time.Now().Add(s.cfg.NegotiationTimeout))
 	wire := newWireConn(tc, s.cfg.MaxStanzaSize)
-	ip := raw.RemoteAddr().String()
-	if host, _, err := net.SplitHostPort(ip); err == nil {
-		ip = host
-	}
-	n := newNegotiation(ctx, s, wire, ip)
+	n := newNegotiation(ctx, s, wire, raw.RemoteAddr().String())
 	// The deadline set above bounds negotiation; a canceled context (timeout
 	// or Server.Close) kicks a blocked read. mellium cannot touch deadlines:
 	// wireConn's deadline setters are no-ops.
@@ -327,6 +405,7 @@ func (s *Server) handle(raw net.Conn) {
 	if !stop() && err == nil {
 		err = ctx.Err() // kicked just as negotiation ended
 	}
+	endNegotiation()
 	if err != nil {
 		s.negotiationFailed(ctx, log, wire, n, err)
 		lingerClose(wire)
@@ -335,6 +414,23 @@ func (s *Server) handle(raw net.Conn) {
 	log = log.With().Str("identity", n.identity).Str("jid", n.jid).Logger()
 	c := newConn(s, id, log, wire, n.identity, n.jid, raw.RemoteAddr())
 	c.run(sess)
+}
+
+// handshake runs the server side of TLS within HandshakeTimeout. Server.Close
+// aborts it through the deadline; a plain Handshake is used rather than
+// HandshakeContext, which costs a goroutine per connection.
+func (s *Server) handshake(raw net.Conn) (*tls.Conn, error) {
+	_ = raw.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
+	stop := context.AfterFunc(s.ctx, func() { _ = raw.SetDeadline(aLongTimeAgo) })
+	defer stop()
+	tc := tls.Server(raw, s.cfg.TLS)
+	if err := tc.Handshake(); err != nil {
+		return nil, fmt.Errorf("xmpp: tls handshake: %w", err)
+	}
+	if s.ctx.Err() != nil {
+		return nil, fmt.Errorf("xmpp: tls handshake: %w", s.ctx.Err())
+	}
+	return tc, nil
 }
 
 // negotiationFailed writes the stream error that ends a failed negotiation.

@@ -23,6 +23,7 @@ import (
 	"github.com/ccsd/ccsd/fanout"
 	"github.com/ccsd/ccsd/groups"
 	"github.com/ccsd/ccsd/httpapi"
+	"github.com/ccsd/ccsd/internal/limit"
 	"github.com/ccsd/ccsd/store"
 	"github.com/ccsd/ccsd/xmpp"
 )
@@ -46,6 +47,13 @@ type serveConfig struct {
 	redeliver       time.Duration
 	devices         deviceFlags
 	log             logFlags
+
+	handshakeTimeout   time.Duration
+	maxUnauthPerAddr   int
+	maxHTTPConnsPerIP  int
+	maxConns           int
+	loginFailsPerAddr  int
+	loginFailsPerIdent int
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -64,6 +72,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.DurationVar(&cfg.commitDelay, "commit-delay", 0, "extra time the store waits to gather writes into one commit (tuning and tests; 0 commits at once)")
 	fs.DurationVar(&cfg.redeliver, "upstream-redeliver", 2*time.Minute, "how long an upstream message or receipt waits for the app server's ack before it is sent again")
 	cfg.devices.register(fs)
+	registerLimitFlags(fs, &cfg)
 	cfg.log.register(fs)
 	pos, err := parseFlags(fs, args)
 	if err != nil {
@@ -127,7 +136,10 @@ func (c *serveConfig) check() error {
 	if c.commitDelay < 0 {
 		return fmt.Errorf("--commit-delay %v: must not be negative", c.commitDelay)
 	}
-	return c.devices.check()
+	if err := c.devices.check(); err != nil {
+		return err
+	}
+	return c.checkLimits()
 }
 
 // isLoopback reports whether a host:port names a loopback address. An
@@ -189,6 +201,13 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, stdout io.W
 	}
 	tlsConf := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 
+	// One failed-login limiter for every place that takes credentials, so a
+	// guesser's budget is the same whichever port it uses; device ids get
+	// their own identity namespace.
+	logins := limit.NewLogins(cfg.loginFailsPerAddr, cfg.loginFailsPerIdent)
+	conns, maxConns := globalConns(cfg.maxConns)
+	log.Info().Int("max_conns", maxConns).Uint64("nofile", openFileLimit()).Msg("connection limit (0: none)")
+
 	router, err := fanout.New(fanout.Config{
 		Store:             db,
 		Logger:            log.With().Str("component", "fanout").Logger(),
@@ -215,6 +234,10 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, stdout io.W
 		}),
 		Logger:              log.With().Str("component", "xmpp").Str("side", "app-server").Logger(),
 		MaxConnsPerIdentity: 1000, // CCS allowed 1000 connections per sender
+		HandshakeTimeout:    cfg.handshakeTimeout,
+		MaxUnauthPerAddr:    cfg.maxUnauthPerAddr,
+		Conns:               conns,
+		Logins:              logins,
 	})
 	deviceServer := xmpp.NewServer(xmpp.Config{
 		Domain:  cfg.domain,
@@ -228,7 +251,11 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, stdout io.W
 			}
 			return s, nil
 		}),
-		Logger: log.With().Str("component", "xmpp").Str("side", "device").Logger(),
+		Logger:           log.With().Str("component", "xmpp").Str("side", "device").Logger(),
+		HandshakeTimeout: cfg.handshakeTimeout,
+		MaxUnauthPerAddr: cfg.maxUnauthPerAddr,
+		Conns:            conns,
+		Logins:           logins.Scoped("device:"),
 	})
 
 	state := &readiness{storeErr: db.LastCommitErr}
@@ -236,8 +263,8 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, stdout io.W
 	httpLog := log.With().Str("component", "http").Logger()
 	checkinRate, registerRate := cfg.devices.rates()
 	api := httpapi.New(httpapi.Config{Devices: devices, Logger: httpLog, CheckinLimit: checkinRate, RegisterLimit: registerRate})
-	httpapi.NewSendHandler(router, senders, httpLog).Mount(api)
-	groupsHandler := groups.New(db, cfg.maxGroupMembers).Handler(senders)
+	httpapi.NewSendHandler(router, senders, logins, httpLog).Mount(api)
+	groupsHandler := groups.New(db, cfg.maxGroupMembers).Handler(senders, logins)
 	for _, p := range groups.Paths {
 		api.Handle(p, groupsHandler)
 	}
@@ -284,6 +311,7 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, stdout io.W
 		ls = append(ls, l)
 	}
 	lXMPP, lDevice, lHTTP, lAdmin := ls[0], ls[1], ls[2], ls[3]
+	lHTTP = limitHTTP(lHTTP, conns, cfg.maxHTTPConnsPerIP, httpLog)
 
 	errc := make(chan error, len(ls))
 	go func() { errc <- served("app-server XMPP", appServers.Serve(lXMPP)) }()
