@@ -53,11 +53,12 @@ func maxConnsFromLimit(soft uint64) int {
 }
 
 // globalConns returns the process-wide connection count of the public
-// listeners (nil: unlimited) and the limit it enforces.
-func globalConns(flag int) (*limit.Count, int) {
+// listeners (nil: unlimited) and the limit it enforces; flag 0 derives it
+// from nofile, the soft open-file limit in force (0: unknown).
+func globalConns(flag int, nofile uint64) (*limit.Count, int) {
 	n := flag
 	if n == 0 {
-		n = maxConnsFromLimit(openFileLimit())
+		n = maxConnsFromLimit(nofile)
 	}
 	if n <= 0 {
 		return nil, 0

@@ -159,7 +159,7 @@ func isLoopback(addr string) bool {
 
 // serve runs the server until ctx is done, then shuts it down gracefully.
 func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, stdout io.Writer) (err error) {
-	raiseFileLimit(log) // every connection is a file: 1024 would cap clients long before the machine does
+	nofile := raiseFileLimit(log) // every connection is a file: 1024 would cap clients long before the machine does
 	if err := os.MkdirAll(cfg.data, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
@@ -205,8 +205,8 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, stdout io.W
 	// guesser's budget is the same whichever port it uses; device ids get
 	// their own identity namespace.
 	logins := limit.NewLogins(cfg.loginFailsPerAddr, cfg.loginFailsPerIdent)
-	conns, maxConns := globalConns(cfg.maxConns)
-	log.Info().Int("max_conns", maxConns).Uint64("nofile", openFileLimit()).Msg("connection limit (0: none)")
+	conns, maxConns := globalConns(cfg.maxConns, nofile)
+	log.Info().Int("max_conns", maxConns).Uint64("nofile", nofile).Msg("connection limit (0: none)")
 
 	router, err := fanout.New(fanout.Config{
 		Store:             db,

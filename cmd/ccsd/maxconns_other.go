@@ -1,6 +1,0 @@
-//go:build !unix
-
-package main
-
-// openFileLimit returns 0: the descriptor limit is not known here.
-func openFileLimit() uint64 { return 0 }
