@@ -271,13 +271,17 @@ func (d *DeviceStream) upstream(env *envelope, id string) {
 	}()
 }
 
+// answer acks (n == nil) or nacks an upstream message and frees its
+// pending slot. The slot is freed first, as the app-server path does, so a
+// device that sends its next message the moment it reads this answer
+// always finds room.
 func (d *DeviceStream) answer(id string, n *Nack) {
+	d.pending.Add(-1)
 	if n == nil {
 		_ = d.c.Send(ackJSON("", id), "")
 	} else {
 		d.nack(id, n)
 	}
-	d.pending.Add(-1)
 }
 
 // prepareUpstream validates a device upstream message and renders what the
