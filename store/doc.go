@@ -33,6 +33,10 @@
 //	expiry    be64(expires ms) kind part(id) tail → empty. kind 'm': id = deviceID,
 //	          tail = be64(seq); 'u': id = senderID, tail = be64(seq); 'd': id =
 //	          senderID, tail = part(messageID)
+//	regqueued regID → be64 count of its queued messages without a collapse
+//	          key, written in the transaction of every put and delete of one
+//	          (bounds Enqueue.MaxPerRegistration); meta "regqueued" marks a
+//	          file whose counts are built (Open builds them once otherwise)
 //	groups    notification_key → Group (name, sender, app, members); created
 //	          by the first CreateGroup
 //	groupnames part(senderID) part(name) → notification_key, written in the
@@ -45,6 +49,10 @@
 // with Expires <= 0 never expire and have no expiry entry. Queue buckets are
 // never deleted when they empty, so sequence numbers only grow and a
 // session's "after" cursor stays valid.
+//
+// Upstream queue usage (messages and bytes per sender) is kept in memory,
+// built by one walk at Open and changed by commit handlers of the writes
+// that push or delete upstream records, so limits check it without a read.
 //
 // Unregister finds a registration's queued messages by scanning its device's
 // queue (reading only the RegID field, which is encoded first); queues are
