@@ -324,6 +324,9 @@ func (d *DeviceStream) prepareUpstream(env *envelope, id string) (*store.Upstrea
 		}
 		return nil, storeNack(err)
 	}
+	if n := d.r.upstreamAllowed(reg.ID); n != nil {
+		return nil, n
+	}
 	now := d.r.nowMs()
 	expires := now + ttl*1000
 	if ttl == 0 {
@@ -331,6 +334,9 @@ func (d *DeviceStream) prepareUpstream(env *envelope, id string) (*store.Upstrea
 			return nil, nil
 		}
 		expires = now + d.r.cfg.ZeroTTLGrace.Milliseconds()
+	}
+	if n := d.r.upstreamRoom(sender); n != nil {
+		return nil, n
 	}
 	return &store.Upstream{
 		SenderID:  sender,
@@ -381,6 +387,9 @@ func (d *DeviceStream) planGroup(env *envelope, id, key string) (*plan, *Nack) {
 		}
 		return nil, &Nack{Code: CodeBadRegistration, Description: "This device is not a member of the notification_key's group"}
 	}
+	if n := d.r.upstreamAllowed(reg.ID); n != nil {
+		return nil, n
+	}
 	m, n := validateDownstream(env, id)
 	if n != nil {
 		return nil, n
@@ -388,7 +397,7 @@ func (d *DeviceStream) planGroup(env *envelope, id, key string) (*plan, *Nack) {
 	m.Receipt = false // receipts are for app servers' messages
 	now := d.r.nowMs()
 	// No dedup record: a device's message ids are unique only per device.
-	p := &plan{to: key, key: g.Key, e: &store.Enqueue{SenderID: g.SenderID}}
+	p := &plan{to: key, key: g.Key, e: d.r.bound(&store.Enqueue{SenderID: g.SenderID})}
 	if n := d.r.fanOut(p, m, &g, g.Key, reg.ID, now); n != nil {
 		return nil, n
 	}

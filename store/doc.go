@@ -35,7 +35,7 @@
 //	          senderID, tail = part(messageID)
 //	regqueued regID → be64 count of its queued messages without a collapse
 //	          key, written in the transaction of every put and delete of one
-//	          (bounds Enqueue.MaxPerRegistration); meta "regqueued" marks a
+//	          (bounds Message.MaxQueued); meta "regqueued" marks a
 //	          file whose counts are built (Open builds them once otherwise)
 //	groups    notification_key → Group (name, sender, app, members); created
 //	          by the first CreateGroup

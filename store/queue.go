@@ -19,6 +19,15 @@ type Message struct {
 	Expires                                           int64  // unix milliseconds; never returned by Pending after this; <= 0 never expires
 	Receipt                                           bool   // delivery_receipt_requested
 	Payload                                           []byte // the JSON sent to the device, verbatim
+	// MaxQueued, read by Enqueue only and not stored, bounds the queued
+	// messages without a collapse key of this message's registration (0:
+	// unbounded), as GCM kept at most 100 per device and app. A message
+	// that finds its registration at the bound is not stored: every queued
+	// message of that registration without a collapse key is deleted
+	// instead, and the message Enqueue.Overflow returns takes their place
+	// (the message's Seq stays 0). Messages with a collapse key are bounded
+	// by collapsing and are neither counted nor deleted.
+	MaxQueued int
 }
 
 // Enqueue is one atomic write of one or more messages (a group fan-out puts
@@ -27,20 +36,12 @@ type Enqueue struct {
 	SenderID, MessageID string    // dedup key; MessageID == "" disables dedup
 	DedupUntil          int64     // unix ms until which the dedup record lives
 	Messages            []Message // Seq fields are filled in by Enqueue
-	// MaxPerRegistration bounds the queued messages without a collapse key
-	// of one registration (0: unbounded), as GCM kept at most 100 per
-	// device and app. A message that finds its registration at the bound
-	// is not stored: every queued message of that registration without a
-	// collapse key is deleted instead, and the message Overflow returns
-	// takes their place (its Seq stays 0). Messages with a collapse key
-	// are bounded by collapsing and neither counted nor deleted.
-	MaxPerRegistration int
 	// Overflow renders the message that tells a registration its messages
 	// were deleted (message_type deleted_messages), given the message that
 	// overflowed. Enqueue sets its DeviceID, RegID, SenderID and a
 	// reserved CollapseKey, so a registration has at most one queued:
-	// a later overflow replaces it. Required with MaxPerRegistration; it
-	// runs inside the write and must not touch the DB.
+	// a later overflow replaces it. Required when a message has a
+	// MaxQueued; it runs inside the write and must not touch the DB.
 	Overflow func(m *Message) Message
 	// Discarded is set by Enqueue: how many messages overflows deleted,
 	// the overflowing ones included.
@@ -73,13 +74,13 @@ func (db *DB) Enqueue(ctx context.Context, e *Enqueue) error {
 // without waiting for each fsync. e must not change until Wait returns.
 func (db *DB) EnqueueAsync(ctx context.Context, e *Enqueue) *Write {
 	w := &Write{label: "enqueue " + e.SenderID + "/" + e.MessageID}
-	if e.MaxPerRegistration > 0 && e.Overflow == nil {
-		w.err = fmt.Errorf("MaxPerRegistration without Overflow")
-		return w
-	}
 	for i := range e.Messages {
 		if e.Messages[i].DeviceID == "" {
 			w.err = fmt.Errorf("message %d has no device id", i)
+			return w
+		}
+		if e.Messages[i].MaxQueued > 0 && e.Overflow == nil {
+			w.err = fmt.Errorf("message %d has a MaxQueued but the enqueue no Overflow", i)
 			return w
 		}
 	}
@@ -123,7 +124,7 @@ func (db *DB) EnqueueAsync(ctx context.Context, e *Enqueue) *Write {
 				}
 				qdev = m.DeviceID
 			}
-			if m.CollapseKey == "" && e.MaxPerRegistration > 0 && regQueued(tx, m.RegID) >= e.MaxPerRegistration {
+			if m.CollapseKey == "" && m.MaxQueued > 0 && regQueued(tx, m.RegID) >= m.MaxQueued {
 				n, err := overflow(tx, q, e, m)
 				if err != nil {
 					return err
@@ -188,7 +189,7 @@ func putMessage(tx *bbolt.Tx, q *bbolt.Bucket, m *Message, val []byte) error {
 }
 
 // overflow handles message m that found its registration's queue at
-// e.MaxPerRegistration: it deletes every queued message of that
+// m.MaxQueued: it deletes every queued message of that
 // registration without a collapse key, returning how many, and queues
 // e.Overflow's message in their place (replacing an earlier one). m itself
 // is not stored.

@@ -83,13 +83,15 @@ func TestUpstreamUsage(t *testing.T) {
 // overflowing returns an Enqueue of one message of reg on d1 bounded at max
 // per registration, whose overflow message is "deleted-N".
 func overflowing(reg, id string, max int) *Enqueue {
-	return &Enqueue{Messages: []Message{msg("d1", reg, id)}, MaxPerRegistration: max,
+	m := msg("d1", reg, id)
+	m.MaxQueued = max
+	return &Enqueue{Messages: []Message{m},
 		Overflow: func(m *Message) Message {
 			return Message{MessageID: "deleted-" + m.MessageID, Payload: []byte(`{"message_type":"deleted_messages"}`)}
 		}}
 }
 
-// TestEnqueueOverflow: past MaxPerRegistration a registration's messages
+// TestEnqueueOverflow: past Message.MaxQueued a registration's messages
 // without a collapse key are all deleted and one deleted_messages message
 // stands for them; its collapsible messages and other registrations'
 // messages on the same device stay, and the count survives a reopen.

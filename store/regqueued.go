@@ -8,7 +8,7 @@ import (
 )
 
 // The regqueued bucket counts, per registration, its queued messages
-// without a collapse key: what Enqueue.MaxPerRegistration bounds. It is
+// without a collapse key: what Message.MaxQueued bounds. It is
 // written in the same transaction as every put and delete of such a
 // message (putMessage, deleteMessage), so the count is as durable and
 // exact as the queue, costs no commit of its own, and needs no walk of
