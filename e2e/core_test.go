@@ -526,7 +526,8 @@ func TestUpstreamMovesToOtherConnection(t *testing.T) {
 // next session.
 func TestDeviceNackKeepsMessage(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "--log-level", "info")
+	// 101 queued needs a per-registration bound above GCM's 100.
+	s := startServer(t, "--log-level", "info", "--max-queued-per-registration", "200")
 	d := s.checkin()
 	reg := s.register(d, s.Sender, "com.example")
 	app := s.appServer()

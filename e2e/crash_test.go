@@ -13,7 +13,9 @@ import (
 // is delivered (invariant 1). Messages not yet acked may or may not be.
 func TestCrashKeepsAckedMessages(t *testing.T) {
 	t.Parallel()
-	s := startServer(t)
+	// 400 messages to one offline registration: past the rate and queue
+	// bounds a phone would see, which this test is not about.
+	s := startServer(t, "--downstream-rate", "0", "--max-queued-per-registration", "0")
 	d := s.checkin()
 	reg := s.register(d, s.Sender, "com.example")
 	app := s.appServer()

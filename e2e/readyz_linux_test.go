@@ -31,7 +31,7 @@ func prlimitFsize(t *testing.T, pid int, lim *syscall.Rlimit) (old syscall.Rlimi
 // there is room again the retry is acked and /readyz is ready again.
 func TestReadyzStoreFull(t *testing.T) {
 	t.Parallel()
-	s := startServer(t)
+	s := startServer(t, "--max-queued-per-registration", "0") // the disk, not the per-registration bound, must stop the writes
 	d := s.checkin()
 	reg := s.register(d, s.Sender, "com.example")
 	app := s.appServer()

@@ -18,6 +18,9 @@ const (
 	CodeServiceUnavailable  Code = "SERVICE_UNAVAILABLE"
 	CodeInternalServerError Code = "INTERNAL_SERVER_ERROR"
 	CodeConnectionDraining  Code = "CONNECTION_DRAINING"
+	// CodeDeviceMessageRateExceeded: too many messages to (or from) one
+	// registration; the peer is to slow down for it, not retry at once.
+	CodeDeviceMessageRateExceeded Code = "DEVICE_MESSAGE_RATE_EXCEEDED"
 )
 
 // Nack is a refused message: a code and the human-readable
@@ -53,6 +56,8 @@ func (n *Nack) HTTPError() (string, bool) {
 		return "Unavailable", true
 	case CodeInternalServerError:
 		return "InternalServerError", true
+	case CodeDeviceMessageRateExceeded:
+		return "DeviceMessageRateExceeded", true
 	case CodeInvalidJSON:
 		switch n.Sub {
 		case "MISSING_REGISTRATION":

@@ -271,13 +271,17 @@ func (d *DeviceStream) upstream(env *envelope, id string) {
 	}()
 }
 
+// answer acks (n == nil) or nacks an upstream message and frees its
+// pending slot. The slot is freed first, as the app-server path does, so a
+// device that sends its next message the moment it reads this answer
+// always finds room.
 func (d *DeviceStream) answer(id string, n *Nack) {
+	d.pending.Add(-1)
 	if n == nil {
 		_ = d.c.Send(ackJSON("", id), "")
 	} else {
 		d.nack(id, n)
 	}
-	d.pending.Add(-1)
 }
 
 // prepareUpstream validates a device upstream message and renders what the
@@ -323,6 +327,9 @@ func (d *DeviceStream) prepareUpstream(env *envelope, id string) (*store.Upstrea
 		}
 		return nil, storeNack(err)
 	}
+	if n := d.r.upstreamAllowed(reg.ID); n != nil {
+		return nil, n
+	}
 	now := d.r.nowMs()
 	expires := now + ttl*1000
 	if ttl == 0 {
@@ -330,6 +337,9 @@ func (d *DeviceStream) prepareUpstream(env *envelope, id string) (*store.Upstrea
 			return nil, nil
 		}
 		expires = now + d.r.cfg.ZeroTTLGrace.Milliseconds()
+	}
+	if n := d.r.upstreamRoom(sender); n != nil {
+		return nil, n
 	}
 	return &store.Upstream{
 		SenderID:  sender,
@@ -380,6 +390,9 @@ func (d *DeviceStream) planGroup(env *envelope, id, key string) (*plan, *Nack) {
 		}
 		return nil, &Nack{Code: CodeBadRegistration, Description: "This device is not a member of the notification_key's group"}
 	}
+	if n := d.r.upstreamAllowed(reg.ID); n != nil {
+		return nil, n
+	}
 	m, n := validateDownstream(env, id)
 	if n != nil {
 		return nil, n
@@ -387,7 +400,7 @@ func (d *DeviceStream) planGroup(env *envelope, id, key string) (*plan, *Nack) {
 	m.Receipt = false // receipts are for app servers' messages
 	now := d.r.nowMs()
 	// No dedup record: a device's message ids are unique only per device.
-	p := &plan{to: key, key: g.Key, e: &store.Enqueue{SenderID: g.SenderID}}
+	p := &plan{to: key, key: g.Key, e: d.r.bound(&store.Enqueue{SenderID: g.SenderID})}
 	if n := d.r.fanOut(p, m, &g, g.Key, reg.ID, now); n != nil {
 		return nil, n
 	}

@@ -35,6 +35,9 @@ func (r *Router) plan(sender string, m *downstream) (*plan, *Nack) {
 		if m.DryRun {
 			return p, nil
 		}
+		if !r.downstreamAllowed(reg.ID) {
+			return p, rateNack("Downstream")
+		}
 		now := r.nowMs()
 		p.e = r.newEnqueue(sender, m.MessageID, now)
 		r.addCopy(p, m, reg, sender, "", now)
@@ -83,6 +86,12 @@ func (r *Router) fanOut(p *plan, m *downstream, g *store.Group, from, skip strin
 		reg := regs[i]
 		switch err := errs[i]; {
 		case err == nil && reg.SenderID == g.SenderID && reg.App == g.App:
+			// A member over its rate fails alone, as an unregistered one
+			// does: the sender retries it, the others get the message.
+			if !m.DryRun && !r.downstreamAllowed(reg.ID) {
+				p.failed = append(p.failed, member)
+				continue
+			}
 			r.addCopy(p, m, reg, from, g.Key, now)
 		case err == nil || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrUnregistered):
 			p.failed = append(p.failed, member)
@@ -94,7 +103,7 @@ func (r *Router) fanOut(p *plan, m *downstream, g *store.Group, from, skip strin
 }
 
 func (r *Router) newEnqueue(sender, messageID string, now int64) *store.Enqueue {
-	return &store.Enqueue{SenderID: sender, MessageID: messageID, DedupUntil: now + r.cfg.DedupWindow.Milliseconds()}
+	return r.bound(&store.Enqueue{SenderID: sender, MessageID: messageID, DedupUntil: now + r.cfg.DedupWindow.Milliseconds()})
 }
 
 // addCopy renders the copy of m for one registration and adds it to p. A
@@ -118,6 +127,7 @@ func (r *Router) addCopy(p *plan, m *downstream, reg store.Registration, from, k
 		Expires:     expires,
 		Receipt:     m.Receipt,
 		Payload:     deviceCopyJSON(m, reg.ID, from, reg.App, key, now),
+		MaxQueued:   r.maxQueued(reg.DeviceID),
 	})
 }
 
@@ -137,6 +147,10 @@ func (r *Router) submit(e *store.Enqueue) func() *Nack {
 		if err != nil {
 			r.log.Error().Err(err).Str("sender", e.SenderID).Str("message_id", e.MessageID).Msg("enqueue downstream")
 			return storeNack(err)
+		}
+		if e.Discarded > 0 {
+			r.log.Info().Str("sender", e.SenderID).Str("message_id", e.MessageID).Int("discarded", e.Discarded).
+				Msg("registration queue full: its messages were replaced by deleted_messages")
 		}
 		for i := range e.Messages {
 			r.wakeDevice(e.Messages[i].DeviceID)

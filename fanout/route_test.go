@@ -15,6 +15,20 @@ import (
 // of n members on n devices.
 func newTestRouter(tb testing.TB, n int) (*Router, *store.DB, string) {
 	tb.Helper()
+	db, key := newTestStore(tb, n)
+	r, err := New(Config{Store: db})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { r.Close() })
+	return r, db, key
+}
+
+// newTestStore opens a real store in a temp dir with sender 123, devices
+// dev0.. with registrations reg0.. of com.example, and a group of them all
+// whose notification_key it returns.
+func newTestStore(tb testing.TB, n int) (*store.DB, string) {
+	tb.Helper()
 	db, err := store.Open(filepath.Join(tb.TempDir(), "ccsd.db"), store.Options{})
 	if err != nil {
 		tb.Fatal(err)
@@ -39,12 +53,7 @@ func newTestRouter(tb testing.TB, n int) (*Router, *store.DB, string) {
 	if err := db.CreateGroup(context.Background(), store.Group{Key: key, Name: "user", SenderID: "123", App: "com.example", Members: members, Created: time.Now()}); err != nil {
 		tb.Fatal(err)
 	}
-	r, err := New(Config{Store: db})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { r.Close() })
-	return r, db, key
+	return db, key
 }
 
 // TestGroupFanOutIsOneCommit: all ten member copies of a group message are

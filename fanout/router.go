@@ -40,6 +40,7 @@ type Store interface {
 	PushUpstreamAsync(ctx context.Context, u *store.Upstream) *store.Write
 	PendingUpstream(senderID string, after uint64, limit int, nowMs int64) ([]store.Upstream, error)
 	AckUpstream(ctx context.Context, senderID string, seq uint64) error
+	UpstreamUsage(senderID string) store.QueueUsage
 	Sweep(ctx context.Context, nowMs int64) (store.SweepStats, error)
 }
 
@@ -74,6 +75,24 @@ type Config struct {
 	// ZeroTTLGrace is how long a time_to_live 0 message, accepted because
 	// its device was online, may wait for that session to write it [30s].
 	ZeroTTLGrace time.Duration
+	// UpstreamRate bounds the upstream messages one registration may send
+	// per minute, with as large a burst; past it the device is nacked
+	// DEVICE_MESSAGE_RATE_EXCEEDED [240; negative: unlimited].
+	UpstreamRate int
+	// DownstreamRate bounds the messages one registration may be sent per
+	// minute, with as large a burst; past it the app server is nacked
+	// DEVICE_MESSAGE_RATE_EXCEEDED [240, FCM's per-device limit; negative:
+	// unlimited].
+	DownstreamRate int
+	// MaxUpstreamQueued and MaxUpstreamQueuedBytes cap a sender's upstream
+	// queue; past either, devices are nacked SERVICE_UNAVAILABLE [100,000
+	// and 256 MiB; negative: unlimited].
+	MaxUpstreamQueued      int
+	MaxUpstreamQueuedBytes int64
+	// MaxQueuedPerRegistration bounds a registration's queued messages
+	// without a collapse key; the next one replaces them all with one
+	// deleted_messages message [100, GCM's; negative: unlimited].
+	MaxQueuedPerRegistration int
 	// Now is the clock [time.Now].
 	Now func() time.Time
 }
@@ -106,6 +125,21 @@ func (c *Config) setDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	defaultInt(&c.UpstreamRate, 240)
+	defaultInt(&c.DownstreamRate, 240)
+	defaultInt(&c.MaxUpstreamQueued, 100000)
+	defaultInt(&c.MaxQueuedPerRegistration, 100)
+	if c.MaxUpstreamQueuedBytes == 0 {
+		c.MaxUpstreamQueuedBytes = 256 << 20
+	}
+}
+
+// defaultInt sets a zero limit to its default; a negative one stays
+// negative, which disables it.
+func defaultInt(v *int, def int) {
+	if *v == 0 {
+		*v = def
+	}
 }
 
 // Router connects app-server streams, device streams and the store.
@@ -119,6 +153,9 @@ type Router struct {
 	devices  map[string]*DeviceStream // the live session of each device
 	hubs     map[string]*senderHub    // per sender with app-server connections
 	appConns map[*AppServerStream]struct{}
+
+	q        quotas
+	overflow func(m *store.Message) store.Message // deletedMessages, bound once
 
 	draining atomic.Bool
 	ids      atomic.Uint64
@@ -146,6 +183,8 @@ func New(cfg Config) (*Router, error) {
 	for _, a := range cfg.Aliases {
 		r.domains[a] = true
 	}
+	r.q = newQuotas(&r.cfg)
+	r.overflow = r.deletedMessages
 	r.work.Add(1)
 	go r.sweepLoop()
 	return r, nil

@@ -261,6 +261,17 @@ func messageRegID(b []byte) ([]byte, error) {
 	return id, d.err
 }
 
+// messageKeys reads only the RegID and CollapseKey of an encoded Message,
+// without copying anything: both slices alias b.
+func messageKeys(b []byte) (regID, collapseKey []byte, err error) {
+	d := newDec(b)
+	regID = d.raw()
+	d.raw() // SenderID
+	d.raw() // MessageID
+	collapseKey = d.raw()
+	return regID, collapseKey, d.err
+}
+
 // Upstream: ver | MessageID | Expires | Payload. SenderID and Seq are the
 // bucket and the key.
 func encodeUpstream(u *Upstream) []byte {

@@ -43,6 +43,10 @@
 //	expiry    be64(expires ms) kind part(id) tail → empty. kind 'm': id = deviceID,
 //	          tail = be64(seq); 'u': id = senderID, tail = be64(seq); 'd': id =
 //	          senderID, tail = part(messageID)
+//	regqueued regID → be64 count of its queued messages without a collapse
+//	          key, written in the transaction of every put and delete of one
+//	          (bounds Message.MaxQueued); meta "regqueued" marks a
+//	          file whose counts are built (Open builds them once otherwise)
 //	groups    notification_key → Group (name, sender, app, members); created
 //	          by the first CreateGroup
 //	groupnames part(senderID) part(name) → notification_key, written in the
@@ -63,6 +67,10 @@
 // tombstones, its queued messages and its queue bucket; one that passes only loses its index
 // entry. The registrations of a device are counted the same way, in
 // RegisterLimited's transaction, to bound them.
+//
+// Upstream queue usage (messages and bytes per sender) is kept in memory,
+// built by one walk at Open and changed by commit handlers of the writes
+// that push or delete upstream records, so limits check it without a read.
 //
 // Unregister finds a registration's queued messages by scanning its device's
 // queue (reading only the RegID field, which is encoded first); queues are

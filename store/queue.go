@@ -19,6 +19,15 @@ type Message struct {
 	Expires                                           int64  // unix milliseconds; never returned by Pending after this; <= 0 never expires
 	Receipt                                           bool   // delivery_receipt_requested
 	Payload                                           []byte // the JSON sent to the device, verbatim
+	// MaxQueued, read by Enqueue only and not stored, bounds the queued
+	// messages without a collapse key of this message's registration (0:
+	// unbounded), as GCM kept at most 100 per device and app. A message
+	// that finds its registration at the bound is not stored: every queued
+	// message of that registration without a collapse key is deleted
+	// instead, and the message Enqueue.Overflow returns takes their place
+	// (the message's Seq stays 0). Messages with a collapse key are bounded
+	// by collapsing and are neither counted nor deleted.
+	MaxQueued int
 }
 
 // Enqueue is one atomic write of one or more messages (a group fan-out puts
@@ -27,7 +36,21 @@ type Enqueue struct {
 	SenderID, MessageID string    // dedup key; MessageID == "" disables dedup
 	DedupUntil          int64     // unix ms until which the dedup record lives
 	Messages            []Message // Seq fields are filled in by Enqueue
+	// Overflow renders the message that tells a registration its messages
+	// were deleted (message_type deleted_messages), given the message that
+	// overflowed. Enqueue sets its DeviceID, RegID, SenderID and a
+	// reserved CollapseKey, so a registration has at most one queued:
+	// a later overflow replaces it. Required when a message has a
+	// MaxQueued; it runs inside the write and must not touch the DB.
+	Overflow func(m *Message) Message
+	// Discarded is set by Enqueue: how many messages overflows deleted,
+	// the overflowing ones included.
+	Discarded int
 }
+
+// deletedMessagesKey is the collapse key of the message Overflow renders.
+// It holds a NUL byte so that it reads as no sender's own collapse key.
+const deletedMessagesKey = "\x00deleted_messages"
 
 // expired reports whether a record with the given expiry time is dead at
 // nowMs. Expires <= 0 means the record never expires.
@@ -54,6 +77,10 @@ func (db *DB) EnqueueAsync(ctx context.Context, e *Enqueue) *Write {
 	for i := range e.Messages {
 		if e.Messages[i].DeviceID == "" {
 			w.err = fmt.Errorf("message %d has no device id", i)
+			return w
+		}
+		if e.Messages[i].MaxQueued > 0 && e.Overflow == nil {
+			w.err = fmt.Errorf("message %d has a MaxQueued but the enqueue no Overflow", i)
 			return w
 		}
 	}
@@ -83,13 +110,13 @@ func (db *DB) EnqueueAsync(ctx context.Context, e *Enqueue) *Write {
 				}
 			}
 		}
+		e.Discarded = 0
 		queues := tx.Bucket(bucketQueues)
-		expiry := tx.Bucket(bucketExpiry)
-		collapse := tx.Bucket(bucketCollapse)
 		var q *bbolt.Bucket
 		var qdev string
 		for i := range e.Messages {
 			m := &e.Messages[i]
+			m.Seq = 0
 			if q == nil || qdev != m.DeviceID {
 				var err error
 				if q, err = queues.CreateBucketIfNotExists([]byte(m.DeviceID)); err != nil {
@@ -97,50 +124,98 @@ func (db *DB) EnqueueAsync(ctx context.Context, e *Enqueue) *Write {
 				}
 				qdev = m.DeviceID
 			}
-			var ck []byte
-			if m.CollapseKey != "" {
-				ck = compositeKey(m.RegID, m.CollapseKey)
-				if old := collapse.Get(ck); old != nil {
-					parts, rest, ok := splitParts(old, 1)
-					if ok && len(rest) == 8 {
-						_, err := deleteMessage(tx, parts[0], seqOf(rest))
-						if err != nil && !errors.Is(err, ErrNotFound) {
-							return err
-						}
-					}
-				}
-			}
-			seq, err := q.NextSequence()
-			if err != nil {
-				return err
-			}
-			m.Seq = seq
-			if err := q.Put(seqKey(seq), vals[i]); err != nil {
-				return err
-			}
-			if m.Expires > 0 {
-				if err := expiry.Put(expiryKey(m.Expires, kindMessage, m.DeviceID, seq, ""), nil); err != nil {
+			if m.CollapseKey == "" && m.MaxQueued > 0 && regQueued(tx, m.RegID) >= m.MaxQueued {
+				n, err := overflow(tx, q, e, m)
+				if err != nil {
 					return err
 				}
+				e.Discarded += n + 1
+				continue
 			}
-			if ck != nil {
-				cv := binary.BigEndian.AppendUint64(appendPart(nil, m.DeviceID), seq)
-				if err := collapse.Put(ck, cv); err != nil {
-					return err
-				}
+			if err := putMessage(tx, q, m, vals[i]); err != nil {
+				return err
 			}
 		}
 		if dk != nil && e.DedupUntil >= now {
 			if err := dedup.Put(dk, binary.BigEndian.AppendUint64(nil, uint64(e.DedupUntil))); err != nil {
 				return err
 			}
-			if err := expiry.Put(expiryKey(e.DedupUntil, kindDedup, e.SenderID, 0, e.MessageID), nil); err != nil {
+			if err := tx.Bucket(bucketExpiry).Put(expiryKey(e.DedupUntil, kindDedup, e.SenderID, 0, e.MessageID), nil); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
 	return w
+}
+
+// putMessage appends m (encoded as val) to its device's queue q, with its
+// expiry and collapse index entries, and sets m.Seq. A collapse key first
+// deletes the queued message holding it; a message without one is counted
+// for its registration.
+func putMessage(tx *bbolt.Tx, q *bbolt.Bucket, m *Message, val []byte) error {
+	collapse := tx.Bucket(bucketCollapse)
+	var ck []byte
+	if m.CollapseKey != "" {
+		ck = compositeKey(m.RegID, m.CollapseKey)
+		if old := collapse.Get(ck); old != nil {
+			parts, rest, ok := splitParts(old, 1)
+			if ok && len(rest) == 8 {
+				_, err := deleteMessage(tx, parts[0], seqOf(rest))
+				if err != nil && !errors.Is(err, ErrNotFound) {
+					return err
+				}
+			}
+		}
+	}
+	seq, err := q.NextSequence()
+	if err != nil {
+		return err
+	}
+	m.Seq = seq
+	if err := q.Put(seqKey(seq), val); err != nil {
+		return err
+	}
+	if m.Expires > 0 {
+		if err := tx.Bucket(bucketExpiry).Put(expiryKey(m.Expires, kindMessage, m.DeviceID, seq, ""), nil); err != nil {
+			return err
+		}
+	}
+	if ck != nil {
+		cv := binary.BigEndian.AppendUint64(appendPart(nil, m.DeviceID), seq)
+		return collapse.Put(ck, cv)
+	}
+	return addRegQueued(tx, m.RegID, 1)
+}
+
+// overflow handles message m that found its registration's queue at
+// m.MaxQueued: it deletes every queued message of that
+// registration without a collapse key, returning how many, and queues
+// e.Overflow's message in their place (replacing an earlier one). m itself
+// is not stored.
+func overflow(tx *bbolt.Tx, q *bbolt.Bucket, e *Enqueue, m *Message) (int, error) {
+	var doomed []uint64
+	c := q.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		reg, ck, err := messageKeys(v)
+		if err != nil {
+			return 0, fmt.Errorf("message %s/%x: %w", m.DeviceID, k, err)
+		}
+		if len(ck) == 0 && string(reg) == m.RegID {
+			doomed = append(doomed, seqOf(k))
+		}
+	}
+	for _, seq := range doomed {
+		if _, err := deleteMessage(tx, m.DeviceID, seq); err != nil {
+			return 0, err
+		}
+	}
+	d := e.Overflow(m)
+	d.DeviceID, d.RegID, d.SenderID, d.CollapseKey = m.DeviceID, m.RegID, m.SenderID, deletedMessagesKey
+	if err := putMessage(tx, q, &d, encodeMessage(&d)); err != nil {
+		return 0, err
+	}
+	return len(doomed), nil
 }
 
 // deleteMessage removes one queued message with its expiry and collapse
@@ -162,6 +237,11 @@ func deleteMessage(tx *bbolt.Tx, deviceID string, seq uint64) (Message, error) {
 	}
 	if err := q.Delete(k); err != nil {
 		return Message{}, err
+	}
+	if m.CollapseKey == "" {
+		if err := addRegQueued(tx, m.RegID, -1); err != nil {
+			return Message{}, err
+		}
 	}
 	if m.Expires > 0 {
 		if err := tx.Bucket(bucketExpiry).Delete(expiryKey(m.Expires, kindMessage, deviceID, seq, "")); err != nil {

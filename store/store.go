@@ -69,6 +69,8 @@ type DB struct {
 	reqs   chan *op
 	done   chan struct{} // closed when the committer has exited
 
+	usage *upstreamUsage
+
 	isClosed atomic.Bool
 	commits  atomic.Uint64
 	ops      atomic.Uint64
@@ -93,14 +95,19 @@ var (
 	// bucketTombstones lists each device's tombstones, oldest first, so
 	// they are bounded per device and go with the device.
 	bucketTombstones = []byte("tombstones")
+	// bucketRegQueued: regID → be64 count of its queued messages without a
+	// collapse key (see regqueued.go).
+	bucketRegQueued = []byte("regqueued")
 
 	keyVersion = []byte("version")
+	// keyRegQueued marks a database whose regqueued counts are built.
+	keyRegQueued = []byte("regqueued")
 )
 
 var allBuckets = [][]byte{
 	bucketMeta, bucketSenders, bucketDevices, bucketRegs, bucketRegIndex,
 	bucketQueues, bucketCollapse, bucketUpstream, bucketDedup, bucketExpiry,
-	bucketDevCreated, bucketTombstones,
+	bucketDevCreated, bucketTombstones, bucketRegQueued,
 }
 
 // Open opens or creates the database at path, creating its buckets and
@@ -132,12 +139,19 @@ func Open(path string, opts Options) (*DB, error) {
 		bdb.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	db := &DB{
-		bolt: bdb,
-		opts: opts,
-		reqs: make(chan *op, opts.MaxBatch),
-		done: make(chan struct{}),
+	usage, err := loadUpstreamUsage(bdb)
+	if err != nil {
+		bdb.Close()
+		return nil, fmt.Errorf("store: open %s: count upstream queues: %w", path, err)
 	}
+	db := &DB{
+		bolt:  bdb,
+		opts:  opts,
+		reqs:  make(chan *op, opts.MaxBatch),
+		done:  make(chan struct{}),
+		usage: usage,
+	}
+	usages.Store(bdb, usage)
 	go db.committer()
 	return db, nil
 }
@@ -152,7 +166,10 @@ func initSchema(bdb *bbolt.DB) error {
 		meta := tx.Bucket(bucketMeta)
 		v := meta.Get(keyVersion)
 		if v == nil {
-			return meta.Put(keyVersion, binary.BigEndian.AppendUint32(nil, SchemaVersion))
+			if err := meta.Put(keyVersion, binary.BigEndian.AppendUint32(nil, SchemaVersion)); err != nil {
+				return err
+			}
+			return countRegQueued(tx)
 		}
 		if len(v) != 4 {
 			return fmt.Errorf("schema version record is %d bytes: %w", len(v), errCorrupt)
@@ -160,7 +177,7 @@ func initSchema(bdb *bbolt.DB) error {
 		if got := binary.BigEndian.Uint32(v); got != SchemaVersion {
 			return fmt.Errorf("schema version %d is not supported by this build (it knows version %d); use a newer ccsd", got, SchemaVersion)
 		}
-		return nil
+		return countRegQueued(tx)
 	})
 }
 
@@ -178,6 +195,7 @@ func (db *DB) Close() error {
 	db.mu.Unlock()
 	<-db.done
 	db.isClosed.Store(true)
+	usages.Delete(db.bolt)
 	if err := db.bolt.Close(); err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}

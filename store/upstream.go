@@ -32,6 +32,7 @@ func pushUpstream(tx *bbolt.Tx, u *Upstream, val []byte) error {
 	if err := b.Put(seqKey(seq), val); err != nil {
 		return err
 	}
+	countedOnCommit(tx, u.SenderID, 1, int64(len(val)))
 	if u.Expires > 0 {
 		return tx.Bucket(bucketExpiry).Put(expiryKey(u.Expires, kindUpstream, u.SenderID, seq, ""), nil)
 	}
@@ -116,6 +117,7 @@ func deleteUpstream(tx *bbolt.Tx, senderID string, seq uint64) error {
 	if err := b.Delete(k); err != nil {
 		return err
 	}
+	countedOnCommit(tx, senderID, -1, -int64(len(v)))
 	if u.Expires > 0 {
 		return tx.Bucket(bucketExpiry).Delete(expiryKey(u.Expires, kindUpstream, senderID, seq, ""))
 	}

@@ -14,6 +14,11 @@
 // tool refuses to load another machine. Every loop is bounded: --messages in
 // total, --duration for the measured phase, --setup-timeout for the setup.
 //
+// A load test sends far more to each registration than a phone would:
+// start the server with --downstream-rate 0 --upstream-rate 0
+// --max-queued-per-registration 0, or its per-registration limits (240 a
+// minute each way, 100 queued) refuse or replace much of the load.
+//
 // # Setup (not measured)
 //
 // A fresh sender is created through the admin endpoint (and revoked at the

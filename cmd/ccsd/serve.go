@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	stdlog "log"
@@ -46,6 +47,7 @@ type serveConfig struct {
 	commitDelay     time.Duration
 	redeliver       time.Duration
 	devices         deviceFlags
+	quota           quotaFlags
 	log             logFlags
 
 	handshakeTimeout   time.Duration
@@ -54,6 +56,56 @@ type serveConfig struct {
 	maxConns           int
 	loginFailsPerAddr  int
 	loginFailsPerIdent int
+}
+
+// quotaFlags are the per-registration and per-sender limits of "ccsd serve";
+// 0 disables one.
+type quotaFlags struct {
+	upstreamRate      int
+	downstreamRate    int
+	maxUpstreamQueued int
+	maxUpstreamBytes  int64
+	maxQueuedPerRegID int
+}
+
+func (q *quotaFlags) register(fs *flag.FlagSet) {
+	fs.IntVar(&q.upstreamRate, "upstream-rate", 240, "device upstream messages per registration per minute, in bursts of as many; past it the device is nacked DEVICE_MESSAGE_RATE_EXCEEDED (0: unlimited)")
+	fs.IntVar(&q.downstreamRate, "downstream-rate", 240, "messages to one registration per minute, in bursts of as many (FCM's per-device limit); past it the app server is nacked DEVICE_MESSAGE_RATE_EXCEEDED (0: unlimited)")
+	fs.IntVar(&q.maxUpstreamQueued, "max-upstream-queued", 100000, "upstream messages and receipts queued per sender; past it devices are nacked SERVICE_UNAVAILABLE (0: unlimited)")
+	fs.Int64Var(&q.maxUpstreamBytes, "max-upstream-queued-bytes", 256<<20, "bytes of upstream messages and receipts queued per sender; past it devices are nacked SERVICE_UNAVAILABLE (0: unlimited)")
+	fs.IntVar(&q.maxQueuedPerRegID, "max-queued-per-registration", 100, "messages without collapse_key queued per registration; the next one replaces them all with one deleted_messages message, as GCM did (0: unlimited)")
+}
+
+func (q *quotaFlags) check() error {
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"--upstream-rate", int64(q.upstreamRate)}, {"--downstream-rate", int64(q.downstreamRate)},
+		{"--max-upstream-queued", int64(q.maxUpstreamQueued)}, {"--max-upstream-queued-bytes", q.maxUpstreamBytes},
+		{"--max-queued-per-registration", int64(q.maxQueuedPerRegID)},
+	} {
+		if f.v < 0 {
+			return fmt.Errorf("%s %d: must not be negative (0 disables the limit)", f.name, f.v)
+		}
+	}
+	return nil
+}
+
+// apply copies the limits into the router's config, where 0 means "the
+// default" and a negative value "unlimited".
+func (q *quotaFlags) apply(c *fanout.Config) {
+	off := func(n int64) int64 {
+		if n == 0 {
+			return -1
+		}
+		return n
+	}
+	c.UpstreamRate = int(off(int64(q.upstreamRate)))
+	c.DownstreamRate = int(off(int64(q.downstreamRate)))
+	c.MaxUpstreamQueued = int(off(int64(q.maxUpstreamQueued)))
+	c.MaxUpstreamQueuedBytes = off(q.maxUpstreamBytes)
+	c.MaxQueuedPerRegistration = int(off(int64(q.maxQueuedPerRegID)))
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -73,6 +125,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.DurationVar(&cfg.redeliver, "upstream-redeliver", 2*time.Minute, "how long an upstream message or receipt waits for the app server's ack before it is sent again")
 	cfg.devices.register(fs)
 	registerLimitFlags(fs, &cfg)
+	cfg.quota.register(fs)
 	cfg.log.register(fs)
 	pos, err := parseFlags(fs, args)
 	if err != nil {
@@ -137,6 +190,9 @@ func (c *serveConfig) check() error {
 		return fmt.Errorf("--commit-delay %v: must not be negative", c.commitDelay)
 	}
 	if err := c.devices.check(); err != nil {
+		return err
+	}
+	if err := c.quota.check(); err != nil {
 		return err
 	}
 	return c.checkLimits()
@@ -208,13 +264,15 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, stdout io.W
 	conns, maxConns := globalConns(cfg.maxConns, nofile)
 	log.Info().Int("max_conns", maxConns).Uint64("nofile", nofile).Msg("connection limit (0: none)")
 
-	router, err := fanout.New(fanout.Config{
+	rcfg := fanout.Config{
 		Store:             db,
 		Logger:            log.With().Str("component", "fanout").Logger(),
 		Domain:            cfg.domain,
 		Aliases:           aliases,
 		UpstreamRedeliver: cfg.redeliver,
-	})
+	}
+	cfg.quota.apply(&rcfg)
+	router, err := fanout.New(rcfg)
 	if err != nil {
 		return fmt.Errorf("start router: %w", err)
 	}

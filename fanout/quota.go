@@ -1,0 +1,114 @@
+package fanout
+
+import (
+	"encoding/json"
+
+	"github.com/ccsd/ccsd/internal/limit"
+	"github.com/ccsd/ccsd/store"
+)
+
+// The limits that keep one registration or sender from filling the disk or
+// starving others. Every check is in memory: a token bucket per
+// registration (internal/limit), the store's in-memory upstream usage, and
+// the per-registration count the store keeps in the enqueue's own
+// transaction. None costs a store write.
+
+// quotas holds the router's limiters.
+type quotas struct {
+	up, down *limit.Rate // per registration id
+}
+
+func newQuotas(cfg *Config) quotas {
+	return quotas{
+		up:   limit.PerMinute(max(cfg.UpstreamRate, 0), 0).WithClock(cfg.Now),
+		down: limit.PerMinute(max(cfg.DownstreamRate, 0), 0).WithClock(cfg.Now),
+	}
+}
+
+// rateNack answers a message over the per-registration rate, in CCS's words.
+func rateNack(direction string) *Nack {
+	return &Nack{Code: CodeDeviceMessageRateExceeded, Description: direction + " message rate exceeded for this registration id"}
+}
+
+// upstreamAllowed spends one of the registration's upstream messages.
+func (r *Router) upstreamAllowed(regID string) *Nack {
+	if !r.q.up.Allow(regID) {
+		return rateNack("Upstream")
+	}
+	return nil
+}
+
+// downstreamAllowed spends one of the registration's downstream messages.
+func (r *Router) downstreamAllowed(regID string) bool { return r.q.down.Allow(regID) }
+
+// upstreamRoom refuses a device upstream message when the sender's
+// upstream queue is at its cap, in messages or bytes. The usage read is the
+// committed one, so concurrent pushes may overshoot the cap by the messages
+// in flight (at most MaxPending per device session). Receipts are not
+// refused: they are bounded by the downstream limits, and a device's ack
+// must not fail.
+func (r *Router) upstreamRoom(sender string) *Nack {
+	u := r.st.UpstreamUsage(sender)
+	full := (r.cfg.MaxUpstreamQueued > 0 && u.Messages >= r.cfg.MaxUpstreamQueued) ||
+		(r.cfg.MaxUpstreamQueuedBytes > 0 && u.Bytes >= r.cfg.MaxUpstreamQueuedBytes)
+	if !full {
+		return nil
+	}
+	return &Nack{Code: CodeServiceUnavailable, Description: "The app server's upstream queue is full: retry later"}
+}
+
+// bound makes an enqueue able to apply the per-registration queue bound.
+func (r *Router) bound(e *store.Enqueue) *store.Enqueue {
+	if r.cfg.MaxQueuedPerRegistration > 0 {
+		e.Overflow = r.overflow
+	}
+	return e
+}
+
+// maxQueued is the bound on a registration's queued messages without a
+// collapse key, for a copy to deviceID. GCM's bound (100) is on what is
+// stored for an offline device. A device with a live session is sent its
+// messages as they come and acks them, so it may be behind by its window
+// plus a burst of the downstream rate without being slow: its bound is that
+// much higher, so that an honest device never loses messages to it, while
+// one that never acks still has a bounded queue.
+func (r *Router) maxQueued(deviceID string) int {
+	max := r.cfg.MaxQueuedPerRegistration
+	if max <= 0 {
+		return 0
+	}
+	if r.deviceOnline(deviceID) {
+		max += r.cfg.DeviceWindow + r.q.down.Burst()
+	}
+	return max
+}
+
+// deletedMessages renders the message that replaces a registration's
+// discarded messages (GCM's "deleted_messages"): the app is to do a full
+// sync with its server. It runs inside the store's write, given the message
+// that overflowed, whose payload names the app.
+func (r *Router) deletedMessages(m *store.Message) store.Message {
+	id := r.nextID("deleted-")
+	now := r.nowMs()
+	var v struct {
+		Category string `json:"category"`
+	}
+	_ = json.Unmarshal(m.Payload, &v)
+	return store.Message{
+		MessageID: id,
+		Expires:   now + MaxTTL*1000,
+		Payload:   deletedJSON(id, m.RegID, m.SenderID, v.Category, now),
+	}
+}
+
+// deletedJSON is the deleted_messages message a device receives.
+func deletedJSON(messageID, regID, sender, app string, sentMs int64) []byte {
+	o := newObject(make([]byte, 0, 160))
+	o.str("message_type", "deleted_messages")
+	o.str("message_id", messageID)
+	o.str("to", regID)
+	o.str("from", sender)
+	o.strIf("category", app)
+	o.int("sent", sentMs)
+	return o.done()
+}

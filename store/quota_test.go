@@ -1,0 +1,190 @@
+package store
+
+import (
+	"errors"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"go.etcd.io/bbolt"
+)
+
+// TestUpstreamUsage: the in-memory usage of a sender's upstream queue
+// follows every push, receipt, ack and sweep, ignores a rolled-back write,
+// and is rebuilt from the file at the next Open.
+func TestUpstreamUsage(t *testing.T) {
+	db, path := openTest(t, Options{})
+	now := time.Now().UnixMilli()
+	var size int64
+	for i := range 5 {
+		u := &Upstream{SenderID: "s1", MessageID: "u" + strconv.Itoa(i), Expires: now + 60000, Payload: []byte(`{"n":` + strconv.Itoa(i) + `}`)}
+		if i == 4 {
+			u.Expires = now - 1 // swept below
+		}
+		size += int64(len(encodeUpstream(u)))
+		if err := db.PushUpstream(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := db.UpstreamUsage("s1"); got != (QueueUsage{5, size}) {
+		t.Fatalf("after 5 pushes: %+v, want {5 %d}", got, size)
+	}
+	if got := db.UpstreamUsage("s2"); got != (QueueUsage{}) {
+		t.Fatalf("other sender: %+v", got)
+	}
+	e := &Enqueue{Messages: []Message{msg("d1", "r1", "m1")}}
+	if err := db.Enqueue(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	rc := &Upstream{SenderID: "s1", MessageID: "dr2:m1", Payload: []byte(`{}`)}
+	if _, err := db.Ack(ctx, "d1", e.Messages[0].Seq, rc); err != nil {
+		t.Fatal(err)
+	}
+	size += int64(len(encodeUpstream(rc)))
+	if got := db.UpstreamUsage("s1"); got.Messages != 6 || got.Bytes != size {
+		t.Fatalf("after a receipt: %+v, want {6 %d}", got, size)
+	}
+	// A write that pushes, then fails dirty, is rolled back: not counted.
+	err := db.update(ctx, func(tx *bbolt.Tx) error {
+		u := &Upstream{SenderID: "s1", MessageID: "ghost", Payload: []byte("{}")}
+		if err := pushUpstream(tx, u, encodeUpstream(u)); err != nil {
+			return err
+		}
+		return errors.New("boom")
+	})
+	if err == nil {
+		t.Fatal("the failing write succeeded")
+	}
+	if got := db.UpstreamUsage("s1"); got.Messages != 6 {
+		t.Fatalf("a rolled-back push was counted: %+v", got)
+	}
+	if err := db.AckUpstream(ctx, "s1", 1); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := db.Sweep(ctx, now); err != nil || st.Upstream != 1 {
+		t.Fatalf("sweep: %+v, %v", st, err)
+	}
+	got := db.UpstreamUsage("s1")
+	if got.Messages != 4 {
+		t.Fatalf("after an ack and a sweep: %+v, want 4 messages", got)
+	}
+	db.Close()
+	db2, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db2.Close()
+	if again := db2.UpstreamUsage("s1"); again != got {
+		t.Fatalf("after reopen: %+v, want %+v", again, got)
+	}
+}
+
+// overflowing returns an Enqueue of one message of reg on d1 bounded at max
+// per registration, whose overflow message is "deleted-N".
+func overflowing(reg, id string, max int) *Enqueue {
+	m := msg("d1", reg, id)
+	m.MaxQueued = max
+	return &Enqueue{Messages: []Message{m},
+		Overflow: func(m *Message) Message {
+			return Message{MessageID: "deleted-" + m.MessageID, Payload: []byte(`{"message_type":"deleted_messages"}`)}
+		}}
+}
+
+// TestEnqueueOverflow: past Message.MaxQueued a registration's messages
+// without a collapse key are all deleted and one deleted_messages message
+// stands for them; its collapsible messages and other registrations'
+// messages on the same device stay, and the count survives a reopen.
+func TestEnqueueOverflow(t *testing.T) {
+	db, path := openTest(t, Options{})
+	const max = 3
+	enq := func(db *DB, reg, id string) *Enqueue {
+		t.Helper()
+		e := overflowing(reg, id, max)
+		if err := db.Enqueue(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	for i := range max {
+		enq(db, "r1", "a"+strconv.Itoa(i))
+	}
+	ck := overflowing("r1", "c", max)
+	ck.Messages[0].CollapseKey = "inbox"
+	if err := db.Enqueue(ctx, ck); err != nil {
+		t.Fatal(err)
+	}
+	enq(db, "r2", "other") // another app on the same device
+	if e := enq(db, "r1", "a3"); e.Discarded != max+1 || e.Messages[0].Seq != 0 {
+		t.Fatalf("overflow: discarded %d, seq %d; want %d, 0", e.Discarded, e.Messages[0].Seq, max+1)
+	}
+	want := []string{"c", "other", "deleted-a3"}
+	if p, _ := db.Pending("d1", 0, 0, 0); !slices.Equal(ids(p), want) {
+		t.Fatalf("after overflow: %v, want %v", ids(p), want)
+	}
+	// Messages after the discard queue normally, counted from zero.
+	db.Close()
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { db.Close() }()
+	for i := range max {
+		if e := enq(db, "r1", "b"+strconv.Itoa(i)); e.Discarded != 0 {
+			t.Fatalf("b%d discarded %d after the reset", i, e.Discarded)
+		}
+	}
+	// A second overflow replaces the first deleted_messages: never two.
+	enq(db, "r1", "b3")
+	want = []string{"c", "other", "deleted-b3"}
+	p, _ := db.Pending("d1", 0, 0, 0)
+	if !slices.Equal(ids(p), want) {
+		t.Fatalf("after a second overflow: %v, want %v", ids(p), want)
+	}
+	if _, err := db.Ack(ctx, "d1", p[2].Seq, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.view(func(tx *bbolt.Tx) error {
+		if n := regQueued(tx, "r1"); n != 0 {
+			t.Errorf("r1 counts %d", n)
+		}
+		if n := regQueued(tx, "r2"); n != 1 {
+			t.Errorf("r2 counts %d, want 1", n)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRegQueuedBuiltForOldDatabase: a database written before the
+// per-registration counts existed gets them at Open.
+func TestRegQueuedBuiltForOldDatabase(t *testing.T) {
+	db, path := openTest(t, Options{})
+	for i := range 4 {
+		if err := db.Enqueue(ctx, &Enqueue{Messages: []Message{msg("d1", "r1", "m"+strconv.Itoa(i))}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Make it look like an old file: no counts, no mark.
+	if err := db.update(ctx, func(tx *bbolt.Tx) error {
+		if err := tx.DeleteBucket(bucketRegQueued); err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucket(bucketRegQueued); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMeta).Delete(keyRegQueued)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if e := overflowing("r1", "m4", 4); db.Enqueue(ctx, e) != nil || e.Discarded != 5 {
+		t.Fatalf("the fifth message over a bound of 4 discarded %d, want 5", e.Discarded)
+	}
+}
