@@ -585,11 +585,27 @@ func (q *outQueue) push(prio bool, b []byte, limit, byteLimit int) bool {
 		if len(q.items)-q.head >= limit {
 			return false
 		}
+		q.compact()
 		q.items = append(q.items, b)
 	}
 	q.bytes += len(b)
 	q.peak = max(q.peak, q.bytes)
 	return true
+}
+
+// compact moves the stanzas still queued to the front of items once the
+// taken ones are at least half of it. Without it a queue that never quite
+// drains (a peer reading exactly as fast as it is sent to, say one that
+// sends a bad stanza per bounce it reads) would grow its slice by a slot per
+// stanza for ever.
+func (q *outQueue) compact() {
+	if q.head < 64 || q.head < len(q.items)/2 {
+		return
+	}
+	n := copy(q.items, q.items[q.head:])
+	clear(q.items[n:])
+	q.items = q.items[:n]
+	q.head = 0
 }
 
 // usage returns the stanzas and bytes queued and the peak bytes.

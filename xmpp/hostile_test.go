@@ -233,3 +233,28 @@ func TestNothingActedOnAfterClose(t *testing.T) {
 		t.Fatalf("ping answered after Close: %s", raw)
 	}
 }
+
+// TestQueueNeverDraining: a queue that always holds a few stanzas (pushed
+// as fast as they are taken) keeps a bounded slice, not one slot per stanza
+// ever queued.
+func TestQueueNeverDraining(t *testing.T) {
+	var q outQueue
+	b := []byte("x")
+	for i := 0; i < 10; i++ {
+		q.push(false, b, 100, 1<<20)
+	}
+	for i := 0; i < 100000; i++ {
+		if !q.push(false, b, 100, 1<<20) {
+			t.Fatal("push refused")
+		}
+		if q.pop() == nil {
+			t.Fatal("empty")
+		}
+	}
+	if n, bytes, _ := q.usage(); n != 10 || bytes != 10 {
+		t.Fatalf("queued %d stanzas, %d bytes", n, bytes)
+	}
+	if c := cap(q.items); c > 4*100+64 {
+		t.Fatalf("slice capacity %d after 100000 stanzas with 10 queued", c)
+	}
+}
