@@ -137,15 +137,49 @@ func (c *Conn) enqueue(prio bool, b []byte) error {
 	if prio {
 		limit = prioQueue
 	}
-	ok := c.out.push(prio, b, limit)
+	ok := c.out.push(prio, b, limit, c.srv.cfg.SendQueueBytes)
 	c.mu.RUnlock()
 	if ok {
 		c.kick()
 		return nil
 	}
-	c.log.Warn().Int("queue", limit).Msg("xmpp: send queue full, closing slow consumer")
+	c.log.Warn().Int("queue", limit).Int("queue_bytes", c.srv.cfg.SendQueueBytes).
+		Msg("xmpp: send queue full, closing slow consumer")
 	c.shutdown("", true)
 	return ErrQueueFull
+}
+
+// Usage is what one connection makes the server hold, as counts; the
+// package documentation gives the bound they stay under.
+type Usage struct {
+	// QueuedStanzas and QueuedBytes are what waits for the writer (IQ
+	// answers included); PeakQueuedBytes is the most QueuedBytes has been.
+	// QueuedBytes never exceeds max(Config.SendQueueBytes, one stanza).
+	QueuedStanzas, QueuedBytes, PeakQueuedBytes int
+	// ReadBytes is what the XML decoder holds: the bytes handed to it since
+	// the reader last finished a top-level element (the element being read
+	// and the decoder's read-ahead); PeakReadBytes is the most it has been,
+	// never more than Config.MaxStanzaSize + DecoderReadAhead.
+	ReadBytes, PeakReadBytes int
+	// Depth is how many elements below the stream are open where the reader
+	// is; PeakDepth the most it has been, never more than MaxDepth.
+	Depth, PeakDepth int
+}
+
+// DecoderReadAhead is the buffer of the XML decoder (encoding/xml reads
+// through a bufio.Reader of this size): bytes it may hold past the element
+// being read.
+const DecoderReadAhead = 4096
+
+// Usage reports what the connection holds now and the peaks so far.
+func (c *Conn) Usage() Usage {
+	n, b, peak := c.out.usage()
+	r := c.wire.usage()
+	return Usage{
+		QueuedStanzas: n, QueuedBytes: b, PeakQueuedBytes: peak,
+		ReadBytes: r.held, PeakReadBytes: r.peakHeld,
+		Depth: r.depth, PeakDepth: r.peakDepth,
+	}
 }
 
 // Close closes the connection and returns at once; Done tells when it is
@@ -284,8 +318,50 @@ func (c *Conn) deliver(st Stream, id string, payload []byte) (err error) {
 	return nil
 }
 
+// stanzaSink is what the read loop acts upon: the Conn (through connSink),
+// or a recorder when the read path is fuzzed.
+type stanzaSink interface {
+	// closing reports whether the stream is being closed: from then on
+	// nothing the peer sends is acted upon.
+	closing() bool
+	// message delivers a gcm message.
+	message(id string, payload []byte) error
+	// answer queues an IQ answer.
+	answer(b []byte) error
+	// elementDone is called once each top-level element has been read.
+	elementDone()
+}
+
+// connSink is a Conn and its Stream as a stanzaSink.
+type connSink struct {
+	c  *Conn
+	st Stream
+}
+
+func (s connSink) closing() bool {
+	select {
+	case <-s.c.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s connSink) message(id string, payload []byte) error { return s.c.deliver(s.st, id, payload) }
+func (s connSink) answer(b []byte) error                   { return s.c.enqueue(true, b) }
+func (s connSink) elementDone()                            { s.c.wire.elementDone() }
+
 // readLoop reads stanzas until the stream ends or fails.
 func (c *Conn) readLoop(r xml.TokenReader, st Stream) error {
+	return readStanzas(r, connSink{c: c, st: st}, c.srv.cfg.Domain)
+}
+
+// readStanzas reads stanzas from r and acts on them through sink until the
+// stream ends or fails. A top-level element that is not a stanza ends the
+// stream as soon as its start tag is read (errUnsupportedStanza), before any
+// more of it is buffered. Once sink is closing, stanzas are read (to see the
+// peer's </stream:stream>) but dropped: neither delivered nor answered.
+func readStanzas(r xml.TokenReader, sink stanzaSink, domain string) error {
 	for {
 		tok, err := r.Token()
 		if err != nil {
@@ -295,36 +371,41 @@ func (c *Conn) readLoop(r xml.TokenReader, st Stream) error {
 		if !ok {
 			continue // whitespace between stanzas
 		}
-		s, err := readStanza(r, start)
+		s := startStanza(start)
+		if s.kind == kindOther {
+			return errUnsupportedStanza
+		}
+		s, err = readStanzaBody(r, s)
 		if err != nil {
 			return err
 		}
-		switch s.kind {
-		case kindMessage:
-			if err := c.deliver(st, s.id, s.payload); err != nil {
-				return err
-			}
-		case kindIQGet:
-			var b []byte
-			switch {
-			case s.child.Space == nsSession && s.child.Local == "session",
-				s.child.Space == nsPing && s.child.Local == "ping":
-				b = renderIQ(&s, c.srv.cfg.Domain, "", "")
-			default:
-				b = renderIQ(&s, c.srv.cfg.Domain, "cancel", "service-unavailable")
-			}
-			if err := c.enqueue(true, b); err != nil {
-				return err
-			}
-		case kindIQInvalid:
-			if err := c.enqueue(true, renderIQ(&s, c.srv.cfg.Domain, "modify", "bad-request")); err != nil {
-				return err
-			}
-		case kindIgnored:
-		default:
-			return errUnsupportedStanza
+		sink.elementDone()
+		if sink.closing() {
+			continue // e.g. a revoked sender: nothing more is accepted
+		}
+		if err := act(sink, &s, domain); err != nil {
+			return err
 		}
 	}
+}
+
+// act delivers a message or answers an IQ.
+func act(sink stanzaSink, s *inStanza, domain string) error {
+	switch s.kind {
+	case kindMessage:
+		return sink.message(s.id, s.payload)
+	case kindIQGet:
+		switch {
+		case s.child.Space == nsSession && s.child.Local == "session",
+			s.child.Space == nsPing && s.child.Local == "ping":
+			return sink.answer(renderIQ(s, domain, "", ""))
+		default:
+			return sink.answer(renderIQ(s, domain, "cancel", "service-unavailable"))
+		}
+	case kindIQInvalid:
+		return sink.answer(renderIQ(s, domain, "modify", "bad-request"))
+	}
+	return nil // kindIgnored
 }
 
 // classify maps the error that stopped the reader to the stream error to
@@ -339,14 +420,23 @@ func (c *Conn) classify(err error) (cond string, abort bool) {
 	if closing {
 		return "", false // our close: the reader just ran out of time or input
 	}
-	rerr := c.wire.readFailed()
+	return readCondition(err, c.wire.readFailed())
+}
+
+// readCondition maps the error that stopped the read loop (err) and the
+// wire's read error (rerr, nil if reading did not fail) to the stream error
+// condition, or to an abort when the peer is gone.
+func readCondition(err, rerr error) (cond string, abort bool) {
 	var ne net.Error
 	var se stream.Error
 	var syn *xml.SyntaxError
 	switch {
 	case errors.Is(err, io.EOF):
 		return "", false
-	case errors.Is(rerr, errStanzaTooBig):
+	case errors.Is(err, errUnsupportedStanza):
+		// Decided on a whole start tag, whatever the read-ahead met since.
+		return "unsupported-stanza-type", false
+	case errors.Is(rerr, errStanzaTooBig): // size or depth
 		return "policy-violation", false
 	case errors.As(rerr, &ne) && ne.Timeout():
 		return "connection-timeout", false
@@ -356,8 +446,6 @@ func (c *Conn) classify(err error) (cond string, abort bool) {
 		return "", false
 	case errors.Is(err, errHandlerPanic):
 		return "internal-server-error", false
-	case errors.Is(err, errUnsupportedStanza):
-		return "unsupported-stanza-type", false
 	case errors.As(err, &se):
 		return "", false // the peer's stream error: just close
 	case errors.As(err, &syn):
@@ -439,6 +527,8 @@ type outQueue struct {
 	items   [][]byte
 	head    int  // items[:head] are already taken
 	writing bool // a writer goroutine is running
+	bytes   int  // bytes queued in prio and items together
+	peak    int  // largest bytes ever
 }
 
 // claim reports whether the caller should start the writer: none runs.
@@ -475,24 +565,54 @@ func (q *outQueue) empty() bool {
 	return len(q.prio) == 0 && q.head == len(q.items)
 }
 
-// push queues b unless its queue already holds limit stanzas.
-func (q *outQueue) push(prio bool, b []byte, limit int) bool {
+// push queues b unless its queue already holds limit stanzas, or the
+// stanzas queued (both queues) and b together would pass byteLimit bytes. An
+// empty queue takes any one stanza, so that a stanza bigger than byteLimit
+// does not close the connection by itself: what is queued never exceeds
+// max(byteLimit, one stanza).
+func (q *outQueue) push(prio bool, b []byte, limit, byteLimit int) bool {
 	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.bytes > 0 && q.bytes+len(b) > byteLimit {
+		return false
+	}
 	if prio {
 		if len(q.prio) >= limit {
-			q.mu.Unlock()
 			return false
 		}
 		q.prio = append(q.prio, b)
 	} else {
 		if len(q.items)-q.head >= limit {
-			q.mu.Unlock()
 			return false
 		}
+		q.compact()
 		q.items = append(q.items, b)
 	}
-	q.mu.Unlock()
+	q.bytes += len(b)
+	q.peak = max(q.peak, q.bytes)
 	return true
+}
+
+// compact moves the stanzas still queued to the front of items once the
+// taken ones are at least half of it. Without it a queue that never quite
+// drains (a peer reading exactly as fast as it is sent to, say one that
+// sends a bad stanza per bounce it reads) would grow its slice by a slot per
+// stanza for ever.
+func (q *outQueue) compact() {
+	if q.head < 64 || q.head < len(q.items)/2 {
+		return
+	}
+	n := copy(q.items, q.items[q.head:])
+	clear(q.items[n:])
+	q.items = q.items[:n]
+	q.head = 0
+}
+
+// usage returns the stanzas and bytes queued and the peak bytes.
+func (q *outQueue) usage() (stanzas, bytes, peak int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.prio) + len(q.items) - q.head, q.bytes, q.peak
 }
 
 // pop returns the next stanza to write, or nil if none is queued.
@@ -501,10 +621,12 @@ func (q *outQueue) pop() []byte {
 	defer q.mu.Unlock()
 	if len(q.prio) > 0 {
 		b := q.prio[0]
+		q.prio[0] = nil
 		q.prio = q.prio[1:]
 		if len(q.prio) == 0 {
 			q.prio = nil
 		}
+		q.bytes -= len(b)
 		return b
 	}
 	if q.head == len(q.items) {
@@ -513,6 +635,7 @@ func (q *outQueue) pop() []byte {
 	b := q.items[q.head]
 	q.items[q.head] = nil
 	q.head++
+	q.bytes -= len(b)
 	if q.head == len(q.items) {
 		// Drained: keep a small backing array for the next burst, drop a
 		// large one so that an idle session holds little.

@@ -58,4 +58,45 @@
 // for each gcm message until the stream ends; Stream.Closed is called once,
 // the writer flushes and says goodbye, and the socket is closed. Conn.Done is
 // closed at the very end.
+//
+// Once a connection is closing (Conn.Close, a stream error, a slow consumer,
+// Server.Close), what the peer still sends is read only to see its
+// </stream:stream>: no message is delivered and no IQ answered. A revoked
+// sender's session cannot get one more message accepted during the wait.
+//
+// # What one connection can make the server hold
+//
+// Nothing a peer sends is buffered without bound. The byte filter counts the
+// bytes of each top-level element and fails the read past MaxStanzaSize
+// (policy-violation), and fails it when elements nest more than MaxDepth (16)
+// levels below the stream (policy-violation; a stanza is level 1, its gcm
+// child level 2). After negotiation no stream header is a restart: the filter
+// is told when negotiation ended and during negotiation takes only the
+// opening header and the one after SASL success as restarts. A top-level
+// element that is not a message, iq or presence in jabber:client ends the
+// stream with unsupported-stanza-type as soon as its start tag is read, before
+// the rest of it is read. The send queue is bounded both by count (SendQueue)
+// and by bytes (SendQueueBytes, IQ answers included): past either the peer is
+// a slow consumer and the connection is closed; an empty queue always takes
+// one stanza, however big.
+//
+// So, with S the biggest single stanza written to the connection (a bounce
+// echoes a payload and id from one received stanza: S <= 6*MaxStanzaSize +
+// 1 KiB, every byte escaping to at most 6), one connection holds at most
+//
+//	reader: 3*MaxStanzaSize      (decoder token buffer, names and attributes, gcm payload)
+//	        + DecoderReadAhead   (4 KiB, encoding/xml's bufio.Reader)
+//	        + ~19 KiB            (one TLS record being decrypted)
+//	writer: max(SendQueueBytes, S) (the queue)
+//	        + 24 B * 4*(SendQueue+64) (queue slots, at most half taken, slack of growth)
+//	        + 64 KiB + S         (the batch being written, while writing)
+//	        + ~17 KiB            (one TLS record being encrypted, while writing)
+//
+// plus the reader goroutine's stack; with the defaults (64 KiB, 1 MiB, 1024)
+// that is under 1.8 MiB, about 1.5 MiB when no stanza written is bigger
+// than 64 KiB.
+// Conn.Usage reports the parts that depend on the peer as counts: QueuedBytes
+// (<= max(SendQueueBytes, S)), ReadBytes (<= MaxStanzaSize +
+// DecoderReadAhead: the element being read and the decoder's read-ahead) and
+// Depth (<= MaxDepth), each with its peak.
 package xmpp

@@ -244,3 +244,64 @@ func TestGoldenStanzas(t *testing.T) {
 		}
 	}
 }
+
+// TestScannerRestarts: only the first two stream headers (the opening one
+// and the one after SASL success) are restarts, and none once negotiation
+// has ended: later ones nest like any element, up to MaxDepth.
+func TestScannerRestarts(t *testing.T) {
+	sc := scanner{}
+	if _, err := sc.filter([]byte("<stream:stream><a/> <stream:stream> ")); err != nil || sc.depth != 1 {
+		t.Fatalf("depth %d, %v", sc.depth, err)
+	}
+	if _, err := sc.filter([]byte("<s:stream>")); err != nil || sc.depth != 2 {
+		t.Fatalf("third header: depth %d, %v", sc.depth, err)
+	}
+	sc = scanner{}
+	_, _ = sc.filter([]byte("<stream:stream>"))
+	sc.established = true
+	if _, err := sc.filter([]byte("<a:stream xmlns:a='urn:x'><a:stream>")); err != nil || sc.depth != 3 {
+		t.Fatalf("after negotiation: depth %d, %v", sc.depth, err)
+	}
+}
+
+// TestScannerDepth: MaxDepth levels below the stream pass; the start tag of
+// one more fails the read, and its '>' is not handed on.
+func TestScannerDepth(t *testing.T) {
+	for _, selfClosing := range []bool{false, true} {
+		sc := scanner{}
+		_, _ = sc.filter([]byte("<stream:stream>"))
+		ok := strings.Repeat("<a>", MaxDepth)
+		if _, err := sc.filter([]byte(ok)); err != nil {
+			t.Fatalf("%d levels: %v", MaxDepth, err)
+		}
+		last := "<b>"
+		if selfClosing {
+			last = "<b/>"
+		}
+		kept, err := sc.filter([]byte(last + "x"))
+		if !errors.Is(err, errTooDeep) || !errors.Is(err, errStanzaTooBig) {
+			t.Fatalf("%s at level %d: %v", last, MaxDepth+1, err)
+		}
+		if want := last[:len(last)-1]; string(kept) != want {
+			t.Fatalf("kept %q, want %q", kept, want)
+		}
+		if sc.peakDepth-1 != MaxDepth {
+			t.Fatalf("peak depth %d", sc.peakDepth-1)
+		}
+	}
+}
+
+// TestScannerLimitExact: an element of exactly the limit passes; the byte
+// past it is not handed on.
+func TestScannerLimitExact(t *testing.T) {
+	el := "<a>" + strings.Repeat("x", 10) + "</a>" // 17 bytes
+	sc := scanner{limit: len(el)}
+	_, _ = sc.filter([]byte("<stream>"))
+	if kept, err := sc.filter([]byte(el + " " + el)); err != nil || string(kept) != el+el {
+		t.Fatalf("%q %v", kept, err)
+	}
+	kept, err := sc.filter([]byte("<a>" + strings.Repeat("y", 20)))
+	if !errors.Is(err, errStanzaTooBig) || len(kept) != len(el) {
+		t.Fatalf("kept %d bytes, %v", len(kept), err)
+	}
+}

@@ -372,7 +372,7 @@ func TestWhitespace(t *testing.T) {
 // TestPingUnderLoad: a ping is answered ahead of messages still queued for a
 // peer that has not been reading.
 func TestPingUnderLoad(t *testing.T) {
-	_, c, conn := loggedIn(t, false, func(c *Config) { c.SendQueue = 2048 })
+	_, c, conn := loggedIn(t, false, func(c *Config) { c.SendQueue = 2048; c.SendQueueBytes = 64 << 20 })
 	big := []byte(strings.Repeat("q", 16<<10))
 	const n = 1500 // ~24 MiB: far more than the socket buffers hold
 	for i := 0; i < n; i++ {

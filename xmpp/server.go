@@ -29,6 +29,7 @@ const (
 	DefaultHandshakeTimeout   = 5 * time.Second
 	DefaultMaxUnauthPerAddr   = 32
 	DefaultSendQueue          = 1024
+	DefaultSendQueueBytes     = 1 << 20
 )
 
 // aLongTimeAgo is a deadline in the past, to kick blocked reads.
@@ -164,6 +165,13 @@ type Config struct {
 	// writer; a Send finding it full closes the connection (slow consumer).
 	// Default 1024.
 	SendQueue int
+	// SendQueueBytes bounds the bytes a connection buffers for its writer
+	// (stanzas and IQ answers together; one stanza is always taken into an
+	// empty queue): a stanza error echoes up to a whole stanza, so a peer
+	// that sends bad stanzas and never reads would otherwise make the
+	// server hold SendQueue of them. Past it the connection is closed like
+	// for SendQueue (slow consumer). Default 1 MiB.
+	SendQueueBytes int
 }
 
 // Server accepts XMPP client connections over direct TLS.
@@ -219,6 +227,9 @@ func NewServer(cfg Config) *Server {
 	}
 	if cfg.SendQueue <= 0 {
 		cfg.SendQueue = DefaultSendQueue
+	}
+	if cfg.SendQueueBytes <= 0 {
+		cfg.SendQueueBytes = DefaultSendQueueBytes
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{

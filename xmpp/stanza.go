@@ -43,13 +43,10 @@ type inStanza struct {
 	child   xml.Name // first child element (IQ payload)
 }
 
-// readStanza consumes the element that start opened, up to and including its
-// end element, from r, and extracts what the connection needs: the kind, the
-// id/type/from/to attributes, the text of the first
-// <gcm xmlns="google:mobile:data"> child of a message (matched by namespace and
-// local name, so any prefix works; CDATA and entities arrive decoded), and the
-// name of the first child of an IQ.
-func readStanza(r xml.TokenReader, start xml.StartElement) (inStanza, error) {
+// startStanza classifies a top-level element from its start tag alone, so
+// that an element that is not a stanza is refused before any more of it is
+// read, and extracts the id/type/from/to attributes.
+func startStanza(start xml.StartElement) inStanza {
 	st := inStanza{name: start.Name.Local}
 	if start.Name.Space != nsClient && start.Name.Space != "" {
 		st.kind = kindOther
@@ -88,6 +85,22 @@ func readStanza(r xml.TokenReader, start xml.StartElement) (inStanza, error) {
 			st.kind = kindIgnored
 		}
 	}
+	return st
+}
+
+// readStanza consumes the element that start opened, up to and including its
+// end element, from r, and extracts what the connection needs: the kind, the
+// id/type/from/to attributes, the text of the first
+// <gcm xmlns="google:mobile:data"> child of a message (matched by namespace and
+// local name, so any prefix works; CDATA and entities arrive decoded), and the
+// name of the first child of an IQ.
+func readStanza(r xml.TokenReader, start xml.StartElement) (inStanza, error) {
+	return readStanzaBody(r, startStanza(start))
+}
+
+// readStanzaBody is readStanza for an element already classified by
+// startStanza.
+func readStanzaBody(r xml.TokenReader, st inStanza) (inStanza, error) {
 	isMessage := st.kind == kindIgnored && st.name == "message" && st.typ != "error"
 	depth := 1
 	inGCM := false

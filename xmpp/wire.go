@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/tls"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -14,6 +16,24 @@ import (
 // (a stanza, or a negotiation element such as <auth/>) has grown past the
 // configured limit. Nothing past the limit is handed to the XML decoder.
 var errStanzaTooBig = errors.New("xmpp: stanza exceeds the size limit")
+
+// MaxDepth bounds how deep elements may nest below the stream element: a
+// stanza is level 1, its <gcm/> child level 2, a bind IQ's <resource/> level
+// 3. Past it the read fails with errTooDeep. No stanza ccsd understands comes
+// near it; the bound keeps the XML decoder's element stack (one entry per
+// open element) small whatever a client sends.
+const MaxDepth = 16
+
+// errTooDeep is returned by wireConn.Read once elements nest deeper than
+// MaxDepth. It wraps errStanzaTooBig: every check of the read limits (the
+// stream error policy-violation, during and after negotiation) covers it.
+var errTooDeep = fmt.Errorf("%w: elements nested deeper than %d levels", errStanzaTooBig, MaxDepth)
+
+// maxStreamHeaders is how many stream headers a client may send: the first
+// and the one after SASL success (TLS is direct, so there is no STARTTLS
+// restart). A later one is not a restart but an ordinary element, which the
+// session refuses.
+const maxStreamHeaders = 2
 
 // lexState is where the byte scanner of wireConn is inside the XML stream.
 type lexState uint8
@@ -45,7 +65,11 @@ const (
 //     quoted attribute value, in CDATA, a comment or a processing instruction.
 //
 // A start tag whose local name is "stream" at depth <= 1 opens (or restarts)
-// the stream and leaves the depth at 1.
+// the stream and leaves the depth at 1, but only for the first
+// maxStreamHeaders of them and never once negotiation has ended
+// (established): otherwise a client could nest <a:stream> tags without end,
+// each resetting the count while the decoder stacks them all. Elements
+// nesting past MaxDepth fail the read with errTooDeep.
 type scanner struct {
 	state lexState
 	depth int
@@ -62,16 +86,26 @@ type scanner struct {
 	nameLen int // full name length (may exceed len(name))
 	count   int // bytes of the current top-level element
 	limit   int // 0 = unlimited
+	headers int // stream headers seen (opens and restarts)
+	// established: negotiation has ended, a stream tag is never a restart.
+	established bool
+	tooDeep     bool // a start tag went past MaxDepth
+	peakDepth   int  // largest depth so far
 }
 
 func isSpace(b byte) bool { return b == ' ' || b == '\n' || b == '\r' || b == '\t' }
 
 // filter scans p, drops whitespace between top-level elements and returns the
-// kept bytes (compacted in place) or errStanzaTooBig.
+// kept bytes (compacted in place) or errStanzaTooBig / errTooDeep. A byte that
+// would take the count past the limit is not kept: the decoder never sees
+// more than limit bytes of one top-level element.
 func (s *scanner) filter(p []byte) ([]byte, error) {
 	w := 0 // write index; bytes p[:w] are kept
 	i := 0
 	for i < len(p) {
+		if s.limit > 0 && s.count >= s.limit && !(s.state == lexText && s.depth < 2 && isSpace(p[i])) {
+			return p[:w], errStanzaTooBig
+		}
 		switch s.state {
 		case lexText:
 			if s.depth >= 2 {
@@ -80,10 +114,13 @@ func (s *scanner) filter(p []byte) ([]byte, error) {
 				if j < 0 {
 					j = len(p) - i
 				}
+				if s.limit > 0 {
+					j = min(j, s.limit-s.count)
+				}
 				w += copy(p[w:], p[i:i+j])
 				s.count += j
 				i += j
-				if i < len(p) {
+				if i < len(p) && p[i] == '<' && (s.limit == 0 || s.count < s.limit) {
 					s.count++
 					p[w] = '<'
 					w++
@@ -110,13 +147,17 @@ func (s *scanner) filter(p []byte) ([]byte, error) {
 			p[w] = b
 			w++
 			s.step(b)
-		}
-		if s.limit > 0 && s.count > s.limit {
-			return p[:w], errStanzaTooBig
+			if s.tooDeep {
+				return p[:w-1], errTooDeep // without the '>' of the start tag
+			}
 		}
 	}
 	return p[:w], nil
 }
+
+// endTop notes that a top-level element (or markup between them) ended: its
+// count starts again from zero.
+func (s *scanner) endTop() { s.count = 0 }
 
 // step advances the scanner by one byte in every state but lexText.
 func (s *scanner) step(b byte) {
@@ -170,15 +211,12 @@ func (s *scanner) step(b byte) {
 			}
 			s.state = lexText
 			if s.depth <= 1 {
-				s.count = 0
+				s.endTop()
 			}
 		}
 	case lexPI:
 		if b == '>' && s.ntail > 0 && s.tail[0] == '?' {
-			s.state = lexText
-			if s.depth <= 1 {
-				s.count = 0
-			}
+			s.endMarkup()
 			break
 		}
 		s.tail[0] = b
@@ -232,7 +270,7 @@ func (s *scanner) push2(b byte) {
 func (s *scanner) endMarkup() {
 	s.state = lexText
 	if s.depth <= 1 {
-		s.count = 0
+		s.endTop()
 	}
 }
 
@@ -262,16 +300,24 @@ func (s *scanner) localIsStream() bool {
 
 func (s *scanner) endStartTag() {
 	s.state = lexText
-	switch {
-	case s.slash:
-		// Self-closing: depth unchanged.
-	case s.depth <= 1 && s.localIsStream():
+	if s.depth <= 1 && !s.established && s.headers < maxStreamHeaders && !s.slash && s.localIsStream() {
+		s.headers++
 		s.depth = 1 // stream open or restart
-	default:
-		s.depth++
+		s.endTop()
+		return
+	}
+	// The stream element is depth 1, a stanza depth 2.
+	level := s.depth + 1
+	if level > MaxDepth+1 {
+		s.tooDeep = true // filter fails before the decoder sees the '>'
+		return
+	}
+	s.peakDepth = max(s.peakDepth, level)
+	if !s.slash { // a self-closing element leaves the depth unchanged
+		s.depth = level
 	}
 	if s.depth <= 1 {
-		s.count = 0
+		s.endTop()
 	}
 }
 
@@ -289,6 +335,11 @@ type wireConn struct {
 	closing bool
 	lastSet time.Time // when the idle deadline was last pushed
 
+	// passed counts the bytes handed to the XML decoder, mark is passed when
+	// the reader last finished a top-level element: passed-mark is what the
+	// decoder holds (the element being read and its read-ahead).
+	passed, mark, peakHeld int64
+
 	written atomic.Int64 // bytes written, to know whether mellium answered
 	mute    atomic.Bool  // discard writes (after a stream error during negotiation)
 }
@@ -301,27 +352,16 @@ func newWireConn(c *tls.Conn, limit int) *wireConn {
 
 // Read implements net.Conn. It refreshes the idle deadline, reads, and runs
 // the bytes through the scanner.
-func (w *wireConn) Read(p []byte) (int, error) {
+func (w *wireConn) Read(p []byte) (int, error) { return w.readFrom(w.Conn, p) }
+
+// readFrom is Read with the source of the bytes as a parameter (the TLS
+// connection, or an in-memory reader in tests and fuzzing).
+func (w *wireConn) readFrom(src io.Reader, p []byte) (int, error) {
 	for {
-		w.rmu.Lock()
-		if w.readErr != nil {
-			err := w.readErr
-			w.rmu.Unlock()
+		if err := w.beforeRead(); err != nil {
 			return 0, err
 		}
-		if w.idle > 0 && !w.closing {
-			now := time.Now()
-			// Pushing the deadline costs a timer update; do it at most once
-			// per eighth of the timeout, capped at 1s (so it fires at most
-			// that much early).
-			if now.Sub(w.lastSet) >= min(w.idle/8, time.Second) {
-				_ = w.Conn.SetReadDeadline(now.Add(w.idle))
-				w.lastSet = now
-			}
-		}
-		w.rmu.Unlock()
-
-		n, err := w.Conn.Read(p)
+		n, err := src.Read(p)
 		w.rmu.Lock()
 		var kept []byte
 		var ferr error
@@ -334,12 +374,35 @@ func (w *wireConn) Read(p []byte) (int, error) {
 		} else if err != nil {
 			w.readErr = err
 		}
+		w.passed += int64(len(kept))
+		w.peakHeld = max(w.peakHeld, w.passed-w.mark)
 		w.rmu.Unlock()
 		if len(kept) > 0 || err != nil {
 			return len(kept), err
 		}
 		// Everything read was whitespace; read again rather than return 0, nil.
 	}
+}
+
+// beforeRead returns the error a previous read failed with, else pushes the
+// idle deadline (once established and not closing).
+func (w *wireConn) beforeRead() error {
+	w.rmu.Lock()
+	defer w.rmu.Unlock()
+	if w.readErr != nil {
+		return w.readErr
+	}
+	if w.idle > 0 && !w.closing {
+		now := time.Now()
+		// Pushing the deadline costs a timer update; do it at most once
+		// per eighth of the timeout, capped at 1s (so it fires at most
+		// that much early).
+		if now.Sub(w.lastSet) >= min(w.idle/8, time.Second) {
+			_ = w.Conn.SetReadDeadline(now.Add(w.idle))
+			w.lastSet = now
+		}
+	}
+	return nil
 }
 
 // Write implements net.Conn and counts the bytes written.
@@ -352,11 +415,16 @@ func (w *wireConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// established switches the read deadline to the idle timeout.
+// established tells the scanner that negotiation has ended (no stream tag
+// is a restart from now on) and switches the read deadline to the idle
+// timeout (idle 0: the caller keeps managing it).
 func (w *wireConn) established(idle time.Duration) {
 	w.rmu.Lock()
 	defer w.rmu.Unlock()
-	if w.closing {
+	w.sc.established = true
+	w.mark = w.passed // negotiation's bytes are all consumed
+	w.peakHeld = 0    // Usage reports the session's peak, not negotiation's
+	if w.closing || idle <= 0 {
 		return
 	}
 	w.idle = idle
@@ -371,6 +439,32 @@ func (w *wireConn) closeRead(t time.Time) {
 	defer w.rmu.Unlock()
 	w.closing = true
 	_ = w.Conn.SetReadDeadline(t)
+}
+
+// elementDone notes that the reader consumed a whole top-level element:
+// what the decoder still holds is only read-ahead.
+func (w *wireConn) elementDone() {
+	w.rmu.Lock()
+	w.mark = w.passed
+	w.rmu.Unlock()
+}
+
+// readUsage is what the reader side of a connection holds, as counts.
+type readUsage struct {
+	held, peakHeld   int // bytes handed to the decoder, not yet consumed as a whole element
+	depth, peakDepth int // element levels below the stream
+}
+
+// usage reports the reader's counts.
+func (w *wireConn) usage() readUsage {
+	w.rmu.Lock()
+	defer w.rmu.Unlock()
+	return readUsage{
+		held:      int(w.passed - w.mark),
+		peakHeld:  int(w.peakHeld),
+		depth:     max(w.sc.depth-1, 0),
+		peakDepth: max(w.sc.peakDepth-1, 0),
+	}
 }
 
 // readFailed reports whether a read has already failed (peer gone, timeout,
