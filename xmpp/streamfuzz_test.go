@@ -152,8 +152,14 @@ var knownConditions = map[string]bool{"": true, "policy-violation": true, "not-w
 //   - every IQ answer is well-formed XML;
 //   - once closing, nothing is delivered or answered.
 func FuzzStreamReader(f *testing.F) {
+	// The golden stanzas, and in hostile/ what attackers sent (the nested
+	// <a:stream> restarts among them).
 	seeds, _ := filepath.Glob(filepath.Join("..", "testdata", "xmpp", "*.xml"))
-	for _, s := range seeds {
+	hostile, _ := filepath.Glob(filepath.Join("..", "testdata", "xmpp", "hostile", "*.xml"))
+	if len(hostile) == 0 {
+		f.Fatal("no seeds in testdata/xmpp/hostile")
+	}
+	for _, s := range append(seeds, hostile...) {
 		if b, err := os.ReadFile(s); err == nil {
 			f.Add(b)
 		}
