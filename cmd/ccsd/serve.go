@@ -284,11 +284,7 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, stdout io.W
 		TLS:     tlsConf,
 		Auth:    senders,
 		Handler: xmpp.HandlerFunc(func(c *xmpp.Conn) (xmpp.Stream, error) {
-			s, err := router.OpenAppServer(c)
-			if err != nil {
-				return nil, err
-			}
-			return s, nil
+			return router.OpenAppServer(c), nil
 		}),
 		Logger:              log.With().Str("component", "xmpp").Str("side", "app-server").Logger(),
 		MaxConnsPerIdentity: 1000, // CCS allowed 1000 connections per sender
@@ -303,11 +299,7 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, stdout io.W
 		TLS:     tlsConf,
 		Auth:    xmpp.AuthenticatorFunc(devices.Login), // records the first login
 		Handler: xmpp.HandlerFunc(func(c *xmpp.Conn) (xmpp.Stream, error) {
-			s, err := router.OpenDevice(c)
-			if err != nil {
-				return nil, err
-			}
-			return s, nil
+			return router.OpenDevice(c), nil
 		}),
 		Logger:           log.With().Str("component", "xmpp").Str("side", "device").Logger(),
 		HandshakeTimeout: cfg.handshakeTimeout,
