@@ -97,24 +97,7 @@ func (q *quotaFlags) apply(c *fanout.Config) {
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var cfg serveConfig
-	fs := newFlagSet("serve", "ccsd serve [flags]", stderr)
-	fs.StringVar(&cfg.data, "data", "./ccsd-data", "data directory: database, TLS certificate, run.json")
-	fs.StringVar(&cfg.xmppAddr, "xmpp-addr", "127.0.0.1:5235", "app-server XMPP listen address (direct TLS)")
-	fs.StringVar(&cfg.deviceAddr, "device-addr", "127.0.0.1:5228", "device XMPP listen address (direct TLS)")
-	fs.StringVar(&cfg.httpAddr, "http-addr", "127.0.0.1:8443", "HTTPS listen address: /checkin, /c2dm/register3, /gcm/send, /gcm/notification")
-	fs.StringVar(&cfg.adminAddr, "admin-addr", "127.0.0.1:5280", "admin HTTP listen address; must be loopback")
-	fs.StringVar(&cfg.domain, "domain", "gcm.googleapis.com", "XMPP domain (fcm.googleapis.com is always accepted too)")
-	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "TLS certificate PEM file (default DATA/cert.pem; created self-signed if it and the key are missing)")
-	fs.StringVar(&cfg.tlsKey, "tls-key", "", "TLS private key PEM file (default DATA/key.pem)")
-	fs.IntVar(&cfg.maxGroupMembers, "max-group-members", 10, "maximum registrations in one device group (notification_key)")
-	fs.DurationVar(&cfg.drainGrace, "drain-grace", 10*time.Second, "on shutdown, how long app servers get to finish in-flight messages")
-	fs.DurationVar(&cfg.commitDelay, "commit-delay", 0, "extra time the store waits to gather writes into one commit (tuning and tests; 0 commits at once)")
-	fs.DurationVar(&cfg.redeliver, "upstream-redeliver", 2*time.Minute, "how long an upstream message or receipt waits for the app server's ack before it is sent again")
-	cfg.devices.register(fs)
-	registerLimitFlags(fs, &cfg)
-	cfg.quota.register(fs)
-	cfg.log.register(fs)
-	pos, err := parseFlags(fs, args)
+	pos, err := parseFlags(serveFlags(&cfg, stderr), args)
 	if err != nil {
 		return flagError(err, stderr)
 	}
@@ -137,6 +120,28 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return exitFail
 	}
 	return exitOK
+}
+
+// serveFlags returns the flag set of "ccsd serve", bound to cfg.
+func serveFlags(cfg *serveConfig, stderr io.Writer) *flag.FlagSet {
+	fs := newFlagSet("serve", "ccsd serve [flags]", stderr)
+	fs.StringVar(&cfg.data, "data", "./ccsd-data", "data directory: database, TLS certificate, run.json")
+	fs.StringVar(&cfg.xmppAddr, "xmpp-addr", "127.0.0.1:5235", "app-server XMPP listen address (direct TLS)")
+	fs.StringVar(&cfg.deviceAddr, "device-addr", "127.0.0.1:5228", "device XMPP listen address (direct TLS)")
+	fs.StringVar(&cfg.httpAddr, "http-addr", "127.0.0.1:8443", "HTTPS listen address: /checkin, /c2dm/register3, /gcm/send, /gcm/notification")
+	fs.StringVar(&cfg.adminAddr, "admin-addr", "127.0.0.1:5280", "admin HTTP listen address; must be loopback")
+	fs.StringVar(&cfg.domain, "domain", "gcm.googleapis.com", "XMPP domain (fcm.googleapis.com is always accepted too)")
+	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "TLS certificate PEM file (default DATA/cert.pem; created self-signed if it and the key are missing)")
+	fs.StringVar(&cfg.tlsKey, "tls-key", "", "TLS private key PEM file (default DATA/key.pem)")
+	fs.IntVar(&cfg.maxGroupMembers, "max-group-members", 10, "maximum registrations in one device group (notification_key)")
+	fs.DurationVar(&cfg.drainGrace, "drain-grace", 10*time.Second, "on shutdown, how long app servers get to finish in-flight messages")
+	fs.DurationVar(&cfg.commitDelay, "commit-delay", 0, "extra time the store waits to gather writes into one commit (tuning and tests; 0 commits at once)")
+	fs.DurationVar(&cfg.redeliver, "upstream-redeliver", 2*time.Minute, "how long an upstream message or receipt waits for the app server's ack before it is sent again")
+	cfg.devices.register(fs)
+	registerLimitFlags(fs, cfg)
+	cfg.quota.register(fs)
+	cfg.log.register(fs)
+	return fs
 }
 
 // check validates the flags and fills the defaults that depend on --data.
