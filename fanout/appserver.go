@@ -34,7 +34,7 @@ type sentUpstream struct {
 
 // OpenAppServer starts the routing of one app-server connection, after its
 // SASL login as sender c.Identity().
-func (r *Router) OpenAppServer(c Conn) (*AppServerStream, error) {
+func (r *Router) OpenAppServer(c Conn) *AppServerStream {
 	s := &AppServerStream{r: r, c: c, sender: c.Identity(), sent: make(map[string][]sentUpstream)}
 	r.mu.Lock()
 	h := r.hubs[s.sender]
@@ -51,7 +51,7 @@ func (r *Router) OpenAppServer(c Conn) (*AppServerStream, error) {
 		s.startDrain()
 	}
 	h.wakeUp()
-	return s, nil
+	return s
 }
 
 // Message handles one JSON stanza from the app server.

@@ -45,7 +45,7 @@ type deviceInflight struct {
 
 // OpenDevice starts the session of device c.Identity(): everything queued
 // for it (including what an earlier session left unacked) is delivered.
-func (r *Router) OpenDevice(c Conn) (*DeviceStream, error) {
+func (r *Router) OpenDevice(c Conn) *DeviceStream {
 	d := &DeviceStream{
 		r: r, c: c, id: c.Identity(),
 		inflight: make(map[string][]deviceInflight),
@@ -58,7 +58,7 @@ func (r *Router) OpenDevice(c Conn) (*DeviceStream, error) {
 		old.c.Close("conflict")
 	}
 	d.wakeUp()
-	return d, nil
+	return d
 }
 
 // wakeUp makes sure the queue is looked at. Delivery runs in a goroutine

@@ -56,11 +56,6 @@ func (o *jsonObject) int(k string, v int64) {
 	o.b = strconv.AppendInt(o.b, v, 10)
 }
 
-func (o *jsonObject) bool(k string, v bool) {
-	o.key(k)
-	o.b = strconv.AppendBool(o.b, v)
-}
-
 // strs adds an array of strings.
 func (o *jsonObject) strs(k string, v []string) {
 	o.key(k)

@@ -72,7 +72,7 @@ func upstreamQueued(t *testing.T, db *store.DB) int {
 func TestUpstreamRatePerRegistration(t *testing.T) {
 	r, db, _, clk := quotaRouter(t, 1, Config{UpstreamRate: 3})
 	c := &fakeConn{id: "dev0"}
-	d, _ := r.OpenDevice(c)
+	d := r.OpenDevice(c)
 	got := answers(t, d, c, 0, 5)
 	for i, m := range got {
 		want := "ack"
@@ -106,7 +106,7 @@ func TestUpstreamQueueCap(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r, db, _, _ := quotaRouter(t, 1, tc.cfg)
 			c := &fakeConn{id: "dev0"}
-			d, _ := r.OpenDevice(c)
+			d := r.OpenDevice(c)
 			got := answers(t, d, c, 0, 8)
 			acked := 0
 			for _, m := range got {
@@ -186,9 +186,7 @@ func TestDeletedMessages(t *testing.T) {
 		t.Fatalf("%d queued, want deleted_messages, c-1 and m-4", n)
 	}
 	c := &fakeConn{id: "dev0"}
-	if _, err := r.OpenDevice(c); err != nil {
-		t.Fatal(err)
-	}
+	r.OpenDevice(c)
 	waitFor(t, "three messages", func() bool { return len(c.messages()) == 3 })
 	got := c.messages()
 	del := got[0]
@@ -208,10 +206,7 @@ func TestDeletedMessages(t *testing.T) {
 func TestOnlineDeviceBound(t *testing.T) {
 	r, db, _, clk := quotaRouter(t, 1, Config{MaxQueuedPerRegistration: 3, DeviceWindow: 2, DownstreamRate: 5})
 	c := &fakeConn{id: "dev0"} // acks nothing until the end
-	d, err := r.OpenDevice(c)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := r.OpenDevice(c)
 	const bound = 3 + 2 + 5
 	for i := range bound + 1 {
 		if res := r.Send(context.Background(), "123", []byte(`{"to":"reg0","message_id":"m-`+strconv.Itoa(i)+`"}`)); res.Nack != nil {

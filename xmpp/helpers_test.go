@@ -397,3 +397,17 @@ func (c *rawClient) login(to, authcid string) {
 	j, _ := b.kid(nsBind, "jid")
 	c.jid = j.Text
 }
+
+// readStanza reads one whole stanza the way the connection does
+// (startStanza, then readStanzaBody), for the parser's fuzz tests.
+func readStanza(r xml.TokenReader, start xml.StartElement) (inStanza, error) {
+	return readStanzaBody(r, startStanza(start))
+}
+
+// renderMessage returns a complete <message/> stanza as the server writes
+// it (appendMessage), for tests that feed the reader what a peer sends.
+func renderMessage(id, typ string, payload []byte) []byte {
+	b := make([]byte, 0, len(payload)+len(id)+64+len(payload)/16)
+	b = appendMessage(b, id, typ, "", payload)
+	return append(b, `</message>`...)
+}

@@ -31,7 +31,8 @@ const (
 	kindIQInvalid                   // <iq/> with a bad type
 )
 
-// inStanza is what readStanza extracts from one top-level element.
+// inStanza is what startStanza and readStanzaBody extract from one top-level
+// element.
 type inStanza struct {
 	kind    stanzaKind
 	name    string // local name of the element
@@ -88,18 +89,12 @@ func startStanza(start xml.StartElement) inStanza {
 	return st
 }
 
-// readStanza consumes the element that start opened, up to and including its
-// end element, from r, and extracts what the connection needs: the kind, the
-// id/type/from/to attributes, the text of the first
-// <gcm xmlns="google:mobile:data"> child of a message (matched by namespace and
-// local name, so any prefix works; CDATA and entities arrive decoded), and the
-// name of the first child of an IQ.
-func readStanza(r xml.TokenReader, start xml.StartElement) (inStanza, error) {
-	return readStanzaBody(r, startStanza(start))
-}
-
-// readStanzaBody is readStanza for an element already classified by
-// startStanza.
+// readStanzaBody consumes the element that st (from startStanza) opened, up
+// to and including its end element, from r, and extracts what the
+// connection needs besides the attributes startStanza took: the text of the
+// first <gcm xmlns="google:mobile:data"> child of a message (matched by
+// namespace and local name, so any prefix works; CDATA and entities arrive
+// decoded), and the name of the first child of an IQ.
 func readStanzaBody(r xml.TokenReader, st inStanza) (inStanza, error) {
 	isMessage := st.kind == kindIgnored && st.name == "message" && st.typ != "error"
 	depth := 1
@@ -245,13 +240,6 @@ func appendMessage(dst []byte, id, typ, to string, payload []byte) []byte {
 	dst = appendEscapedText(dst, payload)
 	dst = append(dst, gcmClose...)
 	return dst
-}
-
-// renderMessage returns a complete <message/> stanza.
-func renderMessage(id, typ string, payload []byte) []byte {
-	b := make([]byte, 0, len(payload)+len(id)+64+len(payload)/16)
-	b = appendMessage(b, id, typ, "", payload)
-	return append(b, `</message>`...)
 }
 
 // renderBounce returns the CCS stanza error of spec §4.4.

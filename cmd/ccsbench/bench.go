@@ -340,35 +340,7 @@ func (b *bench) seqOf(id string) int {
 // accepted copy received, or --duration, or a failure.
 func (b *bench) measure(parent context.Context) {
 	cfg := b.cfg
-	b.n = cfg.messages
-	b.state = make([]atomic.Int32, b.n)
-	b.sentAt = make([]atomic.Int64, b.n)
-	b.ackAt = make([]atomic.Int64, b.n)
-	b.counts = make([]atomic.Int32, b.n*b.copies)
-	b.firstAt = make([]atomic.Int64, b.n*b.copies)
-	b.suffix = append([]byte(`","data":{"p":`), jsonString(strings.Repeat("x", cfg.payload))...)
-	b.suffix = append(b.suffix, "}}"...)
-
-	switch cfg.scenario {
-	case scenarioDownstream:
-		b.idChar = 'm'
-		prefixes := make([][]byte, len(b.devices))
-		for i, d := range b.devices {
-			prefixes[i] = []byte(`{"to":` + string(jsonString(d.reg)) + `,"message_id":"`)
-		}
-		b.prefix = func(seq int) []byte { return prefixes[seq%len(prefixes)] }
-	case scenarioGroup:
-		b.idChar = 'm'
-		prefixes := make([][]byte, len(b.groups))
-		for i, g := range b.groups {
-			prefixes[i] = []byte(`{"to":` + string(jsonString(g.key)) + `,"message_id":"`)
-		}
-		b.prefix = func(seq int) []byte { return prefixes[seq%len(prefixes)] }
-	case scenarioUpstream:
-		b.idChar = 'u'
-		p := []byte(`{"to":` + string(jsonString(b.sender+"@"+cfg.domain)) + `,"category":` + string(jsonString(cfg.app)) + `,"message_id":"`)
-		b.prefix = func(int) []byte { return p }
-	}
+	b.prepare()
 
 	ctx, cancel := context.WithTimeout(parent, cfg.duration)
 	defer cancel()
@@ -418,6 +390,41 @@ func (b *bench) measure(parent context.Context) {
 	}
 	abort(nil)
 	senders.Wait()
+}
+
+// prepare allocates the per-message state and builds the message text of
+// the scenario, before the clock starts.
+func (b *bench) prepare() {
+	cfg := b.cfg
+	b.n = cfg.messages
+	b.state = make([]atomic.Int32, b.n)
+	b.sentAt = make([]atomic.Int64, b.n)
+	b.ackAt = make([]atomic.Int64, b.n)
+	b.counts = make([]atomic.Int32, b.n*b.copies)
+	b.firstAt = make([]atomic.Int64, b.n*b.copies)
+	b.suffix = append([]byte(`","data":{"p":`), jsonString(strings.Repeat("x", cfg.payload))...)
+	b.suffix = append(b.suffix, "}}"...)
+
+	switch cfg.scenario {
+	case scenarioDownstream:
+		b.idChar = 'm'
+		prefixes := make([][]byte, len(b.devices))
+		for i, d := range b.devices {
+			prefixes[i] = []byte(`{"to":` + string(jsonString(d.reg)) + `,"message_id":"`)
+		}
+		b.prefix = func(seq int) []byte { return prefixes[seq%len(prefixes)] }
+	case scenarioGroup:
+		b.idChar = 'm'
+		prefixes := make([][]byte, len(b.groups))
+		for i, g := range b.groups {
+			prefixes[i] = []byte(`{"to":` + string(jsonString(g.key)) + `,"message_id":"`)
+		}
+		b.prefix = func(seq int) []byte { return prefixes[seq%len(prefixes)] }
+	case scenarioUpstream:
+		b.idChar = 'u'
+		p := []byte(`{"to":` + string(jsonString(b.sender+"@"+cfg.domain)) + `,"category":` + string(jsonString(cfg.app)) + `,"message_id":"`)
+		b.prefix = func(int) []byte { return p }
+	}
 }
 
 // done reports whether every message is answered and every accepted copy

@@ -105,7 +105,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 // parseConfig parses and checks the flags; addresses missing from the
-// command line come from DATA/run.json.
+// command line come from DATA/run.json. Its length is the flag table, one
+// line per flag, kept in one place to be read as a whole.
 func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	cfg := &config{}
 	fs := flag.NewFlagSet("ccsbench", flag.ContinueOnError)

@@ -156,34 +156,7 @@ func (b *bench) fill(r *report) {
 	r.Server.PID = b.cfg.pid
 	r.Server.Sender = b.sender
 	elapsed := time.Since(b.start)
-	var ackNs, delNs []int64
-	var lastAck, lastDel int64
-	for seq := 0; seq < b.n; seq++ {
-		st := b.state[seq].Load()
-		if st == stUnsent {
-			continue
-		}
-		r.Sent++
-		sent := b.sentAt[seq].Load()
-		if st == stAcked {
-			at := b.ackAt[seq].Load()
-			ackNs = append(ackNs, at-sent)
-			lastAck = max(lastAck, at)
-		}
-		for pos := 0; pos < b.copies; pos++ {
-			i := seq*b.copies + pos
-			if b.counts[i].Load() > 0 {
-				at := b.firstAt[i].Load()
-				delNs = append(delNs, at-sent)
-				lastDel = max(lastDel, at)
-				if st != stAcked {
-					r.DeliveredUnacked++
-				}
-			} else if st == stAcked {
-				r.Missing++
-			}
-		}
-	}
+	ackNs, delNs, lastAck, lastDel := b.scan(r)
 	r.ElapsedSeconds = elapsed.Seconds()
 	r.Accepted = b.acked.Load()
 	r.Nacked = b.nacked.Load()
@@ -232,6 +205,12 @@ func (b *bench) fill(r *report) {
 		}
 	}
 	r.Complete = b.answered.Load() == int64(b.n) && r.Missing == 0
+	r.judge(b)
+}
+
+// judge lists in r.Problems everything that makes the run not OK, and sets
+// r.OK.
+func (r *report) judge(b *bench) {
 	if !r.Complete {
 		r.Problems = append(r.Problems, fmt.Sprintf("incomplete: %d of %d messages answered, %d copies missing, when the run stopped after %.2fs (--duration %v)",
 			b.answered.Load(), b.n, r.Missing, r.ElapsedSeconds, b.cfg.duration))
@@ -255,6 +234,40 @@ func (b *bench) fill(r *report) {
 		r.Problems = append(r.Problems, fmt.Sprintf("%d connection or protocol errors", len(r.Errors)))
 	}
 	r.OK = len(r.Problems) == 0
+}
+
+// scan walks every message: it counts in r the ones sent, the copies
+// missing and those delivered though not accepted, and returns the ack and
+// delivery latencies (ns) with the time (ns since the start) of the last
+// of each.
+func (b *bench) scan(r *report) (ackNs, delNs []int64, lastAck, lastDel int64) {
+	for seq := 0; seq < b.n; seq++ {
+		st := b.state[seq].Load()
+		if st == stUnsent {
+			continue
+		}
+		r.Sent++
+		sent := b.sentAt[seq].Load()
+		if st == stAcked {
+			at := b.ackAt[seq].Load()
+			ackNs = append(ackNs, at-sent)
+			lastAck = max(lastAck, at)
+		}
+		for pos := 0; pos < b.copies; pos++ {
+			i := seq*b.copies + pos
+			if b.counts[i].Load() > 0 {
+				at := b.firstAt[i].Load()
+				delNs = append(delNs, at-sent)
+				lastDel = max(lastDel, at)
+				if st != stAcked {
+					r.DeliveredUnacked++
+				}
+			} else if st == stAcked {
+				r.Missing++
+			}
+		}
+	}
+	return ackNs, delNs, lastAck, lastDel
 }
 
 func round1(v float64) float64 { return float64(int64(v*10+0.5)) / 10 }

@@ -327,12 +327,6 @@ func (c *xconn) close(wait time.Duration) {
 	})
 }
 
-// closeNow closes a connection that never started its goroutines.
-func (c *xconn) closeNow() {
-	c.closing.Store(true)
-	_ = c.conn.Close()
-}
-
 // appendGCM appends a message stanza carrying the JSON text js.
 func appendGCM(b []byte, id string, js []byte) []byte {
 	b = append(b, `<message id="`...)

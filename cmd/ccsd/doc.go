@@ -26,5 +26,9 @@
 // (found in run.json) if it answers, else they open the database directly.
 //
 // This package only parses flags and wires the packages together; the logic
-// lives in auth, httpapi, xmpp, fanout and store.
+// lives in auth, httpapi, xmpp, fanout and store. The wiring is one type,
+// app (app.go), shaped like net/http.Server: newApp builds every part,
+// Start binds every port before serving any and writes run.json, Shutdown
+// drains and closes in dependency order. serve (serve.go) runs one app
+// between them.
 package main

@@ -134,10 +134,6 @@ func (p *Proc) start() error {
 	}
 }
 
-// Running reports whether the process has been started and not yet seen
-// to exit.
-func (p *Proc) Running() bool { return p.cmd != nil }
-
 // Signal sends sig to the process.
 func (p *Proc) Signal(sig os.Signal) error {
 	if p.cmd == nil {
