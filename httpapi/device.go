@@ -93,13 +93,8 @@ func (a *API) checkin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusTooManyRequests, "too many checkins from this address; retry later")
 		return
 	}
-	body, err := readBody(w, r, a.maxBody)
-	if err != nil {
-		if tooLarge(err) {
-			writeError(w, http.StatusRequestEntityTooLarge, "request body too large")
-			return
-		}
-		writeError(w, http.StatusBadRequest, "cannot read request body")
+	body, ok := readBody(w, r, a.maxBody)
+	if !ok {
 		return
 	}
 	if body = bytes.TrimSpace(body); len(body) > 0 && !isJSONObject(body) {
@@ -288,13 +283,11 @@ func formWithinBounds(form map[string][]string) bool {
 }
 
 // setRetryAfter sets Retry-After to retry rounded up to whole seconds, at
-// least 1.
-func setRetryAfter(w http.ResponseWriter, retry time.Duration) {
-	secs := int64(math.Ceil(retry.Seconds()))
-	if secs < 1 {
-		secs = 1
-	}
+// least 1, and returns that number for the answer's text.
+func setRetryAfter(w http.ResponseWriter, retry time.Duration) int64 {
+	secs := max(int64(math.Ceil(retry.Seconds())), 1)
 	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+	return secs
 }
 
 // parseDelete reads the delete form field: "true" or "1" unregisters,

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -28,20 +27,12 @@ type Router interface {
 	Send(ctx context.Context, sender string, payload []byte) fanout.SendResult
 }
 
-// KeyAuthenticator finds the sender of an API key; *auth.Senders
-// implements it. senderID may be empty (the legacy send has none).
-type KeyAuthenticator interface {
-	AuthenticateKey(ctx context.Context, senderID, apiKey string) (string, error)
-}
-
 // SendHandler serves the legacy GCM HTTP send endpoint, POST /gcm/send
 // (and its FCM-era path /fcm/send): JSON or plain-text requests, per
 // recipient results, device-group answers (spec §9.1, §11).
 type SendHandler struct {
 	router  Router
-	auth    KeyAuthenticator
-	logins  LoginLimiter
-	log     zerolog.Logger
+	keys    keyChecker
 	maxBody int64
 	prefix  string // random per process: message ids never repeat across restarts
 	seq     atomic.Uint64
@@ -52,7 +43,7 @@ type SendHandler struct {
 func NewSendHandler(router Router, auth KeyAuthenticator, logins LoginLimiter, log zerolog.Logger) *SendHandler {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	return &SendHandler{router: router, auth: auth, logins: logins, log: log, maxBody: DefaultMaxBodyBytes + MaxRegistrationIDs*256, prefix: hex.EncodeToString(b[:])}
+	return &SendHandler{router: router, keys: newKeyChecker(auth, logins, log), maxBody: DefaultMaxBodyBytes + MaxRegistrationIDs*256, prefix: hex.EncodeToString(b[:])}
 }
 
 // Mount registers the handler on the public API at both paths.
@@ -88,18 +79,12 @@ type groupResponse struct {
 
 // ServeHTTP handles one send request.
 func (h *SendHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	sender, ok := h.authenticate(w, r)
+	sender, ok := h.keys.authenticate(w, r, false)
 	if !ok {
 		return
 	}
-	body, err := readBody(w, r, h.maxBody)
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			writeError(w, http.StatusRequestEntityTooLarge, "request body too large")
-			return
-		}
-		writeError(w, http.StatusBadRequest, "cannot read the request body")
+	body, ok := readBody(w, r, h.maxBody)
+	if !ok {
 		return
 	}
 	ct := r.Header.Get("Content-Type")

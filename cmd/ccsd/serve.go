@@ -322,10 +322,7 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, stdout io.W
 	checkinRate, registerRate := cfg.devices.rates()
 	api := httpapi.New(httpapi.Config{Devices: devices, Logger: httpLog, CheckinLimit: checkinRate, RegisterLimit: registerRate})
 	httpapi.NewSendHandler(router, senders, logins, httpLog).Mount(api)
-	groupsHandler := groups.New(db, cfg.maxGroupMembers).Handler(senders, logins)
-	for _, p := range groups.Paths {
-		api.Handle(p, groupsHandler)
-	}
+	httpapi.NewNotificationHandler(groups.New(db, cfg.maxGroupMembers), senders, logins, httpLog).Mount(api)
 	admin := httpapi.NewAdmin(httpapi.AdminConfig{
 		Senders:  senders,
 		Logger:   log.With().Str("component", "admin").Logger(),

@@ -1,4 +1,4 @@
-package groups
+package httpapi
 
 import (
 	"context"
@@ -11,7 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/ccsd/ccsd/auth"
+	"github.com/ccsd/ccsd/groups"
 	"github.com/ccsd/ccsd/store"
 )
 
@@ -38,12 +41,12 @@ func FuzzNotificationRequest(f *testing.F) {
 	}
 	reg2, _ := db.Register(store.Registration{ID: "REG-2", DeviceID: "d2", SenderID: snd.ID, App: "com.x", Created: time.Now()})
 	reg2ID := reg2.ID
-	r := New(db, 10)
+	r := groups.New(db, 10)
 	gkey, err := r.Create(context.Background(), snd.ID, "seed-group", []string{reg.ID})
 	if err != nil {
 		f.Fatal(err)
 	}
-	h := r.Handler(senders, nil)
+	h := NewNotificationHandler(r, senders, nil, zerolog.Nop())
 	seeds, _ := filepath.Glob("../testdata/http/notification-*.json")
 	for _, p := range seeds {
 		b, err := os.ReadFile(p)
