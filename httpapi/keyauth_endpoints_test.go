@@ -1,7 +1,6 @@
-package httpapi_test
+package httpapi
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -11,30 +10,19 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ccsd/ccsd/auth"
-	"github.com/ccsd/ccsd/fanout"
-	"github.com/ccsd/ccsd/httpapi"
+	"github.com/ccsd/ccsd/groups"
 )
-
-// acceptAll is a Router that accepts every message: these tests are about
-// the key check in front of it.
-type acceptAll struct{}
-
-func (acceptAll) Send(context.Context, string, []byte) fanout.SendResult { return fanout.SendResult{} }
 
 // TestAPIKeyHeaderFormsOnBothEndpoints: /gcm/send and /gcm/notification
 // read "Authorization: key=API_KEY" with one parser, so every form of the
 // header gets the same verdict on both. The scheme's case and white space
 // around "=" used to work only on /gcm/notification (401 on /gcm/send).
 func TestAPIKeyHeaderFormsOnBothEndpoints(t *testing.T) {
-	db := openStore(t)
-	senders := auth.NewSenders(db)
-	snd, key, err := senders.Create("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	api := httpapi.New(httpapi.Config{Devices: auth.NewDevices(db), Logger: zerolog.Nop()})
-	httpapi.NewSendHandler(acceptAll{}, senders, nil, zerolog.Nop()).Mount(api)
-	newNotificationHandler(db, senders, 0, nil).Mount(api)
+	fx := newAppFixture(t)
+	key := fx.key
+	api := New(Config{Devices: auth.NewDevices(fx.db), Logger: zerolog.Nop()})
+	NewSendHandler(nopRouter{}, fx.senders, nil, zerolog.Nop()).Mount(api)
+	NewNotificationHandler(groups.New(fx.db, 0), fx.senders, nil, zerolog.Nop()).Mount(api)
 	ts := httptest.NewTLSServer(api)
 	t.Cleanup(ts.Close)
 
@@ -43,7 +31,7 @@ func TestAPIKeyHeaderFormsOnBothEndpoints(t *testing.T) {
 		req, _ := http.NewRequest("POST", ts.URL+path, strings.NewReader(`{"to":"REG"}`))
 		if path != "/gcm/send" {
 			req, _ = http.NewRequest("GET", ts.URL+path, nil)
-			req.Header.Set("project_id", snd.ID)
+			req.Header.Set("project_id", fx.sender)
 		}
 		req.Header.Set("Content-Type", "application/json")
 		if authz != "" {
