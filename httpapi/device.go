@@ -155,26 +155,9 @@ func (a *API) register(w http.ResponseWriter, r *http.Request) {
 		writeRegisterError(w, http.StatusTooManyRequests, codeServiceNotAvailable)
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, a.maxBody)
-	if err := r.ParseForm(); err != nil {
-		if tooLarge(err) {
-			writeRegisterError(w, http.StatusRequestEntityTooLarge, codeInvalidParameters)
-			return
-		}
-		writeRegisterError(w, http.StatusBadRequest, codeInvalidParameters)
+	if !a.parseRegisterForm(w, r) {
 		return
 	}
-	// Drain what ParseForm did not read (a body that is not a form), so the
-	// size limit applies to it too.
-	if _, err := io.Copy(io.Discard, r.Body); tooLarge(err) {
-		writeRegisterError(w, http.StatusRequestEntityTooLarge, codeInvalidParameters)
-		return
-	}
-	if !formWithinBounds(r.Form) {
-		writeRegisterError(w, http.StatusBadRequest, codeInvalidParameters)
-		return
-	}
-
 	user, password, ok := parseAidLogin(r.Header.Get("Authorization"))
 	if !ok {
 		writeRegisterError(w, http.StatusUnauthorized, codeAuthenticationFailed)
@@ -220,6 +203,30 @@ func (a *API) register(w http.ResponseWriter, r *http.Request) {
 	}
 	noStore(w)
 	writeText(w, http.StatusOK, "token="+regID)
+}
+
+// parseRegisterForm reads a register3 request's form (query and body,
+// bounded by maxBody and formWithinBounds). When it returns false it has
+// answered INVALID_PARAMETERS: 413 for a body over the bound, else 400.
+func (a *API) parseRegisterForm(w http.ResponseWriter, r *http.Request) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, a.maxBody)
+	err := r.ParseForm()
+	if err == nil {
+		// Drain what ParseForm did not read (a body that is not a form), so
+		// the size limit applies to it too; only going past it matters.
+		if _, drain := io.Copy(io.Discard, r.Body); tooLarge(drain) {
+			err = drain
+		}
+	}
+	switch {
+	case tooLarge(err):
+		writeRegisterError(w, http.StatusRequestEntityTooLarge, codeInvalidParameters)
+		return false
+	case err != nil, !formWithinBounds(r.Form):
+		writeRegisterError(w, http.StatusBadRequest, codeInvalidParameters)
+		return false
+	}
+	return true
 }
 
 // failRegister answers a failed register or unregister call.

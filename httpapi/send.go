@@ -118,19 +118,30 @@ func (h *SendHandler) sendJSON(w http.ResponseWriter, ctx context.Context, sende
 	delete(req, "registration_ids")
 	delete(req, "notification_key")
 	delete(req, "message_id") // ccsd assigns them
+	results, ids, ok := h.sendEach(ctx, sender, req, regIDs)
+	if !ok {
+		writeError(w, http.StatusBadRequest, "the request cannot be encoded")
+		return
+	}
+	writeSendResults(w, to != "", results, ids)
+}
 
-	results := make([]fanout.SendResult, len(regIDs))
-	ids := make([]string, len(regIDs))
+// sendEach routes req once per registration id, with a fresh message id
+// each, at most 64 at a time (concurrent sends share commits). ok is false
+// when req cannot be encoded; the sends already started are waited for.
+func (h *SendHandler) sendEach(ctx context.Context, sender string, req map[string]json.RawMessage, regIDs []string) (results []fanout.SendResult, ids []string, ok bool) {
+	results = make([]fanout.SendResult, len(regIDs))
+	ids = make([]string, len(regIDs))
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, 64) // concurrent sends share commits
+	defer wg.Wait()
+	sem := make(chan struct{}, 64)
 	for i, id := range regIDs {
 		ids[i] = h.messageID()
 		req["to"], _ = json.Marshal(id)
 		req["message_id"], _ = json.Marshal(ids[i])
 		payload, err := json.Marshal(req)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, "the request cannot be encoded")
-			return
+			return nil, nil, false
 		}
 		wg.Add(1)
 		sem <- struct{}{}
@@ -139,9 +150,14 @@ func (h *SendHandler) sendJSON(w http.ResponseWriter, ctx context.Context, sende
 			results[i] = h.router.Send(ctx, sender, payload)
 		}(i, payload)
 	}
-	wg.Wait()
+	return results, ids, true
+}
 
-	// Field-type problems concern the whole request: 400 (spec §11).
+// writeSendResults answers a JSON send: 400 when a field's type is wrong
+// (that concerns the whole request, spec §11); for a single target that is
+// a device group, the group answer (or 503 when no member could be
+// reached, spec §9.1); else the per-recipient results.
+func writeSendResults(w http.ResponseWriter, single bool, results []fanout.SendResult, ids []string) {
 	for _, res := range results {
 		if res.Nack != nil {
 			if _, ok := res.Nack.HTTPError(); !ok {
@@ -150,18 +166,15 @@ func (h *SendHandler) sendJSON(w http.ResponseWriter, ctx context.Context, sende
 			}
 		}
 	}
-	if to != "" && results[0].Group {
-		res := results[0]
-		if res.Nack == nil {
-			if res.Success == 0 {
-				// Total failure of a device-group send: 503, no body (spec §9.1).
-				w.Header().Set("Retry-After", "10")
-				w.WriteHeader(http.StatusServiceUnavailable)
-				return
-			}
-			writeJSON(w, http.StatusOK, groupResponse{Success: res.Success, Failure: res.Failure, FailedRegistrationIDs: res.FailedRegistrationIDs})
+	if res := results[0]; single && res.Group && res.Nack == nil {
+		if res.Success == 0 {
+			// Total failure of a device-group send: no body.
+			w.Header().Set("Retry-After", "10")
+			w.WriteHeader(http.StatusServiceUnavailable)
 			return
 		}
+		writeJSON(w, http.StatusOK, groupResponse{Success: res.Success, Failure: res.Failure, FailedRegistrationIDs: res.FailedRegistrationIDs})
+		return
 	}
 	resp := multicastResponse{MulticastID: time.Now().UnixNano(), Results: make([]legacyResult, len(results))}
 	for i, res := range results {
