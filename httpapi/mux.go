@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -138,7 +137,7 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	switch {
 	case tooLarge(err):
-		writeError(w, http.StatusRequestEntityTooLarge, "request body too large: more than "+strconv.FormatInt(limit, 10)+" bytes")
+		writeError(w, http.StatusRequestEntityTooLarge, "request body too large")
 		return nil, false
 	case err != nil:
 		writeError(w, http.StatusBadRequest, "cannot read the request body")
