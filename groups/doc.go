@@ -1,6 +1,8 @@
 // Package groups is ccsd's device-group registry, GCM's "user
 // notifications": the notification_key an app server sends to instead of a
-// registration id, and the HTTP API that manages it.
+// registration id, and the rules of the API that manages it. The HTTP
+// handler of that API is package httpapi's NotificationHandler; this
+// package knows nothing of HTTP.
 //
 // # Vocabulary
 //
@@ -54,9 +56,11 @@
 //     unknown operation, a name in use, a name/key mismatch, a bad or
 //     foreign registration id, mixed apps, too many members or no valid ids;
 //     401 for bad credentials; 404 for an unknown key or name; 405 for a
-//     method other than GET and POST; 413 for a body over 64 KiB; 503 when
-//     the store is shutting down. The texts are ccsd's own (spec §8.3 says
-//     Google's are unconfirmed).
+//     method other than GET and POST; 413 for a body over 64 KiB; 429 with
+//     Retry-After past the failed-login budget; 503 when the store is
+//     shutting down (Temporary). The texts are ccsd's own (spec §8.3 says
+//     Google's are unconfirmed); httpapi maps the sentinel errors of
+//     errors.go to them.
 //
 // # Consistency
 //

@@ -1,11 +1,17 @@
 package groups
 
-import "errors"
+import (
+	"context"
+	"errors"
+
+	"github.com/ccsd/ccsd/store"
+)
 
 // Sentinel errors. Every refusal of the Registry wraps one of them, with the
 // offending value in the message; callers branch with errors.Is. Any other
-// error is an internal failure (for example, the store is closed). The HTTP
-// handler maps them to statuses in one place, httpError in http.go.
+// error is an internal failure; Temporary tells the retryable ones (such as
+// a store that is closing). The HTTP handler of package httpapi maps them to
+// statuses in one place, writeNotificationError in notification.go.
 var (
 	// ErrInvalidRequest means a required field is missing or malformed:
 	// an empty name or key, an empty registration id list, a name that is
@@ -41,3 +47,10 @@ var (
 	// members of a group are registrations of one app.
 	ErrMixedApps = errors.New("groups: registration ids of different apps")
 )
+
+// Temporary reports whether err is a transient failure rather than a
+// refusal: the request was cancelled or timed out, or the store is shutting
+// down. The caller may retry later; the client is not at fault.
+func Temporary(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, store.ErrClosed)
+}

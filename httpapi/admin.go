@@ -172,13 +172,8 @@ func senderJSON(s auth.Sender) SenderJSON {
 }
 
 func (a *Admin) createSender(w http.ResponseWriter, r *http.Request) {
-	body, err := readBody(w, r, DefaultMaxBodyBytes)
-	if err != nil {
-		if tooLarge(err) {
-			writeError(w, http.StatusRequestEntityTooLarge, "request body too large")
-			return
-		}
-		writeError(w, http.StatusBadRequest, "cannot read request body")
+	body, ok := readBody(w, r, DefaultMaxBodyBytes)
+	if !ok {
 		return
 	}
 	var req CreateSenderRequest

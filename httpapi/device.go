@@ -93,13 +93,8 @@ func (a *API) checkin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusTooManyRequests, "too many checkins from this address; retry later")
 		return
 	}
-	body, err := readBody(w, r, a.maxBody)
-	if err != nil {
-		if tooLarge(err) {
-			writeError(w, http.StatusRequestEntityTooLarge, "request body too large")
-			return
-		}
-		writeError(w, http.StatusBadRequest, "cannot read request body")
+	body, ok := readBody(w, r, a.maxBody)
+	if !ok {
 		return
 	}
 	if body = bytes.TrimSpace(body); len(body) > 0 && !isJSONObject(body) {
@@ -160,26 +155,9 @@ func (a *API) register(w http.ResponseWriter, r *http.Request) {
 		writeRegisterError(w, http.StatusTooManyRequests, codeServiceNotAvailable)
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, a.maxBody)
-	if err := r.ParseForm(); err != nil {
-		if tooLarge(err) {
-			writeRegisterError(w, http.StatusRequestEntityTooLarge, codeInvalidParameters)
-			return
-		}
-		writeRegisterError(w, http.StatusBadRequest, codeInvalidParameters)
+	if !a.parseRegisterForm(w, r) {
 		return
 	}
-	// Drain what ParseForm did not read (a body that is not a form), so the
-	// size limit applies to it too.
-	if _, err := io.Copy(io.Discard, r.Body); tooLarge(err) {
-		writeRegisterError(w, http.StatusRequestEntityTooLarge, codeInvalidParameters)
-		return
-	}
-	if !formWithinBounds(r.Form) {
-		writeRegisterError(w, http.StatusBadRequest, codeInvalidParameters)
-		return
-	}
-
 	user, password, ok := parseAidLogin(r.Header.Get("Authorization"))
 	if !ok {
 		writeRegisterError(w, http.StatusUnauthorized, codeAuthenticationFailed)
@@ -225,6 +203,30 @@ func (a *API) register(w http.ResponseWriter, r *http.Request) {
 	}
 	noStore(w)
 	writeText(w, http.StatusOK, "token="+regID)
+}
+
+// parseRegisterForm reads a register3 request's form (query and body,
+// bounded by maxBody and formWithinBounds). When it returns false it has
+// answered INVALID_PARAMETERS: 413 for a body over the bound, else 400.
+func (a *API) parseRegisterForm(w http.ResponseWriter, r *http.Request) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, a.maxBody)
+	err := r.ParseForm()
+	if err == nil {
+		// Drain what ParseForm did not read (a body that is not a form), so
+		// the size limit applies to it too; only going past it matters.
+		if _, drain := io.Copy(io.Discard, r.Body); tooLarge(drain) {
+			err = drain
+		}
+	}
+	switch {
+	case tooLarge(err):
+		writeRegisterError(w, http.StatusRequestEntityTooLarge, codeInvalidParameters)
+		return false
+	case err != nil, !formWithinBounds(r.Form):
+		writeRegisterError(w, http.StatusBadRequest, codeInvalidParameters)
+		return false
+	}
+	return true
 }
 
 // failRegister answers a failed register or unregister call.
@@ -288,13 +290,11 @@ func formWithinBounds(form map[string][]string) bool {
 }
 
 // setRetryAfter sets Retry-After to retry rounded up to whole seconds, at
-// least 1.
-func setRetryAfter(w http.ResponseWriter, retry time.Duration) {
-	secs := int64(math.Ceil(retry.Seconds()))
-	if secs < 1 {
-		secs = 1
-	}
+// least 1, and returns that number for the answer's text.
+func setRetryAfter(w http.ResponseWriter, retry time.Duration) int64 {
+	secs := max(int64(math.Ceil(retry.Seconds())), 1)
 	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+	return secs
 }
 
 // parseDelete reads the delete form field: "true" or "1" unregisters,

@@ -5,18 +5,24 @@
 //   - API, the public HTTPS handler (same certificate as the XMPP
 //     listeners). It carries the device endpoints: POST /checkin creates a
 //     device identity and POST /c2dm/register3 registers or unregisters an
-//     app on it, with GCM's "token=REGID" / "Error=CODE" text bodies. Other
-//     packages mount their endpoints (/gcm/send, /gcm/notification) on it
-//     with API.Handle.
+//     app on it, with GCM's "token=REGID" / "Error=CODE" text bodies. The
+//     app-server endpoints mount on it: SendHandler (POST /gcm/send, the
+//     legacy HTTP send, over fanout) and NotificationHandler
+//     (/gcm/notification, the device-group API, over package groups'
+//     registry). Both check "Authorization: key=API_KEY" with one helper
+//     (keyauth.go: the header in any case and spacing, the failed-login
+//     budget, the 401 and 429 answers).
 //   - Admin, the operator handler for the loopback admin listener: create,
 //     list and revoke senders, and a health check. It answers only requests
 //     from loopback addresses and refuses cross-origin browser requests.
 //
-// Errors: the register endpoint answers "Error=CODE" in text/plain as GCM
-// did; every other error, including unknown paths (404) and wrong methods
-// (405), is a JSON object {"error": "..."} with the matching status.
+// Errors: the register endpoint and the plain-text send answer "Error=CODE"
+// in text/plain as GCM did; every other error, including unknown paths
+// (404) and wrong methods (405), is a JSON object {"error": "..."} with the
+// matching status, written by writeError (mux.go). Request bodies are read
+// by one helper, readBody, which answers 413 past the endpoint's bound.
 //
 // The package translates HTTP to calls on small interfaces (DeviceService,
-// SenderService) that package auth implements; it knows nothing of the
-// store.
+// SenderService, KeyAuthenticator, Router, GroupRegistry) that packages
+// auth, fanout and groups implement; it knows nothing of the store.
 package httpapi

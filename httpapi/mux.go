@@ -130,10 +130,20 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, errorBody{Error: msg})
 }
 
-// readBody reads the whole request body, at most limit bytes. A longer body
-// gives an error wrapping *http.MaxBytesError.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	return io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+// readBody reads the whole request body, at most limit bytes: the one body
+// reader of the JSON endpoints. When it returns false it has answered: 413
+// for a longer body, 400 for one that cannot be read.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	switch {
+	case tooLarge(err):
+		writeError(w, http.StatusRequestEntityTooLarge, "request body too large")
+		return nil, false
+	case err != nil:
+		writeError(w, http.StatusBadRequest, "cannot read the request body")
+		return nil, false
+	}
+	return body, true
 }
 
 // tooLarge reports whether err comes from a body over the size limit.

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -28,20 +27,12 @@ type Router interface {
 	Send(ctx context.Context, sender string, payload []byte) fanout.SendResult
 }
 
-// KeyAuthenticator finds the sender of an API key; *auth.Senders
-// implements it. senderID may be empty (the legacy send has none).
-type KeyAuthenticator interface {
-	AuthenticateKey(ctx context.Context, senderID, apiKey string) (string, error)
-}
-
 // SendHandler serves the legacy GCM HTTP send endpoint, POST /gcm/send
 // (and its FCM-era path /fcm/send): JSON or plain-text requests, per
 // recipient results, device-group answers (spec §9.1, §11).
 type SendHandler struct {
 	router  Router
-	auth    KeyAuthenticator
-	logins  LoginLimiter
-	log     zerolog.Logger
+	keys    keyChecker
 	maxBody int64
 	prefix  string // random per process: message ids never repeat across restarts
 	seq     atomic.Uint64
@@ -52,7 +43,7 @@ type SendHandler struct {
 func NewSendHandler(router Router, auth KeyAuthenticator, logins LoginLimiter, log zerolog.Logger) *SendHandler {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	return &SendHandler{router: router, auth: auth, logins: logins, log: log, maxBody: DefaultMaxBodyBytes + MaxRegistrationIDs*256, prefix: hex.EncodeToString(b[:])}
+	return &SendHandler{router: router, keys: newKeyChecker(auth, logins, log), maxBody: DefaultMaxBodyBytes + MaxRegistrationIDs*256, prefix: hex.EncodeToString(b[:])}
 }
 
 // Mount registers the handler on the public API at both paths.
@@ -88,18 +79,12 @@ type groupResponse struct {
 
 // ServeHTTP handles one send request.
 func (h *SendHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	sender, ok := h.authenticate(w, r)
+	sender, ok := h.keys.authenticate(w, r, false)
 	if !ok {
 		return
 	}
-	body, err := readBody(w, r, h.maxBody)
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			writeError(w, http.StatusRequestEntityTooLarge, "request body too large")
-			return
-		}
-		writeError(w, http.StatusBadRequest, "cannot read the request body")
+	body, ok := readBody(w, r, h.maxBody)
+	if !ok {
 		return
 	}
 	ct := r.Header.Get("Content-Type")
@@ -133,19 +118,30 @@ func (h *SendHandler) sendJSON(w http.ResponseWriter, ctx context.Context, sende
 	delete(req, "registration_ids")
 	delete(req, "notification_key")
 	delete(req, "message_id") // ccsd assigns them
+	results, ids, ok := h.sendEach(ctx, sender, req, regIDs)
+	if !ok {
+		writeError(w, http.StatusBadRequest, "the request cannot be encoded")
+		return
+	}
+	writeSendResults(w, to != "", results, ids)
+}
 
-	results := make([]fanout.SendResult, len(regIDs))
-	ids := make([]string, len(regIDs))
+// sendEach routes req once per registration id, with a fresh message id
+// each, at most 64 at a time (concurrent sends share commits). ok is false
+// when req cannot be encoded; the sends already started are waited for.
+func (h *SendHandler) sendEach(ctx context.Context, sender string, req map[string]json.RawMessage, regIDs []string) (results []fanout.SendResult, ids []string, ok bool) {
+	results = make([]fanout.SendResult, len(regIDs))
+	ids = make([]string, len(regIDs))
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, 64) // concurrent sends share commits
+	defer wg.Wait()
+	sem := make(chan struct{}, 64)
 	for i, id := range regIDs {
 		ids[i] = h.messageID()
 		req["to"], _ = json.Marshal(id)
 		req["message_id"], _ = json.Marshal(ids[i])
 		payload, err := json.Marshal(req)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, "the request cannot be encoded")
-			return
+			return nil, nil, false
 		}
 		wg.Add(1)
 		sem <- struct{}{}
@@ -154,9 +150,14 @@ func (h *SendHandler) sendJSON(w http.ResponseWriter, ctx context.Context, sende
 			results[i] = h.router.Send(ctx, sender, payload)
 		}(i, payload)
 	}
-	wg.Wait()
+	return results, ids, true
+}
 
-	// Field-type problems concern the whole request: 400 (spec §11).
+// writeSendResults answers a JSON send: 400 when a field's type is wrong
+// (that concerns the whole request, spec §11); for a single target that is
+// a device group, the group answer (or 503 when no member could be
+// reached, spec §9.1); else the per-recipient results.
+func writeSendResults(w http.ResponseWriter, single bool, results []fanout.SendResult, ids []string) {
 	for _, res := range results {
 		if res.Nack != nil {
 			if _, ok := res.Nack.HTTPError(); !ok {
@@ -165,18 +166,15 @@ func (h *SendHandler) sendJSON(w http.ResponseWriter, ctx context.Context, sende
 			}
 		}
 	}
-	if to != "" && results[0].Group {
-		res := results[0]
-		if res.Nack == nil {
-			if res.Success == 0 {
-				// Total failure of a device-group send: 503, no body (spec §9.1).
-				w.Header().Set("Retry-After", "10")
-				w.WriteHeader(http.StatusServiceUnavailable)
-				return
-			}
-			writeJSON(w, http.StatusOK, groupResponse{Success: res.Success, Failure: res.Failure, FailedRegistrationIDs: res.FailedRegistrationIDs})
+	if res := results[0]; single && res.Group && res.Nack == nil {
+		if res.Success == 0 {
+			// Total failure of a device-group send: no body.
+			w.Header().Set("Retry-After", "10")
+			w.WriteHeader(http.StatusServiceUnavailable)
 			return
 		}
+		writeJSON(w, http.StatusOK, groupResponse{Success: res.Success, Failure: res.Failure, FailedRegistrationIDs: res.FailedRegistrationIDs})
+		return
 	}
 	resp := multicastResponse{MulticastID: time.Now().UnixNano(), Results: make([]legacyResult, len(results))}
 	for i, res := range results {

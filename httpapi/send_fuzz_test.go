@@ -26,38 +26,20 @@ import (
 // at the repository root, with REG and KEY replaced by a live registration
 // and a group key.
 func FuzzGCMSend(f *testing.F) {
-	db, err := store.Open(filepath.Join(f.TempDir(), "ccsd.db"), store.Options{})
-	if err != nil {
-		f.Fatal(err)
-	}
-	defer db.Close()
-	senders := auth.NewSenders(db)
-	snd, key, err := senders.Create("123456789012")
-	if err != nil {
-		f.Fatal(err)
-	}
-	_ = db.PutDevice(store.Device{ID: "d1", SecretHash: []byte("x"), Created: time.Now()})
-	reg, err := db.Register(store.Registration{ID: "REG-1", DeviceID: "d1", SenderID: snd.ID, App: "com.x", Created: time.Now()})
-	if err != nil {
-		f.Fatal(err)
-	}
+	fx := newAppFixture(f)
 	const gkey = "APA91bFUZZKEY"
-	if err := db.CreateGroup(context.Background(), store.Group{Key: gkey, Name: "g", SenderID: snd.ID, App: "com.x", Members: []string{reg.ID}, Created: time.Now()}); err != nil {
+	if err := fx.db.CreateGroup(context.Background(), store.Group{Key: gkey, Name: "g", SenderID: fx.sender, App: "com.x", Members: []string{fx.reg}, Created: time.Now()}); err != nil {
 		f.Fatal(err)
 	}
-	router, err := fanout.New(fanout.Config{Store: db, Logger: zerolog.Nop()})
-	if err != nil {
-		f.Fatal(err)
-	}
-	defer router.Close()
-	h := NewSendHandler(router, senders, nil, zerolog.Nop())
+	h := NewSendHandler(fx.router(f), fx.senders, nil, zerolog.Nop())
+	key := fx.key
 	seeds, _ := filepath.Glob("../testdata/http/send-*")
 	for _, p := range seeds {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			f.Fatal(err)
 		}
-		f.Add(strings.HasSuffix(p, ".json"), strings.NewReplacer("REG", reg.ID, "KEY", gkey).Replace(string(b)))
+		f.Add(strings.HasSuffix(p, ".json"), strings.NewReplacer("REG", fx.reg, "KEY", gkey).Replace(string(b)))
 	}
 	f.Fuzz(func(t *testing.T, isJSON bool, body string) {
 		req := httptest.NewRequest("POST", "/gcm/send", strings.NewReader(body))

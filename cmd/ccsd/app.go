@@ -193,10 +193,7 @@ func (a *app) newHTTPServers(tlsConf *tls.Config, senders *auth.Senders, devices
 	checkinRate, registerRate := cfg.devices.rates()
 	api := httpapi.New(httpapi.Config{Devices: devices, Logger: httpLog, CheckinLimit: checkinRate, RegisterLimit: registerRate})
 	httpapi.NewSendHandler(router, senders, logins, httpLog).Mount(api)
-	groupsHandler := groups.New(db, cfg.maxGroupMembers).Handler(senders, logins)
-	for _, p := range groups.Paths {
-		api.Handle(p, groupsHandler)
-	}
+	httpapi.NewNotificationHandler(groups.New(db, cfg.maxGroupMembers), senders, logins, httpLog).Mount(api)
 	admin := httpapi.NewAdmin(httpapi.AdminConfig{
 		Senders:  senders,
 		Logger:   log.With().Str("component", "admin").Logger(),

@@ -1,4 +1,4 @@
-package groups_test
+package httpapi_test
 
 import (
 	"net/http"
@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/ccsd/ccsd/auth"
-	"github.com/ccsd/ccsd/groups"
 	"github.com/ccsd/ccsd/internal/limit"
 )
 
@@ -16,7 +15,7 @@ func newThrottledServer(t *testing.T, logins *limit.Logins) *apiServer {
 	t.Helper()
 	db := openStore(t)
 	senders := auth.NewSenders(db)
-	ts := httptest.NewTLSServer(groups.New(db, 0).Handler(senders, logins))
+	ts := httptest.NewTLSServer(newNotificationHandler(db, senders, 0, logins))
 	t.Cleanup(ts.Close)
 	return &apiServer{Server: ts, db: db, senders: senders}
 }
@@ -29,11 +28,11 @@ func wantThrottled(t *testing.T, desc string, a answer) {
 	}
 }
 
-// TestHTTPKeyThrottle: wrong API keys spend the project's and the address's
+// TestNotificationKeyThrottle: wrong API keys spend the project's and the address's
 // failure budgets. Past the project's, wrong keys get 429 + Retry-After but
 // the right key still works; past the address's, everything from it gets
 // 429 before the key is checked.
-func TestHTTPKeyThrottle(t *testing.T) {
+func TestNotificationKeyThrottle(t *testing.T) {
 	s := newThrottledServer(t, limit.NewLogins(100, 3))
 	snd := s.newSender(t)
 	bad := sender{snd.id, "wrong"}

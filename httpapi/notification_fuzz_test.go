@@ -1,4 +1,4 @@
-package groups
+package httpapi
 
 import (
 	"context"
@@ -9,10 +9,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/ccsd/ccsd/auth"
-	"github.com/ccsd/ccsd/store"
+	"github.com/rs/zerolog"
+
+	"github.com/ccsd/ccsd/groups"
 )
 
 // FuzzNotificationRequest sends arbitrary bodies to /gcm/notification with a
@@ -22,28 +22,15 @@ import (
 // Seeds: testdata/http/notification-*.json at the repository root, with
 // REG and KEY replaced by a live registration and the group's key.
 func FuzzNotificationRequest(f *testing.F) {
-	db, err := store.Open(filepath.Join(f.TempDir(), "ccsd.db"), store.Options{})
+	fx := newAppFixture(f)
+	reg2ID := fx.register(f, "REG-2", "d2")
+	r := groups.New(fx.db, 10)
+	gkey, err := r.Create(context.Background(), fx.sender, "seed-group", []string{fx.reg})
 	if err != nil {
 		f.Fatal(err)
 	}
-	defer db.Close()
-	senders := auth.NewSenders(db)
-	snd, key, err := senders.Create("123456789012")
-	if err != nil {
-		f.Fatal(err)
-	}
-	reg, err := db.Register(store.Registration{ID: "REG-1", DeviceID: "d1", SenderID: snd.ID, App: "com.x", Created: time.Now()})
-	if err != nil {
-		f.Fatal(err)
-	}
-	reg2, _ := db.Register(store.Registration{ID: "REG-2", DeviceID: "d2", SenderID: snd.ID, App: "com.x", Created: time.Now()})
-	reg2ID := reg2.ID
-	r := New(db, 10)
-	gkey, err := r.Create(context.Background(), snd.ID, "seed-group", []string{reg.ID})
-	if err != nil {
-		f.Fatal(err)
-	}
-	h := r.Handler(senders, nil)
+	h := NewNotificationHandler(r, fx.senders, nil, zerolog.Nop())
+	key := fx.key
 	seeds, _ := filepath.Glob("../testdata/http/notification-*.json")
 	for _, p := range seeds {
 		b, err := os.ReadFile(p)
@@ -56,7 +43,7 @@ func FuzzNotificationRequest(f *testing.F) {
 		req := httptest.NewRequest("POST", "/gcm/notification", strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Authorization", "key="+key)
-		req.Header.Set("project_id", snd.ID)
+		req.Header.Set("project_id", fx.sender)
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 		switch rec.Code {

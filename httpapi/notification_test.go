@@ -1,20 +1,81 @@
-package groups_test
+package httpapi_test
 
 import (
+	"context"
+	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/rs/zerolog"
+
 	"github.com/ccsd/ccsd/auth"
 	"github.com/ccsd/ccsd/groups"
+	"github.com/ccsd/ccsd/httpapi"
 	"github.com/ccsd/ccsd/store"
 )
+
+// These tests moved here with the handler from package groups; they assert
+// what they asserted there.
+
+var ctx = context.Background()
+
+// openStore opens a real store in a temporary directory.
+func openStore(t testing.TB) *store.DB {
+	t.Helper()
+	db, err := store.Open(filepath.Join(t.TempDir(), "ccsd.db"), store.Options{})
+	if err != nil {
+		t.Fatalf("store.Open: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// register makes a live registration of app for sender on a new device and
+// returns its random id.
+func register(t testing.TB, db *store.DB, sender, app string) string {
+	t.Helper()
+	r, err := db.Register(store.Registration{ID: "reg-" + rand.Text(), DeviceID: "dev-" + rand.Text(), SenderID: sender, App: app})
+	if err != nil {
+		t.Fatalf("Register: %v", err)
+	}
+	return r.ID
+}
+
+func registerN(t testing.TB, db *store.DB, sender, app string, n int) []string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = register(t, db, sender, app)
+	}
+	return ids
+}
+
+// members returns the stored members of key (nil if the group is gone).
+func members(t testing.TB, db *store.DB, key string) []string {
+	t.Helper()
+	g, err := db.Group(key)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		t.Fatalf("Group(%s): %v", key, err)
+	}
+	return g.Members
+}
+
+// newNotificationHandler is the device-group handler over db, as ccsd
+// builds it.
+func newNotificationHandler(db *store.DB, senders *auth.Senders, maxMembers int, logins httpapi.LoginLimiter) *httpapi.NotificationHandler {
+	return httpapi.NewNotificationHandler(groups.New(db, maxMembers), senders, logins, zerolog.Nop())
+}
 
 // apiServer is the group API over real TLS, with real senders.
 type apiServer struct {
@@ -30,9 +91,9 @@ func newAPIServer(t *testing.T, maxMembers int) *apiServer {
 	t.Helper()
 	db := openStore(t)
 	senders := auth.NewSenders(db)
-	h := groups.New(db, maxMembers).Handler(senders, nil)
+	h := newNotificationHandler(db, senders, maxMembers, nil)
 	mux := http.NewServeMux()
-	for _, p := range groups.Paths {
+	for _, p := range httpapi.NotificationPaths {
 		mux.Handle(p, h)
 	}
 	ts := httptest.NewTLSServer(mux)
@@ -144,7 +205,7 @@ func wantError(t *testing.T, desc string, a answer, status int, texts ...string)
 	}
 }
 
-func TestHTTPCreateAddRemoveGet(t *testing.T) {
+func TestNotificationCreateAddRemoveGet(t *testing.T) {
 	s := newAPIServer(t, 0)
 	snd := s.newSender(t)
 	r := registerN(t, s.db, snd.id, "com.example", 4)
@@ -153,7 +214,7 @@ func TestHTTPCreateAddRemoveGet(t *testing.T) {
 	if got := members(t, s.db, key); !slices.Equal(got, r[:2]) {
 		t.Fatalf("after create: %v", got)
 	}
-	for _, p := range groups.Paths {
+	for _, p := range httpapi.NotificationPaths {
 		if got := mustKey(t, s.do(t, snd, "GET", p+"?notification_key_name=user-4711", "")); got != key {
 			t.Errorf("GET %s = %q, want %q", p, got, key)
 		}
@@ -173,7 +234,7 @@ func TestHTTPCreateAddRemoveGet(t *testing.T) {
 	}
 }
 
-func TestHTTPMemberLimit(t *testing.T) {
+func TestNotificationMemberLimit(t *testing.T) {
 	s := newAPIServer(t, 0) // default: 10
 	snd := s.newSender(t)
 	r := registerN(t, s.db, snd.id, "com.example", 11)
@@ -198,7 +259,7 @@ func TestHTTPMemberLimit(t *testing.T) {
 	}
 }
 
-func TestHTTPNameUnique(t *testing.T) {
+func TestNotificationNameUnique(t *testing.T) {
 	s := newAPIServer(t, 0)
 	snd, other := s.newSender(t), s.newSender(t)
 	r := registerN(t, s.db, snd.id, "com.example", 2)
@@ -218,7 +279,7 @@ func TestHTTPNameUnique(t *testing.T) {
 	}
 }
 
-func TestHTTPNameMismatch(t *testing.T) {
+func TestNotificationNameMismatch(t *testing.T) {
 	s := newAPIServer(t, 0)
 	snd := s.newSender(t)
 	r := registerN(t, s.db, snd.id, "com.example", 3)
@@ -235,7 +296,7 @@ func TestHTTPNameMismatch(t *testing.T) {
 	mustKey(t, s.do(t, snd, "POST", "/gcm/notification", op("remove", key, "user-1", r[0])))
 }
 
-func TestHTTPRemoveLastDeletes(t *testing.T) {
+func TestNotificationRemoveLastDeletes(t *testing.T) {
 	s := newAPIServer(t, 0)
 	snd := s.newSender(t)
 	r := registerN(t, s.db, snd.id, "com.example", 2)
@@ -257,7 +318,7 @@ func TestHTTPRemoveLastDeletes(t *testing.T) {
 	}
 }
 
-func TestHTTPOtherSenderInvisible(t *testing.T) {
+func TestNotificationOtherSenderInvisible(t *testing.T) {
 	s := newAPIServer(t, 0)
 	owner, stranger := s.newSender(t), s.newSender(t)
 	r := registerN(t, s.db, owner.id, "com.example", 2)
@@ -294,7 +355,7 @@ func TestHTTPOtherSenderInvisible(t *testing.T) {
 	}
 }
 
-func TestHTTPUnregisteredMemberStays(t *testing.T) {
+func TestNotificationUnregisteredMemberStays(t *testing.T) {
 	s := newAPIServer(t, 0)
 	snd := s.newSender(t)
 	r := registerN(t, s.db, snd.id, "com.example", 3)
@@ -327,7 +388,7 @@ func TestHTTPUnregisteredMemberStays(t *testing.T) {
 	}
 }
 
-func TestHTTPCreateDropsInvalid(t *testing.T) {
+func TestNotificationCreateDropsInvalid(t *testing.T) {
 	s := newAPIServer(t, 0)
 	snd, other := s.newSender(t), s.newSender(t)
 	r := registerN(t, s.db, snd.id, "com.example", 2)
@@ -350,7 +411,7 @@ func TestHTTPCreateDropsInvalid(t *testing.T) {
 	wantError(t, "add of another app", a, http.StatusBadRequest, app2, "com.other", "com.example")
 }
 
-func TestHTTPErrors(t *testing.T) {
+func TestNotificationErrors(t *testing.T) {
 	s := newAPIServer(t, 0)
 	snd, other := s.newSender(t), s.newSender(t)
 	r := register(t, s.db, snd.id, "com.example")
@@ -395,11 +456,11 @@ func TestHTTPErrors(t *testing.T) {
 	}
 
 	// A body over 64 KiB.
-	big := op("create", "", "n", strings.Repeat("x", groups.MaxBodyBytes))
+	big := op("create", "", "n", strings.Repeat("x", httpapi.DefaultMaxBodyBytes))
 	wantError(t, "big body", s.do(t, snd, "POST", path, big), 413, "too large")
 	// Exactly 64 KiB is read in full (and refused only for its content).
 	exact := `{"operation":"create","notification_key_name":"n","registration_ids":["` + r + `"]}`
-	exact += strings.Repeat(" ", groups.MaxBodyBytes-len(exact))
+	exact += strings.Repeat(" ", httpapi.DefaultMaxBodyBytes-len(exact))
 	if a := s.do(t, snd, "POST", path, exact); a.Status != http.StatusOK {
 		t.Errorf("64 KiB body: %+v", a)
 	}
@@ -416,7 +477,7 @@ func TestHTTPErrors(t *testing.T) {
 }
 
 // Header names are case-insensitive, and so is the "key=" scheme.
-func TestHTTPHeaderCase(t *testing.T) {
+func TestNotificationHeaderCase(t *testing.T) {
 	s := newAPIServer(t, 0)
 	snd := s.newSender(t)
 	key := mustKey(t, s.do(t, snd, "POST", "/gcm/notification", op("create", "", "user-1", register(t, s.db, snd.id, "a"))))
@@ -431,11 +492,11 @@ func TestHTTPHeaderCase(t *testing.T) {
 }
 
 // The handler mounted by itself answers only its two paths.
-func TestHTTPUnknownPath(t *testing.T) {
+func TestNotificationUnknownPath(t *testing.T) {
 	db := openStore(t)
 	senders := auth.NewSenders(db)
 	snd, apiKey, _ := senders.Create("")
-	ts := httptest.NewTLSServer(groups.New(db, 0).Handler(senders, nil))
+	ts := httptest.NewTLSServer(newNotificationHandler(db, senders, 0, nil))
 	defer ts.Close()
 	s := &apiServer{Server: ts, db: db, senders: senders}
 	a := s.do(t, sender{snd.ID, apiKey}, "GET", "/gcm/notification/x?notification_key_name=n", "")
@@ -446,16 +507,16 @@ func TestHTTPUnknownPath(t *testing.T) {
 }
 
 // A store shutting down gives 503, not a client error.
-func TestHTTPStoreClosed(t *testing.T) {
+func TestNotificationStoreClosed(t *testing.T) {
 	s := newAPIServer(t, 0)
 	snd := s.newSender(t)
 	s.db.Close()
 	wantError(t, "closed store", s.do(t, snd, "GET", getPath("user-1"), ""), http.StatusServiceUnavailable)
 }
 
-// TestHTTPConcurrentAdds: 20 app-server requests each add one registration
+// TestNotificationConcurrentAdds: 20 app-server requests each add one registration
 // to the same key at once; none is lost.
-func TestHTTPConcurrentAdds(t *testing.T) {
+func TestNotificationConcurrentAdds(t *testing.T) {
 	const n = 20
 	s := newAPIServer(t, n)
 	snd := s.newSender(t)
@@ -494,10 +555,10 @@ func TestHTTPConcurrentAdds(t *testing.T) {
 	wantError(t, "21st", s.do(t, snd, "POST", "/gcm/notification", op("add", key, "", register(t, s.db, snd.id, "com.example"))), 400, "too many")
 }
 
-// TestHTTPIDBounds: a notification_key, registration id or name past its
+// TestNotificationIDBounds: a notification_key, registration id or name past its
 // bound, or a repeated field, is refused 400 before any store access, on
 // every operation; ids at the bound are ordinary (unknown here) ids.
-func TestHTTPIDBounds(t *testing.T) {
+func TestNotificationIDBounds(t *testing.T) {
 	s := newAPIServer(t, 0)
 	snd := s.newSender(t)
 	r := register(t, s.db, snd.id, "com.example")

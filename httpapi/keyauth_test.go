@@ -1,12 +1,10 @@
 package httpapi
 
 import (
-	"context"
 	"encoding/json"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,15 +14,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ccsd/ccsd/auth"
-	"github.com/ccsd/ccsd/fanout"
 	"github.com/ccsd/ccsd/internal/limit"
-	"github.com/ccsd/ccsd/store"
 )
-
-// nopRouter accepts every message: these tests are about the key check.
-type nopRouter struct{}
-
-func (nopRouter) Send(context.Context, string, []byte) fanout.SendResult { return fanout.SendResult{} }
 
 // clientFrom returns an HTTPS client of ts whose connections come from ip.
 func clientFrom(ts *httptest.Server, ip string) *http.Client {
@@ -53,18 +44,10 @@ func postSend(t *testing.T, c *http.Client, url, key string) *http.Response {
 // and a JSON error, before checking the key; another address is unaffected.
 func TestSendKeyThrottle(t *testing.T) {
 	const budget, n = 5, 40
-	db, err := store.Open(filepath.Join(t.TempDir(), "ccsd.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	senders := auth.NewSenders(db)
-	_, key, err := senders.Create("123456789012")
-	if err != nil {
-		t.Fatal(err)
-	}
-	api := New(Config{Devices: auth.NewDevices(db), Logger: zerolog.Nop()})
-	NewSendHandler(nopRouter{}, senders, limit.NewLogins(budget, 0), zerolog.Nop()).Mount(api)
+	fx := newAppFixture(t)
+	key := fx.key
+	api := New(Config{Devices: auth.NewDevices(fx.db), Logger: zerolog.Nop()})
+	NewSendHandler(nopRouter{}, fx.senders, limit.NewLogins(budget, 0), zerolog.Nop()).Mount(api)
 	ts := httptest.NewTLSServer(api)
 	t.Cleanup(ts.Close)
 
