@@ -80,7 +80,7 @@ func (s *AppServerStream) Message(stanzaID string, payload []byte) {
 
 func (s *AppServerStream) nack(env *envelope, id string, n *Nack) {
 	to, _ := jsonString(env.To)
-	_ = s.c.Send(nackJSON(to, id, n), "")
+	_ = s.c.Send(nackJSON(to, id, n), Answer)
 }
 
 // downstream validates one message and, once it is durably queued, acks it.
@@ -130,11 +130,11 @@ func (s *AppServerStream) reply(id string, p *plan, n *Nack) {
 		if p != nil {
 			to = p.to
 		}
-		_ = s.c.Send(nackJSON(to, id, n), "")
+		_ = s.c.Send(nackJSON(to, id, n), Answer)
 	case p.key != "":
-		_ = s.c.Send(groupAckJSON(p.key, id, p.success, p.failed), "")
+		_ = s.c.Send(groupAckJSON(p.key, id, p.success, p.failed), Answer)
 	default:
-		_ = s.c.Send(ackJSON(p.to, id), "")
+		_ = s.c.Send(ackJSON(p.to, id), Answer)
 	}
 }
 
@@ -199,7 +199,7 @@ func (s *AppServerStream) startDrain() {
 	if s.draining.Swap(true) {
 		return
 	}
-	_ = s.c.Send(drainingJSON(s.r.nextID("drain-")), "")
+	_ = s.c.Send(drainingJSON(s.r.nextID("drain-")), Answer)
 	s.hub.wakeUp() // moves new upstream to other connections
 }
 
@@ -411,7 +411,7 @@ func (h *senderHub) dispatch() {
 			h.maxSent = max(h.maxSent, u.Seq)
 			// A failed Send means the connection is going away; its Closed
 			// frees the slot and rewinds the cursor.
-			_ = c.c.Send(u.Payload, "normal")
+			_ = c.c.Send(u.Payload, Delivery)
 		}
 		h.cursor = u.Seq
 	}
@@ -482,7 +482,7 @@ func (r *Router) CloseSender(sender string) int {
 	}
 	r.mu.Unlock()
 	for _, c := range conns {
-		c.c.Close("not-authorized")
+		c.c.Close(Revoked)
 	}
 	return len(conns)
 }

@@ -55,7 +55,7 @@ func (r *Router) OpenDevice(c Conn) *DeviceStream {
 	r.devices[d.id] = d
 	r.mu.Unlock()
 	if old != nil {
-		old.c.Close("conflict")
+		old.c.Close(Replaced)
 	}
 	d.wakeUp()
 	return d
@@ -130,7 +130,7 @@ func (d *DeviceStream) deliver() {
 	}
 	d.mu.Unlock()
 	for i := range msgs {
-		if d.c.Send(msgs[i].Payload, "normal") != nil {
+		if d.c.Send(msgs[i].Payload, Delivery) != nil {
 			return // closing; the next session delivers them again
 		}
 	}
@@ -171,7 +171,7 @@ func (d *DeviceStream) Message(stanzaID string, payload []byte) {
 }
 
 func (d *DeviceStream) nack(id string, n *Nack) {
-	_ = d.c.Send(nackJSON("", id, n), "")
+	_ = d.c.Send(nackJSON("", id, n), Answer)
 }
 
 // ack removes an acked message from the queue and, where the app server
@@ -278,7 +278,7 @@ func (d *DeviceStream) upstream(env *envelope, id string) {
 func (d *DeviceStream) answer(id string, n *Nack) {
 	d.pending.Add(-1)
 	if n == nil {
-		_ = d.c.Send(ackJSON("", id), "")
+		_ = d.c.Send(ackJSON("", id), Answer)
 	} else {
 		d.nack(id, n)
 	}

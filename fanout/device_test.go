@@ -22,7 +22,7 @@ type fakeConn struct {
 
 func (c *fakeConn) Identity() string { return c.id }
 
-func (c *fakeConn) Send(payload []byte, typ string) error {
+func (c *fakeConn) Send(payload []byte, _ Kind) error {
 	var v map[string]any
 	if err := json.Unmarshal(payload, &v); err != nil {
 		return err
@@ -37,7 +37,7 @@ func (c *fakeConn) Send(payload []byte, typ string) error {
 }
 
 func (c *fakeConn) Bounce(string, []byte, string) error { return nil }
-func (c *fakeConn) Close(string)                        {}
+func (c *fakeConn) Close(Reason)                        {}
 
 // messages returns a copy of what was sent so far.
 func (c *fakeConn) messages() []map[string]any {

@@ -13,19 +13,48 @@ import (
 	"github.com/ccsd/ccsd/store"
 )
 
-// Conn is what fanout needs of a live XMPP stream. *xmpp.Conn implements
-// it; nothing else here knows about sockets.
+// Conn is what fanout needs of a live stream. It is said in fanout's
+// words: what a stanza is and why a connection ends. The wire layer picks
+// the form (for XMPP: the type attribute, the stream error condition), so
+// nothing here knows about XMPP or sockets.
 type Conn interface {
 	// Identity is the authenticated sender id or device id.
 	Identity() string
-	// Send queues one <gcm> stanza carrying payload; typ is "" (no type
-	// attribute: ack, nack, control) or "normal". It never blocks.
-	Send(payload []byte, typ string) error
-	// Bounce answers an unusable stanza with an XMPP stanza error.
+	// Send queues one stanza carrying payload, of the given kind. It never
+	// blocks.
+	Send(payload []byte, k Kind) error
+	// Bounce answers an unusable stanza with a stanza error.
 	Bounce(stanzaID string, payload []byte, text string) error
-	// Close ends the stream, with a stream error condition unless "".
-	Close(condition string)
+	// Close ends the stream, saying why.
+	Close(why Reason)
 }
+
+// Kind is what a stanza sent to a connection is.
+type Kind uint8
+
+const (
+	// Answer is ccsd's word about what the peer sent or about the
+	// connection: ack, nack, control (CONNECTION_DRAINING). CCS clients
+	// expect these without a type attribute.
+	Answer Kind = iota
+	// Delivery is a message for the peer to ack: a downstream message to a
+	// device, an upstream message or a receipt to an app server (CCS:
+	// type="normal").
+	Delivery
+)
+
+// Reason is why fanout ends a connection.
+type Reason uint8
+
+const (
+	// Finished: nothing is wrong; the connection was drained, or the
+	// router is closing.
+	Finished Reason = iota
+	// Replaced: the same device logged in again; the newer session wins.
+	Replaced
+	// Revoked: the credentials the connection logged in with were revoked.
+	Revoked
+)
 
 // Store is the durable state fanout reads and writes. *store.DB implements
 // it.
@@ -301,7 +330,7 @@ func (r *Router) Drain(ctx context.Context) error {
 		}
 	}
 	for _, c := range conns {
-		c.c.Close("")
+		c.c.Close(Finished)
 	}
 	return err
 }

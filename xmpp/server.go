@@ -359,7 +359,7 @@ func (s *Server) Close() error {
 
 	s.cancel()
 	for _, c := range conns {
-		c.Close("system-shutdown")
+		c.Close(CondSystemShutdown)
 	}
 	s.wg.Wait()
 	return errors.Join(errs...)

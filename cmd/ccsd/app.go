@@ -158,7 +158,7 @@ func (a *app) newXMPPServers(tlsConf *tls.Config, aliases []string, senders *aut
 		TLS:     tlsConf,
 		Auth:    senders,
 		Handler: xmpp.HandlerFunc(func(c *xmpp.Conn) (xmpp.Stream, error) {
-			return router.OpenAppServer(c), nil
+			return router.OpenAppServer(stream{c}), nil
 		}),
 		Logger:              log.With().Str("component", "xmpp").Str("side", "app-server").Logger(),
 		MaxConnsPerIdentity: 1000, // CCS allowed 1000 connections per sender
@@ -173,7 +173,7 @@ func (a *app) newXMPPServers(tlsConf *tls.Config, aliases []string, senders *aut
 		TLS:     tlsConf,
 		Auth:    xmpp.AuthenticatorFunc(devices.Login), // records the first login
 		Handler: xmpp.HandlerFunc(func(c *xmpp.Conn) (xmpp.Stream, error) {
-			return router.OpenDevice(c), nil
+			return router.OpenDevice(stream{c}), nil
 		}),
 		Logger:           log.With().Str("component", "xmpp").Str("side", "device").Logger(),
 		HandshakeTimeout: cfg.handshakeTimeout,
