@@ -50,21 +50,19 @@ func (r *Router) OpenDevice(c Conn) *DeviceStream {
 		r: r, c: c, id: c.Identity(),
 		inflight: make(map[string][]deviceInflight),
 	}
-	r.mu.Lock()
-	old := r.devices[d.id]
-	r.devices[d.id] = d
-	r.mu.Unlock()
-	if old != nil {
-		old.c.Close(Replaced)
-	}
-	d.wakeUp()
+	r.presence.Claim(d.id, d)
+	d.Wake()
 	return d
 }
 
-// wakeUp makes sure the queue is looked at. Delivery runs in a goroutine
+// Evict ends the session because a newer session of the same device took
+// over (Presence calls it).
+func (d *DeviceStream) Evict() { d.c.Close(Replaced) }
+
+// Wake makes sure the queue is looked at. Delivery runs in a goroutine
 // started on demand, not one parked per session: device sessions are
 // long-lived and mostly idle, and each parked goroutine would hold a stack.
-func (d *DeviceStream) wakeUp() {
+func (d *DeviceStream) Wake() {
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
@@ -135,7 +133,7 @@ func (d *DeviceStream) deliver() {
 		}
 	}
 	if len(msgs) == room {
-		d.wakeUp() // maybe more
+		d.Wake() // maybe more
 	}
 }
 
@@ -221,7 +219,7 @@ func (d *DeviceStream) release() {
 	d.mu.Lock()
 	d.count--
 	d.mu.Unlock()
-	d.wakeUp()
+	d.Wake()
 }
 
 // receipt renders the delivery receipt of an acked message.
@@ -426,10 +424,5 @@ func (d *DeviceStream) Closed() {
 	d.mu.Lock()
 	d.closed = true
 	d.mu.Unlock()
-	r := d.r
-	r.mu.Lock()
-	if r.devices[d.id] == d {
-		delete(r.devices, d.id)
-	}
-	r.mu.Unlock()
+	d.r.presence.Release(d.id, d)
 }

@@ -124,11 +124,17 @@ type Config struct {
 	MaxQueuedPerRegistration int
 	// Now is the clock [time.Now].
 	Now func() time.Time
+	// Presence tracks the live device sessions [an in-process map; a
+	// cluster supplies its own].
+	Presence Presence
 }
 
 func (c *Config) setDefaults() {
 	if c.Domain == "" {
 		c.Domain = "gcm.googleapis.com"
+	}
+	if c.Presence == nil {
+		c.Presence = newLocalPresence()
 	}
 	if c.MaxPending <= 0 {
 		c.MaxPending = 100
@@ -179,8 +185,8 @@ type Router struct {
 	domains map[string]bool
 
 	mu       sync.Mutex
-	devices  map[string]*DeviceStream // the live session of each device
-	hubs     map[string]*senderHub    // per sender with app-server connections
+	presence Presence              // the live device sessions
+	hubs     map[string]*senderHub // per sender with app-server connections
 	appConns map[*AppServerStream]struct{}
 
 	q        quotas
@@ -204,7 +210,7 @@ func New(cfg Config) (*Router, error) {
 		st:       cfg.Store,
 		log:      cfg.Logger,
 		domains:  map[string]bool{cfg.Domain: true, "gcm.googleapis.com": true, "fcm.googleapis.com": true},
-		devices:  make(map[string]*DeviceStream),
+		presence: cfg.Presence,
 		hubs:     make(map[string]*senderHub),
 		appConns: make(map[*AppServerStream]struct{}),
 		stop:     make(chan struct{}),
@@ -271,21 +277,10 @@ func (r *Router) sweep() {
 }
 
 // deviceOnline reports whether a device has a live session.
-func (r *Router) deviceOnline(deviceID string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.devices[deviceID] != nil
-}
+func (r *Router) deviceOnline(deviceID string) bool { return r.presence.Online(deviceID) }
 
 // wakeDevice tells a device's session, if any, that its queue grew.
-func (r *Router) wakeDevice(deviceID string) {
-	r.mu.Lock()
-	d := r.devices[deviceID]
-	r.mu.Unlock()
-	if d != nil {
-		d.wakeUp()
-	}
-}
+func (r *Router) wakeDevice(deviceID string) { r.presence.Wake(deviceID) }
 
 // wakeSender tells a sender's app-server connections, if any, that its
 // upstream queue grew.

@@ -161,7 +161,7 @@ func (a *app) newXMPPServers(tlsConf *tls.Config, aliases []string, senders *aut
 			return router.OpenAppServer(stream{c}), nil
 		}),
 		Logger:              log.With().Str("component", "xmpp").Str("side", "app-server").Logger(),
-		MaxConnsPerIdentity: 1000, // CCS allowed 1000 connections per sender
+		MaxConnsPerIdentity: fanout.MaxAppServerConns, // the session policy is fanout's
 		HandshakeTimeout:    cfg.handshakeTimeout,
 		MaxUnauthPerAddr:    cfg.maxUnauthPerAddr,
 		Conns:               conns,
