@@ -11,7 +11,7 @@ import (
 	"github.com/ccsd/ccsd/store"
 )
 
-// DeviceStore is the part of the store that Devices uses. *store.DB
+// DeviceStore is the part of the store that Devices uses. *bolt.DB
 // satisfies it.
 type DeviceStore interface {
 	PutDevice(d store.Device) error

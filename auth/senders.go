@@ -9,7 +9,7 @@ import (
 	"github.com/ccsd/ccsd/store"
 )
 
-// SenderStore is the part of the store that Senders uses. *store.DB
+// SenderStore is the part of the store that Senders uses. *bolt.DB
 // satisfies it.
 type SenderStore interface {
 	PutSender(s store.Sender) error

@@ -27,17 +27,17 @@ type Conn interface {
 	Close(condition string)
 }
 
-// Store is the durable state fanout reads and writes. *store.DB implements
+// Store is the durable state fanout reads and writes. *bolt.DB implements
 // it.
 type Store interface {
 	Registration(id string) (store.Registration, error)
 	Registrations(ids []string) ([]store.Registration, []error, error)
 	FindRegistration(deviceID, senderID, app string) (store.Registration, error)
 	Group(key string) (store.Group, error)
-	EnqueueAsync(ctx context.Context, e *store.Enqueue) *store.Write
+	EnqueueAsync(ctx context.Context, e *store.Enqueue) store.Write
 	Pending(deviceID string, after uint64, limit int, nowMs int64) ([]store.Message, error)
 	Ack(ctx context.Context, deviceID string, seq uint64, receipt *store.Upstream) (store.Message, error)
-	PushUpstreamAsync(ctx context.Context, u *store.Upstream) *store.Write
+	PushUpstreamAsync(ctx context.Context, u *store.Upstream) store.Write
 	PendingUpstream(senderID string, after uint64, limit int, nowMs int64) ([]store.Upstream, error)
 	AckUpstream(ctx context.Context, senderID string, seq uint64) error
 	UpstreamUsage(senderID string) store.QueueUsage

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ccsd/ccsd/auth"
 	"github.com/ccsd/ccsd/store"
+	"github.com/ccsd/ccsd/store/bolt"
 )
 
 // FuzzNotificationRequest sends arbitrary bodies to /gcm/notification with a
@@ -22,7 +23,7 @@ import (
 // Seeds: testdata/http/notification-*.json at the repository root, with
 // REG and KEY replaced by a live registration and the group's key.
 func FuzzNotificationRequest(f *testing.F) {
-	db, err := store.Open(filepath.Join(f.TempDir(), "ccsd.db"), store.Options{})
+	db, err := bolt.Open(filepath.Join(f.TempDir(), "ccsd.db"), bolt.Options{})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -13,13 +13,13 @@ import (
 
 	"github.com/ccsd/ccsd/auth"
 	"github.com/ccsd/ccsd/groups"
-	"github.com/ccsd/ccsd/store"
+	"github.com/ccsd/ccsd/store/bolt"
 )
 
 // apiServer is the group API over real TLS, with real senders.
 type apiServer struct {
 	*httptest.Server
-	db      *store.DB
+	db      *bolt.DB
 	senders *auth.Senders
 }
 

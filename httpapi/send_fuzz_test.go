@@ -16,6 +16,7 @@ import (
 	"github.com/ccsd/ccsd/auth"
 	"github.com/ccsd/ccsd/fanout"
 	"github.com/ccsd/ccsd/store"
+	"github.com/ccsd/ccsd/store/bolt"
 )
 
 // FuzzGCMSend sends arbitrary JSON and plain-text bodies to /gcm/send with a
@@ -26,7 +27,7 @@ import (
 // at the repository root, with REG and KEY replaced by a live registration
 // and a group key.
 func FuzzGCMSend(f *testing.F) {
-	db, err := store.Open(filepath.Join(f.TempDir(), "ccsd.db"), store.Options{})
+	db, err := bolt.Open(filepath.Join(f.TempDir(), "ccsd.db"), bolt.Options{})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -93,7 +94,7 @@ func FuzzGCMSend(f *testing.F) {
 // TestGCMSendAuthErrors: a wrong key is 401; a key that cannot be checked
 // because the store is closed is a retryable 503, not a 401.
 func TestGCMSendAuthErrors(t *testing.T) {
-	db, err := store.Open(filepath.Join(t.TempDir(), "ccsd.db"), store.Options{})
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "ccsd.db"), bolt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/ccsd/ccsd/auth"
 	"github.com/ccsd/ccsd/fanout"
 	"github.com/ccsd/ccsd/store"
+	"github.com/ccsd/ccsd/store/bolt"
 )
 
 // TestGCMSendRefusesSmuggledPayloads: a JSON body whose map form would hide
@@ -21,7 +22,7 @@ import (
 // refused as a whole with 400 and the legacy {"error": ...} body, and
 // nothing is queued for the device.
 func TestGCMSendRefusesSmuggledPayloads(t *testing.T) {
-	db, err := store.Open(filepath.Join(t.TempDir(), "ccsd.db"), store.Options{})
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "ccsd.db"), bolt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

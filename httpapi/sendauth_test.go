@@ -18,7 +18,7 @@ import (
 	"github.com/ccsd/ccsd/auth"
 	"github.com/ccsd/ccsd/fanout"
 	"github.com/ccsd/ccsd/internal/limit"
-	"github.com/ccsd/ccsd/store"
+	"github.com/ccsd/ccsd/store/bolt"
 )
 
 // nopRouter accepts every message: these tests are about the key check.
@@ -53,7 +53,7 @@ func postSend(t *testing.T, c *http.Client, url, key string) *http.Response {
 // and a JSON error, before checking the key; another address is unaffected.
 func TestSendKeyThrottle(t *testing.T) {
 	const budget, n = 5, 40
-	db, err := store.Open(filepath.Join(t.TempDir(), "ccsd.db"), store.Options{})
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "ccsd.db"), bolt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

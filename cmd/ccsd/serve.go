@@ -26,6 +26,7 @@ import (
 	"github.com/ccsd/ccsd/httpapi"
 	"github.com/ccsd/ccsd/internal/limit"
 	"github.com/ccsd/ccsd/store"
+	"github.com/ccsd/ccsd/store/bolt"
 	"github.com/ccsd/ccsd/xmpp"
 )
 
@@ -220,7 +221,7 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, stdout io.W
 		return fmt.Errorf("create data directory: %w", err)
 	}
 	dbPath := filepath.Join(cfg.data, "ccsd.db")
-	db, err := store.Open(dbPath, store.Options{LockTimeout: 2 * time.Second, CommitDelay: cfg.commitDelay})
+	db, err := bolt.Open(dbPath, bolt.Options{LockTimeout: 2 * time.Second, CommitDelay: cfg.commitDelay})
 	if errors.Is(err, store.ErrLocked) {
 		return fmt.Errorf("data directory %s is in use by another ccsd process: %w", cfg.data, err)
 	}

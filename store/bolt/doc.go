@@ -1,15 +1,8 @@
-// Package store is ccsd's durable state: senders, devices, registrations,
-// the per-device downstream queues, the per-sender upstream queues, message
-// id deduplication and expiry. It is the only package that imports bbolt;
-// callers see Go values and sentinel errors, never a bucket or transaction.
-//
-// # Vocabulary
-//
-// A sender is an app server identity (GCM sender id + API key hash). A device
-// is a checked-in phone. A registration is one app on one device registered
-// for one sender; its id is the token app servers address. A device has one
-// downstream queue holding the messages of all its apps; a sender has one
-// upstream queue holding device upstream messages and delivery receipts.
+// Package bolt is the bbolt backend of package store: one file on disk,
+// every write through one group committer (many writes per fsync). It is
+// the only package that imports go.etcd.io/bbolt; it implements the
+// contract written in package store (see store.Backend) and passes the
+// contract suite store/storetest. What follows is how it does so.
 //
 // # Schema (version 1)
 //
@@ -110,4 +103,4 @@
 //
 // Helpers for other files of this package: db.view(fn) runs a read
 // transaction, db.update(ctx, fn) runs a write op through the committer.
-package store
+package bolt

@@ -1,4 +1,4 @@
-package store
+package bolt
 
 import (
 	"errors"
@@ -6,13 +6,15 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
+
+	"github.com/ccsd/ccsd/store"
 )
 
 // TestDeviceLoggedIn: a new device is not logged in until marked; marking
 // twice is harmless; an unknown device is ErrNotFound.
 func TestDeviceLoggedIn(t *testing.T) {
 	db, _ := openTest(t, Options{})
-	if err := db.PutDevice(Device{ID: "d1", SecretHash: []byte("s"), Created: time.Now()}); err != nil {
+	if err := db.PutDevice(store.Device{ID: "d1", SecretHash: []byte("s"), Created: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	if d, err := db.Device("d1"); err != nil || d.LoggedIn {
@@ -26,8 +28,8 @@ func TestDeviceLoggedIn(t *testing.T) {
 	if d, err := db.Device("d1"); err != nil || !d.LoggedIn || string(d.SecretHash) != "s" {
 		t.Fatalf("marked device = %+v, %v", d, err)
 	}
-	if err := db.MarkDeviceLoggedIn(ctx, "nope"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("mark unknown device: %v, want ErrNotFound", err)
+	if err := db.MarkDeviceLoggedIn(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("mark unknown device: %v, want store.ErrNotFound", err)
 	}
 }
 
@@ -83,7 +85,7 @@ func TestSweepDevices(t *testing.T) {
 	base := time.Now().Add(-time.Hour)
 	put := func(id string, age time.Duration, loggedIn bool, apps ...string) {
 		t.Helper()
-		if err := db.PutDevice(Device{ID: id, SecretHash: []byte("s"), Created: base.Add(-age)}); err != nil {
+		if err := db.PutDevice(store.Device{ID: id, SecretHash: []byte("s"), Created: base.Add(-age)}); err != nil {
 			t.Fatal(err)
 		}
 		if loggedIn {
@@ -92,7 +94,7 @@ func TestSweepDevices(t *testing.T) {
 			}
 		}
 		for _, app := range apps {
-			if _, err := db.RegisterLimited(Registration{ID: id + "/" + app, DeviceID: id, SenderID: "s1", App: app}, 0); err != nil {
+			if _, err := db.RegisterLimited(store.Registration{ID: id + "/" + app, DeviceID: id, SenderID: "s1", App: app}, 0); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -104,12 +106,12 @@ func TestSweepDevices(t *testing.T) {
 	if err := db.Unregister(ctx, "silent/b"); err != nil { // a tombstone goes too
 		t.Fatal(err)
 	}
-	if _, err := db.RegisterLimited(Registration{ID: "silent/b2", DeviceID: "silent", SenderID: "s1", App: "b"}, 0); err != nil {
+	if _, err := db.RegisterLimited(store.Registration{ID: "silent/b2", DeviceID: "silent", SenderID: "s1", App: "b"}, 0); err != nil {
 		t.Fatal(err)
 	}
 	m := msg("silent", "silent/a", "m1")
 	m.Expires, m.CollapseKey = base.Add(time.Hour).UnixMilli(), "k"
-	if err := db.Enqueue(ctx, &Enqueue{Messages: []Message{m, msg("silent", "silent/b2", "m2")}}); err != nil {
+	if err := db.Enqueue(ctx, &store.Enqueue{Messages: []store.Message{m, msg("silent", "silent/b2", "m2")}}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -117,12 +119,12 @@ func TestSweepDevices(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := DeviceSweepStats{Checked: 3, Devices: 2, Registrations: 2, Messages: 2}
+	want := store.DeviceSweepStats{Checked: 3, Devices: 2, Registrations: 2, Messages: 2}
 	if st != want {
 		t.Fatalf("SweepDevices = %+v, want %+v", st, want)
 	}
 	for _, id := range []string{"silent", "appless"} {
-		if _, err := db.Device(id); !errors.Is(err, ErrNotFound) {
+		if _, err := db.Device(id); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("device %s: %v, want deleted", id, err)
 		}
 	}
@@ -132,11 +134,11 @@ func TestSweepDevices(t *testing.T) {
 		}
 	}
 	for _, id := range []string{"silent/a", "silent/b", "silent/b2"} {
-		if _, err := db.Registration(id); !errors.Is(err, ErrNotFound) {
+		if _, err := db.Registration(id); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("registration %s: %v, want deleted", id, err)
 		}
 	}
-	if _, err := db.FindRegistration("silent", "s1", "a"); !errors.Is(err, ErrNotFound) {
+	if _, err := db.FindRegistration("silent", "s1", "a"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("index entry of a deleted registration: %v", err)
 	}
 	if _, err := db.Registration("real/a"); err != nil {
@@ -152,7 +154,7 @@ func TestSweepDevices(t *testing.T) {
 	if err := db.Unregister(ctx, "real/a"); err != nil {
 		t.Fatal(err)
 	}
-	if st, err := db.SweepDevices(ctx, base); err != nil || st != (DeviceSweepStats{}) {
+	if st, err := db.SweepDevices(ctx, base); err != nil || st != (store.DeviceSweepStats{}) {
 		t.Fatalf("second sweep = %+v, %v; want nothing", st, err)
 	}
 	if _, err := db.Device("real"); err != nil {
@@ -169,7 +171,7 @@ func TestSweepDevicesBounded(t *testing.T) {
 	t.Cleanup(func() { deviceSweepLimit = old })
 	created := time.Now().Add(-time.Hour)
 	for _, id := range []string{"1", "2", "3"} {
-		if err := db.PutDevice(Device{ID: id, Created: created}); err != nil {
+		if err := db.PutDevice(store.Device{ID: id, Created: created}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -188,28 +190,28 @@ func TestSweepDevicesBounded(t *testing.T) {
 // place; the device must exist.
 func TestRegisterLimited(t *testing.T) {
 	db, _ := openTest(t, Options{})
-	if err := db.PutDevice(Device{ID: "d", Created: time.Now()}); err != nil {
+	if err := db.PutDevice(store.Device{ID: "d", Created: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	reg := func(id, app string) (Registration, error) {
-		return db.RegisterLimited(Registration{ID: id, DeviceID: "d", SenderID: "s", App: app}, 3)
+	reg := func(id, app string) (store.Registration, error) {
+		return db.RegisterLimited(store.Registration{ID: id, DeviceID: "d", SenderID: "s", App: app}, 3)
 	}
 	for i, app := range []string{"a", "b", "c"} {
 		if _, err := reg(string(rune('1'+i)), app); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := reg("4", "d"); !errors.Is(err, ErrTooManyRegistrations) {
-		t.Fatalf("4th app: %v, want ErrTooManyRegistrations", err)
+	if _, err := reg("4", "d"); !errors.Is(err, store.ErrTooManyRegistrations) {
+		t.Fatalf("4th app: %v, want store.ErrTooManyRegistrations", err)
 	}
 	if r, err := reg("5", "b"); err != nil || r.ID != "2" {
 		t.Fatalf("re-register at the bound = %+v, %v; want the existing id 2", r, err)
 	}
 	// Another device is not limited by d's registrations.
-	if err := db.PutDevice(Device{ID: "e"}); err != nil {
+	if err := db.PutDevice(store.Device{ID: "e"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.RegisterLimited(Registration{ID: "6", DeviceID: "e", SenderID: "s", App: "a"}, 3); err != nil {
+	if _, err := db.RegisterLimited(store.Registration{ID: "6", DeviceID: "e", SenderID: "s", App: "a"}, 3); err != nil {
 		t.Fatalf("other device: %v", err)
 	}
 	if err := db.Unregister(ctx, "1"); err != nil {
@@ -218,8 +220,8 @@ func TestRegisterLimited(t *testing.T) {
 	if _, err := reg("7", "d"); err != nil {
 		t.Fatalf("after an unregister: %v", err)
 	}
-	if _, err := db.RegisterLimited(Registration{ID: "8", DeviceID: "nope", SenderID: "s", App: "a"}, 3); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("unknown device: %v, want ErrNotFound", err)
+	if _, err := db.RegisterLimited(store.Registration{ID: "8", DeviceID: "nope", SenderID: "s", App: "a"}, 3); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown device: %v, want store.ErrNotFound", err)
 	}
 }
 
@@ -235,7 +237,7 @@ func TestTombstonesBounded(t *testing.T) {
 		var ids []string
 		for i := range n {
 			id := dev + "-" + string(rune('a'+i))
-			if _, err := db.Register(Registration{ID: id, DeviceID: dev, SenderID: "s", App: "app"}); err != nil {
+			if _, err := db.Register(store.Registration{ID: id, DeviceID: dev, SenderID: "s", App: "app"}); err != nil {
 				t.Fatal(err)
 			}
 			if err := db.Unregister(ctx, id); err != nil {
@@ -247,19 +249,19 @@ func TestTombstonesBounded(t *testing.T) {
 	}
 	other := churn("e", 1)
 	ids := churn("d", 5)
-	if _, err := db.Register(Registration{ID: "live", DeviceID: "d", SenderID: "s", App: "app"}); err != nil {
+	if _, err := db.Register(store.Registration{ID: "live", DeviceID: "d", SenderID: "s", App: "app"}); err != nil {
 		t.Fatal(err)
 	}
 	for i, id := range ids {
-		want := ErrUnregistered // the 3 most recent
+		want := store.ErrUnregistered // the 3 most recent
 		if i < 2 {
-			want = ErrNotFound
+			want = store.ErrNotFound
 		}
 		if _, err := db.Registration(id); !errors.Is(err, want) {
 			t.Errorf("tombstone %d (%s): %v, want %v", i, id, err, want)
 		}
 	}
-	if _, err := db.Registration(other[0]); !errors.Is(err, ErrUnregistered) {
+	if _, err := db.Registration(other[0]); !errors.Is(err, store.ErrUnregistered) {
 		t.Errorf("another device's tombstone: %v", err)
 	}
 	if _, err := db.Registration("live"); err != nil {

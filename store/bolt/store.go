@@ -1,4 +1,4 @@
-package store
+package bolt
 
 import (
 	"context"
@@ -11,27 +11,8 @@ import (
 
 	"go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
-)
 
-// Sentinel errors. Every error returned by the package wraps one of these
-// when it is something a caller can act on; compare with errors.Is.
-var (
-	// ErrNotFound is returned when a sender, device, registration or queued
-	// message does not exist.
-	ErrNotFound = errors.New("store: not found")
-	// ErrExists is returned when creating a record whose id is taken.
-	ErrExists = errors.New("store: already exists")
-	// ErrUnregistered is returned, together with the record, for a
-	// registration that was unregistered.
-	ErrUnregistered = errors.New("store: registration was unregistered")
-	// ErrDuplicate is returned by Enqueue when (SenderID, MessageID) was
-	// already accepted within its dedup window.
-	ErrDuplicate = errors.New("store: duplicate message id")
-	// ErrLocked is returned by Open when another process (or another Open in
-	// this process) holds the database file.
-	ErrLocked = errors.New("store: database is in use by another process")
-	// ErrClosed is returned by every method called after Close.
-	ErrClosed = errors.New("store: closed")
+	"github.com/ccsd/ccsd/store"
 )
 
 // SchemaVersion is the schema version this package writes and reads.
@@ -130,7 +111,7 @@ func Open(path string, opts Options) (*DB, error) {
 		NoFreelistSync: true,
 	})
 	if errors.Is(err, berrors.ErrTimeout) {
-		return nil, fmt.Errorf("store: open %s: %w", path, ErrLocked)
+		return nil, fmt.Errorf("store: open %s: %w", path, store.ErrLocked)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
@@ -212,11 +193,11 @@ func (db *DB) Stats() Stats {
 // file of this package.
 func (db *DB) view(fn func(tx *bbolt.Tx) error) error {
 	if db.isClosed.Load() {
-		return ErrClosed
+		return store.ErrClosed
 	}
 	err := db.bolt.View(fn)
 	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
-		return ErrClosed
+		return store.ErrClosed
 	}
 	return err
 }
@@ -248,7 +229,7 @@ func (db *DB) submit(ctx context.Context, fn func(tx *bbolt.Tx) error) (*op, err
 	db.mu.RLock()
 	if db.closed {
 		db.mu.RUnlock()
-		return nil, ErrClosed
+		return nil, store.ErrClosed
 	}
 	select {
 	case db.reqs <- o:
@@ -276,10 +257,11 @@ func (o *op) wait(ctx context.Context) error {
 	}
 }
 
-// Write is a write handed to the group committer by an ...Async method.
-// Writes submitted one after another by one goroutine commit in that order;
-// each still shares its fsync with whatever else is waiting.
-type Write struct {
+// write is this backend's store.Write: an op handed to the group committer
+// by an ...Async method. Writes submitted one after another by one
+// goroutine commit in that order; each still shares its fsync with
+// whatever else is waiting.
+type write struct {
 	o     *op
 	err   error
 	label string
@@ -287,7 +269,7 @@ type Write struct {
 
 // Wait returns the write's outcome once its transaction is fsynced: nil
 // means durable.
-func (w *Write) Wait(ctx context.Context) error {
+func (w *write) Wait(ctx context.Context) error {
 	err := w.err
 	if err == nil {
 		err = w.o.wait(ctx)

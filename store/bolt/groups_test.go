@@ -1,4 +1,4 @@
-package store
+package bolt
 
 import (
 	"errors"
@@ -11,13 +11,15 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
+
+	"github.com/ccsd/ccsd/store"
 )
 
-func testGroup(key, sender, name string, members ...string) Group {
-	return Group{Key: key, Name: name, SenderID: sender, App: "com.example", Members: members, Created: time.Unix(1700000000, 42)}
+func testGroup(key, sender, name string, members ...string) store.Group {
+	return store.Group{Key: key, Name: name, SenderID: sender, App: "com.example", Members: members, Created: time.Unix(1700000000, 42)}
 }
 
-func sameGroup(a, b Group) bool {
+func sameGroup(a, b store.Group) bool {
 	return a.Key == b.Key && a.Name == b.Name && a.SenderID == b.SenderID && a.App == b.App &&
 		a.Created.Equal(b.Created) && slices.Equal(a.Members, b.Members)
 }
@@ -26,14 +28,14 @@ func TestGroupsEmptyDatabase(t *testing.T) {
 	db, _ := openTest(t, Options{})
 	// The group buckets are created by the first CreateGroup: reads and
 	// updates before it see "not found", not a missing bucket.
-	if _, err := db.Group("k"); !errors.Is(err, ErrNotFound) {
+	if _, err := db.Group("k"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("Group: %v", err)
 	}
-	if _, err := db.GroupByName("s1", "n"); !errors.Is(err, ErrNotFound) {
+	if _, err := db.GroupByName("s1", "n"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("GroupByName: %v", err)
 	}
 	called := false
-	if _, err := db.UpdateGroup(ctx, "k", func(*Group) error { called = true; return nil }); !errors.Is(err, ErrNotFound) || called {
+	if _, err := db.UpdateGroup(ctx, "k", func(*store.Group) error { called = true; return nil }); !errors.Is(err, store.ErrNotFound) || called {
 		t.Fatalf("UpdateGroup: %v (fn called %v)", err, called)
 	}
 }
@@ -48,27 +50,27 @@ func TestGroupCreateAndGet(t *testing.T) {
 	want.Members = []string{"r1", "r2", "r3"} // repeats and empty ids dropped, order kept
 	got, err := db.Group("APA91bK1")
 	if err != nil || !sameGroup(got, want) {
-		t.Fatalf("Group = %+v, %v; want %+v", got, err, want)
+		t.Fatalf("store.Group = %+v, %v; want %+v", got, err, want)
 	}
 	got, err = db.GroupByName("s1", "user-1")
 	if err != nil || !sameGroup(got, want) {
 		t.Fatalf("GroupByName = %+v, %v", got, err)
 	}
-	if _, err := db.GroupByName("s2", "user-1"); !errors.Is(err, ErrNotFound) {
+	if _, err := db.GroupByName("s2", "user-1"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("other sender's name: %v", err)
 	}
-	if _, err := db.Group("nope"); !errors.Is(err, ErrNotFound) {
+	if _, err := db.Group("nope"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("Group(nope): %v", err)
 	}
 
 	// The name is unique per sender, the key globally.
-	if err := db.CreateGroup(ctx, testGroup("APA91bK2", "s1", "user-1", "r4")); !errors.Is(err, ErrExists) {
-		t.Fatalf("same name: %v, want ErrExists", err)
+	if err := db.CreateGroup(ctx, testGroup("APA91bK2", "s1", "user-1", "r4")); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("same name: %v, want store.ErrExists", err)
 	}
-	if err := db.CreateGroup(ctx, testGroup("APA91bK1", "s1", "user-2", "r4")); !errors.Is(err, ErrExists) {
-		t.Fatalf("same key: %v, want ErrExists", err)
+	if err := db.CreateGroup(ctx, testGroup("APA91bK1", "s1", "user-2", "r4")); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("same key: %v, want store.ErrExists", err)
 	}
-	if _, err := db.GroupByName("s1", "user-2"); !errors.Is(err, ErrNotFound) {
+	if _, err := db.GroupByName("s1", "user-2"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("refused create left its name: %v", err)
 	}
 	if err := db.CreateGroup(ctx, testGroup("APA91bK3", "s2", "user-1", "r9")); err != nil {
@@ -82,7 +84,7 @@ func TestGroupCreateAndGet(t *testing.T) {
 		t.Fatalf("GroupByName after neighbours: %+v, %v", got, err)
 	}
 
-	for _, bad := range []Group{
+	for _, bad := range []store.Group{
 		testGroup("", "s1", "x", "r1"),
 		testGroup("k", "", "x", "r1"),
 		testGroup("k", "s1", "", "r1"),
@@ -100,14 +102,14 @@ func TestUpdateGroup(t *testing.T) {
 	if err := db.CreateGroup(ctx, testGroup("k", "s1", "n", "r1")); err != nil {
 		t.Fatal(err)
 	}
-	got, err := db.UpdateGroup(ctx, "k", func(g *Group) error {
+	got, err := db.UpdateGroup(ctx, "k", func(g *store.Group) error {
 		g.Members = append(g.Members, "r2", "r1", "r3", "r2")
 		return nil
 	})
 	if err != nil || !slices.Equal(got.Members, []string{"r1", "r2", "r3"}) {
 		t.Fatalf("add: %+v, %v", got, err)
 	}
-	got, err = db.UpdateGroup(ctx, "k", func(g *Group) error {
+	got, err = db.UpdateGroup(ctx, "k", func(g *store.Group) error {
 		g.Members = slices.DeleteFunc(g.Members, func(m string) bool { return m == "r2" })
 		return nil
 	})
@@ -118,7 +120,7 @@ func TestUpdateGroup(t *testing.T) {
 	// An error from fn is returned unchanged and nothing is written, even
 	// though fn modified the group it was given.
 	errLimit := errors.New("limit")
-	_, err = db.UpdateGroup(ctx, "k", func(g *Group) error {
+	_, err = db.UpdateGroup(ctx, "k", func(g *store.Group) error {
 		g.Members = append(g.Members, "r4")
 		return errLimit
 	})
@@ -126,14 +128,14 @@ func TestUpdateGroup(t *testing.T) {
 		t.Fatalf("fn error: %v, want it unchanged", err)
 	}
 	// Only Members may change.
-	for name, mutate := range map[string]func(*Group){
-		"key":     func(g *Group) { g.Key = "k2" },
-		"name":    func(g *Group) { g.Name = "n2" },
-		"sender":  func(g *Group) { g.SenderID = "s2" },
-		"app":     func(g *Group) { g.App = "other" },
-		"created": func(g *Group) { g.Created = time.Now() },
+	for name, mutate := range map[string]func(*store.Group){
+		"key":     func(g *store.Group) { g.Key = "k2" },
+		"name":    func(g *store.Group) { g.Name = "n2" },
+		"sender":  func(g *store.Group) { g.SenderID = "s2" },
+		"app":     func(g *store.Group) { g.App = "other" },
+		"created": func(g *store.Group) { g.Created = time.Now() },
 	} {
-		if _, err := db.UpdateGroup(ctx, "k", func(g *Group) error { mutate(g); g.Members = nil; return nil }); err == nil {
+		if _, err := db.UpdateGroup(ctx, "k", func(g *store.Group) error { mutate(g); g.Members = nil; return nil }); err == nil {
 			t.Errorf("changing %s succeeded", name)
 		}
 	}
@@ -151,17 +153,17 @@ func TestUpdateGroupDeletesWhenEmpty(t *testing.T) {
 	if err := db.CreateGroup(ctx, testGroup("k", "s1", "n", "r1", "r2")); err != nil {
 		t.Fatal(err)
 	}
-	got, err := db.UpdateGroup(ctx, "k", func(g *Group) error { g.Members = g.Members[:0]; return nil })
+	got, err := db.UpdateGroup(ctx, "k", func(g *store.Group) error { g.Members = g.Members[:0]; return nil })
 	if err != nil || got.Key != "k" || got.Name != "n" || got.Members == nil || len(got.Members) != 0 {
 		t.Fatalf("emptying update = %+v, %v", got, err)
 	}
-	if _, err := db.Group("k"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("Group after delete: %v", err)
+	if _, err := db.Group("k"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("store.Group after delete: %v", err)
 	}
-	if _, err := db.GroupByName("s1", "n"); !errors.Is(err, ErrNotFound) {
+	if _, err := db.GroupByName("s1", "n"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("GroupByName after delete: %v", err)
 	}
-	if _, err := db.UpdateGroup(ctx, "k", func(*Group) error { return nil }); !errors.Is(err, ErrNotFound) {
+	if _, err := db.UpdateGroup(ctx, "k", func(*store.Group) error { return nil }); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("update of deleted group: %v", err)
 	}
 	// The name is free again, and so is the key.
@@ -190,19 +192,19 @@ func TestGroupReopenDurable(t *testing.T) {
 	if err := db.CreateGroup(ctx, testGroup("gone", "s1", "gone", "r1")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.UpdateGroup(ctx, "k", func(g *Group) error { g.Members = append(g.Members, "r3"); return nil }); err != nil {
+	if _, err := db.UpdateGroup(ctx, "k", func(g *store.Group) error { g.Members = append(g.Members, "r3"); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.UpdateGroup(ctx, "gone", func(g *Group) error { g.Members = nil; return nil }); err != nil {
+	if _, err := db.UpdateGroup(ctx, "gone", func(g *store.Group) error { g.Members = nil; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Group("k"); !errors.Is(err, ErrClosed) {
-		t.Fatalf("Group after Close: %v", err)
+	if _, err := db.Group("k"); !errors.Is(err, store.ErrClosed) {
+		t.Fatalf("store.Group after Close: %v", err)
 	}
-	if _, err := db.UpdateGroup(ctx, "k", func(*Group) error { return nil }); !errors.Is(err, ErrClosed) {
+	if _, err := db.UpdateGroup(ctx, "k", func(*store.Group) error { return nil }); !errors.Is(err, store.ErrClosed) {
 		t.Fatalf("UpdateGroup after Close: %v", err)
 	}
 
@@ -215,7 +217,7 @@ func TestGroupReopenDurable(t *testing.T) {
 	if got, err := db.GroupByName("s1", "n"); err != nil || !sameGroup(got, want) {
 		t.Fatalf("after reopen: %+v, %v; want %+v", got, err, want)
 	}
-	if _, err := db.GroupByName("s1", "gone"); !errors.Is(err, ErrNotFound) {
+	if _, err := db.GroupByName("s1", "gone"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("deleted group after reopen: %v", err)
 	}
 	assertGroupIndex(t, db)
@@ -234,7 +236,7 @@ func TestUpdateGroupConcurrent(t *testing.T) {
 	for i := range n {
 		wg.Go(func() {
 			id := fmt.Sprintf("r%d", i+1)
-			_, err := db.UpdateGroup(ctx, "k", func(g *Group) error {
+			_, err := db.UpdateGroup(ctx, "k", func(g *store.Group) error {
 				if len(g.Members) >= n+1 {
 					return errLimit
 				}
@@ -260,7 +262,7 @@ func TestUpdateGroupConcurrent(t *testing.T) {
 		}
 	}
 	// One more is refused by fn's limit, and nothing changes.
-	if _, err := db.UpdateGroup(ctx, "k", func(g *Group) error {
+	if _, err := db.UpdateGroup(ctx, "k", func(g *store.Group) error {
 		if len(g.Members) >= n+1 {
 			return errLimit
 		}
@@ -290,7 +292,7 @@ func TestUpdateGroupRerun(t *testing.T) {
 	var calls atomic.Int32
 	res := make(chan error, 1)
 	go func() {
-		_, err := db.UpdateGroup(ctx, "k", func(g *Group) error {
+		_, err := db.UpdateGroup(ctx, "k", func(g *store.Group) error {
 			calls.Add(1)
 			g.Members = append(g.Members, "r2")
 			return nil
@@ -333,7 +335,7 @@ func TestUpdateGroupRerun(t *testing.T) {
 }
 
 func TestGroupCodec(t *testing.T) {
-	for _, g := range []Group{
+	for _, g := range []store.Group{
 		testGroup("k", "s", "n", "a", "b", "c"),
 		{Key: "k", Name: "n", SenderID: "s", Members: []string{"x"}}, // zero Created, empty App
 	} {
@@ -342,7 +344,7 @@ func TestGroupCodec(t *testing.T) {
 			t.Errorf("round trip %+v = %+v, %v", g, got, err)
 		}
 	}
-	b := encodeGroup(&Group{Key: "k", Name: "n", SenderID: "s", Members: []string{"member"}})
+	b := encodeGroup(&store.Group{Key: "k", Name: "n", SenderID: "s", Members: []string{"member"}})
 	for i := range len(b) - 1 {
 		if _, err := decodeGroup(b[:i]); !errors.Is(err, errCorrupt) {
 			t.Errorf("truncated at %d: %v", i, err)
@@ -350,7 +352,7 @@ func TestGroupCodec(t *testing.T) {
 	}
 	// A member count far beyond the bytes left is corruption, not an
 	// allocation.
-	huge := encodeGroup(&Group{Key: "k"})
+	huge := encodeGroup(&store.Group{Key: "k"})
 	huge = append(huge[:len(huge)-1], 0xff, 0xff, 0xff, 0xff, 0x0f)
 	if _, err := decodeGroup(huge); !errors.Is(err, errCorrupt) {
 		t.Errorf("huge member count: %v", err)

@@ -1,14 +1,16 @@
-package store
+package bolt
 
 import (
 	"errors"
 	"testing"
+
+	"github.com/ccsd/ccsd/store"
 )
 
 func TestExpiryAndSweep(t *testing.T) {
 	db, _ := openTest(t, Options{})
 	const now = int64(1_000_000) // fixed clock: Pending and Sweep take nowMs
-	var ms []Message
+	var ms []store.Message
 	for i, exp := range []int64{now - 10, 0, now + 10, now - 5, now} {
 		m := msg("d1", "r1", string(rune('a'+i)))
 		m.Expires = exp
@@ -17,11 +19,11 @@ func TestExpiryAndSweep(t *testing.T) {
 		}
 		ms = append(ms, m)
 	}
-	if err := db.Enqueue(ctx, &Enqueue{Messages: ms}); err != nil {
+	if err := db.Enqueue(ctx, &store.Enqueue{Messages: ms}); err != nil {
 		t.Fatal(err)
 	}
 	for i, exp := range []int64{now - 1, now + 1} {
-		if err := db.PushUpstream(ctx, &Upstream{SenderID: "s1", MessageID: string(rune('u' + i)), Expires: exp}); err != nil {
+		if err := db.PushUpstream(ctx, &store.Upstream{SenderID: "s1", MessageID: string(rune('u' + i)), Expires: exp}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -60,7 +62,7 @@ func TestExpiryAndSweep(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st != (SweepStats{Messages: 2, Upstream: 1, Dedup: 1}) {
+	if st != (store.SweepStats{Messages: 2, Upstream: 1, Dedup: 1}) {
 		t.Fatalf("Sweep = %+v", st)
 	}
 	if n, _ := db.QueueLen("d1"); n != 3 {
@@ -71,18 +73,18 @@ func TestExpiryAndSweep(t *testing.T) {
 	}
 	assertIndexes(t, db)
 	// Nothing else expired: a second sweep does nothing.
-	if st, _ := db.Sweep(ctx, now); st != (SweepStats{}) {
+	if st, _ := db.Sweep(ctx, now); st != (store.SweepStats{}) {
 		t.Fatalf("second Sweep = %+v", st)
 	}
 	// Later everything with an expiry goes; the message without one stays.
-	if st, _ := db.Sweep(ctx, now+100); st != (SweepStats{Messages: 2, Upstream: 1, Dedup: 1}) {
+	if st, _ := db.Sweep(ctx, now+100); st != (store.SweepStats{Messages: 2, Upstream: 1, Dedup: 1}) {
 		t.Fatalf("later Sweep = %+v", st)
 	}
 	p, _ = db.Pending("d1", 0, 0, now+100)
 	if got := ids(p); len(got) != 1 || got[0] != "b" {
 		t.Fatalf("after later sweep: %v", got)
 	}
-	if _, err := db.Ack(ctx, "d1", 1, nil); !errors.Is(err, ErrNotFound) {
+	if _, err := db.Ack(ctx, "d1", 1, nil); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("Ack of swept message: %v", err)
 	}
 	assertIndexes(t, db)
@@ -105,13 +107,13 @@ func TestSweepBounded(t *testing.T) {
 	sweepLimit = 3
 	defer func() { sweepLimit = old }()
 	db, _ := openTest(t, Options{})
-	var ms []Message
+	var ms []store.Message
 	for i := range 7 {
 		m := msg("d1", "r1", "m")
 		m.Expires = int64(100 + i)
 		ms = append(ms, m)
 	}
-	if err := db.Enqueue(ctx, &Enqueue{Messages: ms}); err != nil {
+	if err := db.Enqueue(ctx, &store.Enqueue{Messages: ms}); err != nil {
 		t.Fatal(err)
 	}
 	var total []int
@@ -147,14 +149,14 @@ func TestDedupRenewedThenSwept(t *testing.T) {
 		t.Fatal(err)
 	}
 	far := int64(1) << 60
-	if err := db.Enqueue(ctx, &Enqueue{SenderID: "s1", MessageID: "m1", DedupUntil: far}); err != nil {
+	if err := db.Enqueue(ctx, &store.Enqueue{SenderID: "s1", MessageID: "m1", DedupUntil: far}); err != nil {
 		t.Fatalf("stale record refused: %v", err)
 	}
 	assertIndexes(t, db)
 	if st, _ := db.Sweep(ctx, 10); st.Dedup != 0 {
 		t.Fatalf("sweep removed a renewed record: %+v", st)
 	}
-	if err := db.Enqueue(ctx, &Enqueue{SenderID: "s1", MessageID: "m1", DedupUntil: far}); !errors.Is(err, ErrDuplicate) {
+	if err := db.Enqueue(ctx, &store.Enqueue{SenderID: "s1", MessageID: "m1", DedupUntil: far}); !errors.Is(err, store.ErrDuplicate) {
 		t.Fatalf("renewed record lost: %v", err)
 	}
 }
