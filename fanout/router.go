@@ -27,7 +27,8 @@ type Conn interface {
 	Close(condition string)
 }
 
-// Store is the durable state fanout reads and writes. *bolt.DB implements
+// Store is the durable state fanout reads and writes: a subset of
+// store.Backend, so any backend implements
 // it.
 type Store interface {
 	Registration(id string) (store.Registration, error)

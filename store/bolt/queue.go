@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"time"
 
 	"go.etcd.io/bbolt"
 
@@ -57,7 +56,7 @@ func (db *DB) EnqueueAsync(ctx context.Context, e *store.Enqueue) store.Write {
 	for i := range e.Messages {
 		vals[i] = encodeMessage(&e.Messages[i])
 	}
-	now := time.Now().UnixMilli()
+	now := db.opts.Now().UnixMilli()
 	w.o, w.err = db.submit(ctx, func(tx *bbolt.Tx) error {
 		dedup := tx.Bucket(bucketDedup)
 		if dk != nil {

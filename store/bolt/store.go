@@ -27,9 +27,14 @@ type Options struct {
 	// default 1000.
 	MaxBatch int
 	// LockTimeout is how long Open waits for the file lock before returning
-	// ErrLocked, default 1s.
+	// store.ErrLocked, default 1s.
 	LockTimeout time.Duration
+	// Now is the clock (store.Options.Now) [time.Now].
+	Now func() time.Time
 }
+
+// DB implements the whole store contract.
+var _ store.Backend = (*DB)(nil)
 
 // Stats counts the work of the group committer since Open.
 type Stats struct {
@@ -101,6 +106,9 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	if opts.LockTimeout <= 0 {
 		opts.LockTimeout = time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	if opts.CommitDelay < 0 {
 		opts.CommitDelay = 0

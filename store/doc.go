@@ -1,0 +1,99 @@
+// Package store is ccsd's durable state, written backend-neutral: the
+// domain types (Sender, Device, Registration, Message, Upstream, Group...),
+// the sentinel errors, the repository interfaces in their users' words
+// (Senders, Devices, Registrations, Queues, UpstreamQueues, Groups,
+// Sweeper; Backend is all of them) and the contract below. It imports no
+// storage engine. store/bolt is the production backend (bbolt, one file);
+// store/memstore is a test-only backend in memory; store/storetest is the
+// contract suite every backend must pass (a backend on another engine,
+// such as NATS JetStream, starts by passing it).
+//
+// # Vocabulary
+//
+// A sender is an app server identity (GCM sender id + API key hash). A device
+// is a checked-in phone. A registration is one app on one device registered
+// for one sender; its id is the token app servers address. A device has one
+// downstream queue holding the messages of all its apps; a sender has one
+// upstream queue holding device upstream messages and delivery receipts.
+//
+// # Writes
+//
+// Every write is atomic: all of it takes effect or none (an Enqueue of a
+// group fan-out writes every member copy, or none; an Ack with a receipt
+// deletes the message and pushes the receipt together). A nil error means
+// the write is durable; an error means nothing of it was written. A
+// caller whose context ends while its write is still waiting gets
+// ctx.Err() and nothing is written; once the backend has started the
+// write, the caller waits for its true outcome.
+//
+// The asynchronous writes (EnqueueAsync, PushUpstreamAsync) return a
+// Write. Ordered submission: writes submitted one after another by one
+// goroutine take effect in that order, so a connection pipelining messages
+// keeps their order without waiting for each to be durable.
+//
+// A function a caller hands to a write (Enqueue.Overflow, UpdateGroup's fn)
+// may run more than once (a backend may retry a batch), so it must depend
+// only on its arguments and set what it captures afresh on each run.
+//
+// After Close every method returns ErrClosed; writes submitted before it
+// complete.
+//
+// # Queues and cursors
+//
+// Each device queue and each sender's upstream queue numbers its records
+// with a Seq that only grows: a record written later has a larger Seq than
+// every record written before it in that queue, and a Seq is never reused,
+// even after the queue empties. A session therefore keeps an "after"
+// cursor: Pending(after) and PendingUpstream(after) return the records
+// with Seq > after, in Seq order, and stay valid across acks, sweeps and
+// restarts.
+//
+// A read is a snapshot taken at some instant during the call. It never
+// returns a record whose delete (Ack, AckUpstream, Unregister, Sweep)
+// returned before the read was called, and always returns a record whose
+// write returned before it (unless since deleted or expired). A record
+// deleted while the read runs may or may not be listed: fanout remembers
+// the acks it made during a read (senderHub.ackedDuring) for that reason.
+//
+// # Expiry and sweep
+//
+// A record with Expires > 0 is dead once nowMs > Expires: Pending and
+// PendingUpstream skip it at the caller's nowMs, so expiry needs no sweep to
+// be correct. Sweep only frees the space: it deletes what expired before
+// nowMs (queued messages, upstream records, dedup records) with everything
+// that refers to them, doing a bounded amount of work per call (More: call
+// again). It never deletes a live record; an Ack of a swept message gets
+// ErrNotFound. Fanout calls it every SweepInterval with its clock. Records
+// with Expires <= 0 never expire.
+//
+// # Dedup, collapse and the per-registration bound
+//
+// An Enqueue with a MessageID refuses with ErrDuplicate, writing nothing,
+// while (SenderID, MessageID) has a dedup record valid at the backend's
+// clock (Options.Now); otherwise it writes one valid until DedupUntil (if
+// DedupUntil is not already past). A stale record is replaced.
+//
+// A message with a CollapseKey replaces the queued message of the same
+// (RegID, CollapseKey), in the same write: at most one per key is queued,
+// the newest, with a new Seq.
+//
+// A message with MaxQueued > 0 whose registration already has MaxQueued
+// queued messages without a collapse key is not stored: those messages are
+// deleted and the message Enqueue.Overflow renders (deleted_messages)
+// takes their place, with a reserved collapse key, so a registration holds
+// at most one; Enqueue.Discarded counts what was deleted. Messages with a
+// collapse key are neither counted nor deleted.
+//
+// # Upstream usage
+//
+// UpstreamUsage is what a sender's queue holds (records and bytes, expired
+// but unswept ones included), answered from memory: it counts a push once
+// its write succeeded and forgets a record once its delete did.
+//
+// # Devices and registrations
+//
+// Unregister tombstones a registration and deletes its queued messages in
+// one write. SweepDevices deletes each device created before its cutoff
+// that never logged in or has no live registration, with its registrations
+// and queued messages, and judges each device only once.
+package store
