@@ -28,8 +28,9 @@ type Conn interface {
 }
 
 // Store is the durable state fanout reads and writes: a subset of
-// store.Backend, so any backend implements
-// it.
+// store.Backend, so every backend implements it. Fanout relies on the
+// contract written in package store (ordered submission of the Async
+// writes, growing Seqs, reads that hide acks returned before them).
 type Store interface {
 	Registration(id string) (store.Registration, error)
 	Registrations(ids []string) ([]store.Registration, []error, error)
