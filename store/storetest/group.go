@@ -162,7 +162,7 @@ var groupTests = []test{
 			t.Fatalf("reuse key: %v", err)
 		}
 	}},
-	// TestUpdateGroupConcurrent: 50 writers each add one member to the same
+	// UpdateGroupConcurrent: 50 writers each add one member to the same
 	// group; the committer batches them, and every member must survive.
 	{"UpdateGroupConcurrent", func(t *testing.T, x *env) {
 		db, ctx := x.db, x.ctx

@@ -109,7 +109,7 @@ var identityTests = []test{
 			t.Fatalf("reusing a tombstoned id: %v", err)
 		}
 	}},
-	// TestRegistrationsBatch: the batch lookup answers each id as Registration
+	// RegistrationsBatch: the batch lookup answers each id as Registration
 	// would: live, unregistered (with its record), or unknown.
 	{"RegistrationsBatch", func(t *testing.T, x *env) {
 		db, ctx := x.db, x.ctx
@@ -136,7 +136,7 @@ var identityTests = []test{
 			t.Errorf("unknown: %v", errs[2])
 		}
 	}},
-	// TestDeviceLoggedIn: a new device is not logged in until marked; marking
+	// DeviceLoggedIn: a new device is not logged in until marked; marking
 	// twice is harmless; an unknown device is ErrNotFound.
 	{"DeviceLoggedIn", func(t *testing.T, x *env) {
 		db, ctx := x.db, x.ctx
@@ -159,7 +159,7 @@ var identityTests = []test{
 			t.Fatalf("mark unknown device: %v, want store.ErrNotFound", err)
 		}
 	}},
-	// TestSweepDevices: of the devices old enough, those that never logged in
+	// SweepDevices: of the devices old enough, those that never logged in
 	// or have no live registration go with their registrations and queued
 	// messages; the others, and the young ones, stay.
 	{"SweepDevices", func(t *testing.T, x *env) {
@@ -243,7 +243,7 @@ var identityTests = []test{
 			t.Errorf("device judged before was swept again: %v", err)
 		}
 	}},
-	// TestRegisterLimited: the bound counts live registrations of the device;
+	// RegisterLimited: the bound counts live registrations of the device;
 	// a re-registration returns its token at the bound; unregistering frees a
 	// place; the device must exist.
 	{"RegisterLimited", func(t *testing.T, x *env) {

@@ -282,7 +282,7 @@ var queueTests = []test{
 			t.Fatalf("dedup record survived its sweep: %v", err)
 		}
 	}},
-	// TestEnqueueOverflow: past Message.MaxQueued a registration's messages
+	// EnqueueOverflow: past Message.MaxQueued a registration's messages
 	// without a collapse key are all deleted and one deleted_messages message
 	// stands for them; its collapsible messages and other registrations'
 	// messages on the same device stay.
