@@ -11,13 +11,14 @@ import (
 	"testing"
 
 	"github.com/ccsd/ccsd/store"
+	"github.com/ccsd/ccsd/store/bolt"
 )
 
 // openStore opens a real store in a fresh temporary directory and closes it
 // when the test ends.
-func openStore(t *testing.T) *store.DB {
+func openStore(t *testing.T) *bolt.DB {
 	t.Helper()
-	db, err := store.Open(filepath.Join(t.TempDir(), "ccsd.db"), store.Options{})
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "ccsd.db"), bolt.Options{})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}

@@ -11,8 +11,8 @@ import (
 	"github.com/ccsd/ccsd/store"
 )
 
-// DeviceStore is the part of the store that Devices uses. *store.DB
-// satisfies it.
+// DeviceStore is the part of the store that Devices uses. Every
+// store.Backend satisfies it.
 type DeviceStore interface {
 	PutDevice(d store.Device) error
 	Device(id string) (store.Device, error)

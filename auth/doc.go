@@ -34,5 +34,5 @@
 // interface of package xmpp (Authenticate(ctx, user, password) (identity,
 // error)) without importing it; Login also records a device's first login.
 // They depend only on the small store interfaces declared here, which
-// *store.DB satisfies.
+// every store.Backend satisfies.
 package auth

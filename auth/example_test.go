@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/ccsd/ccsd/auth"
-	"github.com/ccsd/ccsd/store"
+	"github.com/ccsd/ccsd/store/bolt"
 )
 
 // A sender is created with a random 12-digit id and an API key, a device
@@ -15,7 +15,7 @@ import (
 func Example() {
 	dir, _ := os.MkdirTemp("", "ccsd-example")
 	defer os.RemoveAll(dir)
-	db, err := store.Open(filepath.Join(dir, "ccsd.db"), store.Options{})
+	db, err := bolt.Open(filepath.Join(dir, "ccsd.db"), bolt.Options{})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -9,8 +9,8 @@ import (
 	"github.com/ccsd/ccsd/store"
 )
 
-// SenderStore is the part of the store that Senders uses. *store.DB
-// satisfies it.
+// SenderStore is the part of the store that Senders uses. Every
+// store.Backend satisfies it.
 type SenderStore interface {
 	PutSender(s store.Sender) error
 	Sender(id string) (store.Sender, error)

@@ -242,9 +242,11 @@ type senderHub struct {
 	mu       sync.Mutex
 	conns    []*AppServerStream
 	inflight map[uint64]upInFlight
-	// ackedDuring holds the seqs whose ack committed while dispatch was
-	// reading the queue: that read may predate the commit and still list
-	// them, though they are no longer in flight. Cleared before each read.
+	// ackedDuring holds the seqs acked since dispatch's last read began.
+	// The store contract (store.UpstreamQueues.PendingUpstream) hides only
+	// records whose AckUpstream returned before the read was called; one
+	// acked while the read runs may still be listed, though it is no
+	// longer in flight. Cleared before each read.
 	ackedDuring map[uint64]struct{}
 	// cursor: every queued seq <= cursor has been handed to a connection
 	// (it is in flight, or acked). A connection that closes with messages

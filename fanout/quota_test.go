@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ccsd/ccsd/store"
+	"github.com/ccsd/ccsd/store/bolt"
 )
 
 // fakeClock is a settable clock for Config.Now.
@@ -31,7 +31,7 @@ func (c *fakeClock) add(d time.Duration) {
 
 // quotaRouter is a router over newTestStore's data with cfg's limits and a
 // fake clock.
-func quotaRouter(t *testing.T, n int, cfg Config) (*Router, *store.DB, string, *fakeClock) {
+func quotaRouter(t *testing.T, n int, cfg Config) (*Router, *bolt.DB, string, *fakeClock) {
 	t.Helper()
 	db, key := newTestStore(t, n)
 	clk := &fakeClock{t: time.Now()}
@@ -57,7 +57,7 @@ func answers(t *testing.T, d *DeviceStream, c *fakeConn, from, to int) []map[str
 	return c.messages()[start:]
 }
 
-func upstreamQueued(t *testing.T, db *store.DB) int {
+func upstreamQueued(t *testing.T, db *bolt.DB) int {
 	t.Helper()
 	ups, err := db.PendingUpstream("123", 0, 0, 0)
 	if err != nil {

@@ -9,11 +9,12 @@ import (
 	"time"
 
 	"github.com/ccsd/ccsd/store"
+	"github.com/ccsd/ccsd/store/bolt"
 )
 
 // newTestRouter opens a real store in a temp dir with one sender and a group
 // of n members on n devices.
-func newTestRouter(tb testing.TB, n int) (*Router, *store.DB, string) {
+func newTestRouter(tb testing.TB, n int) (*Router, *bolt.DB, string) {
 	tb.Helper()
 	db, key := newTestStore(tb, n)
 	r, err := New(Config{Store: db})
@@ -27,9 +28,9 @@ func newTestRouter(tb testing.TB, n int) (*Router, *store.DB, string) {
 // newTestStore opens a real store in a temp dir with sender 123, devices
 // dev0.. with registrations reg0.. of com.example, and a group of them all
 // whose notification_key it returns.
-func newTestStore(tb testing.TB, n int) (*store.DB, string) {
+func newTestStore(tb testing.TB, n int) (*bolt.DB, string) {
 	tb.Helper()
-	db, err := store.Open(filepath.Join(tb.TempDir(), "ccsd.db"), store.Options{})
+	db, err := bolt.Open(filepath.Join(tb.TempDir(), "ccsd.db"), bolt.Options{})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -56,17 +56,19 @@ const (
 	Revoked
 )
 
-// Store is the durable state fanout reads and writes. *store.DB implements
-// it.
+// Store is the durable state fanout reads and writes: a subset of
+// store.Backend, so every backend implements it. Fanout relies on the
+// contract written in package store (ordered submission of the Async
+// writes, growing Seqs, reads that hide acks returned before them).
 type Store interface {
 	Registration(id string) (store.Registration, error)
 	Registrations(ids []string) ([]store.Registration, []error, error)
 	FindRegistration(deviceID, senderID, app string) (store.Registration, error)
 	Group(key string) (store.Group, error)
-	EnqueueAsync(ctx context.Context, e *store.Enqueue) *store.Write
+	EnqueueAsync(ctx context.Context, e *store.Enqueue) store.Write
 	Pending(deviceID string, after uint64, limit int, nowMs int64) ([]store.Message, error)
 	Ack(ctx context.Context, deviceID string, seq uint64, receipt *store.Upstream) (store.Message, error)
-	PushUpstreamAsync(ctx context.Context, u *store.Upstream) *store.Write
+	PushUpstreamAsync(ctx context.Context, u *store.Upstream) store.Write
 	PendingUpstream(senderID string, after uint64, limit int, nowMs int64) ([]store.Upstream, error)
 	AckUpstream(ctx context.Context, senderID string, seq uint64) error
 	UpstreamUsage(senderID string) store.QueueUsage

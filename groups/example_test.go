@@ -9,6 +9,7 @@ import (
 
 	"github.com/ccsd/ccsd/groups"
 	"github.com/ccsd/ccsd/store"
+	"github.com/ccsd/ccsd/store/bolt"
 )
 
 // Example creates a device group for one user, adds a second device, and
@@ -20,7 +21,7 @@ func Example() {
 		panic(err)
 	}
 	defer os.RemoveAll(dir)
-	db, err := store.Open(filepath.Join(dir, "ccsd.db"), store.Options{})
+	db, err := bolt.Open(filepath.Join(dir, "ccsd.db"), bolt.Options{})
 	if err != nil {
 		panic(err)
 	}

@@ -13,7 +13,8 @@ import (
 	"github.com/ccsd/ccsd/store"
 )
 
-// Store is the part of the store the registry uses. *store.DB satisfies it.
+// Store is the part of the store the registry uses. Every store.Backend
+// satisfies it.
 type Store interface {
 	// CreateGroup stores a new group; store.ErrExists if the sender's name
 	// or the key is taken.

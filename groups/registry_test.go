@@ -13,16 +13,17 @@ import (
 
 	"github.com/ccsd/ccsd/groups"
 	"github.com/ccsd/ccsd/store"
+	"github.com/ccsd/ccsd/store/bolt"
 )
 
 var ctx = context.Background()
 
 // openStore opens a real store in a temporary directory.
-func openStore(t testing.TB) *store.DB {
+func openStore(t testing.TB) *bolt.DB {
 	t.Helper()
-	db, err := store.Open(filepath.Join(t.TempDir(), "ccsd.db"), store.Options{})
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "ccsd.db"), bolt.Options{})
 	if err != nil {
-		t.Fatalf("store.Open: %v", err)
+		t.Fatalf("bolt.Open: %v", err)
 	}
 	t.Cleanup(func() { db.Close() })
 	return db
@@ -30,7 +31,7 @@ func openStore(t testing.TB) *store.DB {
 
 // register makes a live registration of app for sender on a new device and
 // returns its random id.
-func register(t testing.TB, db *store.DB, sender, app string) string {
+func register(t testing.TB, db *bolt.DB, sender, app string) string {
 	t.Helper()
 	r, err := db.Register(store.Registration{ID: "reg-" + rand.Text(), DeviceID: "dev-" + rand.Text(), SenderID: sender, App: app})
 	if err != nil {
@@ -39,7 +40,7 @@ func register(t testing.TB, db *store.DB, sender, app string) string {
 	return r.ID
 }
 
-func registerN(t testing.TB, db *store.DB, sender, app string, n int) []string {
+func registerN(t testing.TB, db *bolt.DB, sender, app string, n int) []string {
 	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = register(t, db, sender, app)
@@ -48,7 +49,7 @@ func registerN(t testing.TB, db *store.DB, sender, app string, n int) []string {
 }
 
 // members returns the stored members of key (nil if the group is gone).
-func members(t testing.TB, db *store.DB, key string) []string {
+func members(t testing.TB, db *bolt.DB, key string) []string {
 	t.Helper()
 	g, err := db.Group(key)
 	if errors.Is(err, store.ErrNotFound) {
@@ -307,7 +308,7 @@ func TestUnregisteredMemberStays(t *testing.T) {
 // collidingStore makes the first CreateGroups fail as if the fresh key were
 // taken.
 type collidingStore struct {
-	*store.DB
+	*bolt.DB
 	collisions int
 	keys       []string
 }

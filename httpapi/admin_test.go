@@ -17,14 +17,14 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ccsd/ccsd/auth"
-	"github.com/ccsd/ccsd/store"
+	"github.com/ccsd/ccsd/store/bolt"
 )
 
 // adminEnv is the admin handler on a plain-HTTP loopback server, backed by a
 // real store.
 type adminEnv struct {
 	srv     *httptest.Server
-	db      *store.DB
+	db      *bolt.DB
 	senders *auth.Senders
 	health  error
 	ready   error
@@ -32,7 +32,7 @@ type adminEnv struct {
 
 func newAdminEnv(t *testing.T) *adminEnv {
 	t.Helper()
-	db, err := store.Open(filepath.Join(t.TempDir(), "ccsd.db"), store.Options{})
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "ccsd.db"), bolt.Options{})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
@@ -281,7 +281,7 @@ func TestAdminRefusesForeignHost(t *testing.T) {
 // loop gets a few warnings in the log, not one per request.
 func TestAdminRefusalLogIsSampled(t *testing.T) {
 	var logs bytes.Buffer
-	db, err := store.Open(filepath.Join(t.TempDir(), "ccsd.db"), store.Options{})
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "ccsd.db"), bolt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

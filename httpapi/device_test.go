@@ -17,13 +17,14 @@ import (
 
 	"github.com/ccsd/ccsd/auth"
 	"github.com/ccsd/ccsd/store"
+	"github.com/ccsd/ccsd/store/bolt"
 )
 
 // env is a public API served over TLS on 127.0.0.1, backed by a real store.
 type env struct {
 	srv     *httptest.Server
 	api     *API
-	db      *store.DB
+	db      *bolt.DB
 	senders *auth.Senders
 	devices *auth.Devices
 }
@@ -37,7 +38,7 @@ func newEnv(t *testing.T) *env {
 // not nil, a Config it may change.
 func newEnvWith(t *testing.T, limits auth.DeviceLimits, configure func(*Config)) *env {
 	t.Helper()
-	db, err := store.Open(filepath.Join(t.TempDir(), "ccsd.db"), store.Options{})
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "ccsd.db"), bolt.Options{})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}

@@ -11,13 +11,14 @@ import (
 	"github.com/ccsd/ccsd/auth"
 	"github.com/ccsd/ccsd/fanout"
 	"github.com/ccsd/ccsd/store"
+	"github.com/ccsd/ccsd/store/bolt"
 )
 
 // appFixture is what the app-server endpoint tests start from: a real
 // store in a temporary directory with sender 123456789012 and its live
 // registration REG-1 (app com.x) on device d1.
 type appFixture struct {
-	db      *store.DB
+	db      *bolt.DB
 	senders *auth.Senders
 	sender  string // the sender id
 	key     string // its API key
@@ -26,7 +27,7 @@ type appFixture struct {
 
 func newAppFixture(tb testing.TB) *appFixture {
 	tb.Helper()
-	db, err := store.Open(filepath.Join(tb.TempDir(), "ccsd.db"), store.Options{})
+	db, err := bolt.Open(filepath.Join(tb.TempDir(), "ccsd.db"), bolt.Options{})
 	if err != nil {
 		tb.Fatal(err)
 	}

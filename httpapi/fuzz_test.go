@@ -10,14 +10,14 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ccsd/ccsd/auth"
-	"github.com/ccsd/ccsd/store"
+	"github.com/ccsd/ccsd/store/bolt"
 )
 
 // FuzzRegister3 sends arbitrary bodies and Authorization headers to the
 // register endpoint. It must always answer a GCM-style text body with a
 // 2xx/4xx status, never 5xx (the store is healthy) and never panic.
 func FuzzRegister3(f *testing.F) {
-	db, err := store.Open(filepath.Join(f.TempDir(), "ccsd.db"), store.Options{})
+	db, err := bolt.Open(filepath.Join(f.TempDir(), "ccsd.db"), bolt.Options{})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func FuzzRegister3(f *testing.F) {
 // FuzzCheckin sends arbitrary bodies to /checkin: 200 for empty or a JSON
 // object, 400 otherwise, never 5xx.
 func FuzzCheckin(f *testing.F) {
-	db, err := store.Open(filepath.Join(f.TempDir(), "ccsd.db"), store.Options{})
+	db, err := bolt.Open(filepath.Join(f.TempDir(), "ccsd.db"), bolt.Options{})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/ccsd/ccsd/groups"
 	"github.com/ccsd/ccsd/httpapi"
 	"github.com/ccsd/ccsd/store"
+	"github.com/ccsd/ccsd/store/bolt"
 )
 
 // These tests moved here with the handler from package groups; they assert
@@ -29,9 +30,9 @@ import (
 var ctx = context.Background()
 
 // openStore opens a real store in a temporary directory.
-func openStore(t testing.TB) *store.DB {
+func openStore(t testing.TB) *bolt.DB {
 	t.Helper()
-	db, err := store.Open(filepath.Join(t.TempDir(), "ccsd.db"), store.Options{})
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "ccsd.db"), bolt.Options{})
 	if err != nil {
 		t.Fatalf("store.Open: %v", err)
 	}
@@ -41,7 +42,7 @@ func openStore(t testing.TB) *store.DB {
 
 // register makes a live registration of app for sender on a new device and
 // returns its random id.
-func register(t testing.TB, db *store.DB, sender, app string) string {
+func register(t testing.TB, db *bolt.DB, sender, app string) string {
 	t.Helper()
 	r, err := db.Register(store.Registration{ID: "reg-" + rand.Text(), DeviceID: "dev-" + rand.Text(), SenderID: sender, App: app})
 	if err != nil {
@@ -50,7 +51,7 @@ func register(t testing.TB, db *store.DB, sender, app string) string {
 	return r.ID
 }
 
-func registerN(t testing.TB, db *store.DB, sender, app string, n int) []string {
+func registerN(t testing.TB, db *bolt.DB, sender, app string, n int) []string {
 	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = register(t, db, sender, app)
@@ -59,7 +60,7 @@ func registerN(t testing.TB, db *store.DB, sender, app string, n int) []string {
 }
 
 // members returns the stored members of key (nil if the group is gone).
-func members(t testing.TB, db *store.DB, key string) []string {
+func members(t testing.TB, db *bolt.DB, key string) []string {
 	t.Helper()
 	g, err := db.Group(key)
 	if errors.Is(err, store.ErrNotFound) {
@@ -73,14 +74,14 @@ func members(t testing.TB, db *store.DB, key string) []string {
 
 // newNotificationHandler is the device-group handler over db, as ccsd
 // builds it.
-func newNotificationHandler(db *store.DB, senders *auth.Senders, maxMembers int, logins httpapi.LoginLimiter) *httpapi.NotificationHandler {
+func newNotificationHandler(db *bolt.DB, senders *auth.Senders, maxMembers int, logins httpapi.LoginLimiter) *httpapi.NotificationHandler {
 	return httpapi.NewNotificationHandler(groups.New(db, maxMembers), senders, logins, zerolog.Nop())
 }
 
 // apiServer is the group API over real TLS, with real senders.
 type apiServer struct {
 	*httptest.Server
-	db      *store.DB
+	db      *bolt.DB
 	senders *auth.Senders
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/ccsd/ccsd/auth"
 	"github.com/ccsd/ccsd/fanout"
 	"github.com/ccsd/ccsd/store"
+	"github.com/ccsd/ccsd/store/bolt"
 )
 
 // FuzzGCMSend sends arbitrary JSON and plain-text bodies to /gcm/send with a
@@ -75,7 +76,7 @@ func FuzzGCMSend(f *testing.F) {
 // TestGCMSendAuthErrors: a wrong key is 401; a key that cannot be checked
 // because the store is closed is a retryable 503, not a 401.
 func TestGCMSendAuthErrors(t *testing.T) {
-	db, err := store.Open(filepath.Join(t.TempDir(), "ccsd.db"), store.Options{})
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "ccsd.db"), bolt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

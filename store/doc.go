@@ -1,7 +1,12 @@
-// Package store is ccsd's durable state: senders, devices, registrations,
-// the per-device downstream queues, the per-sender upstream queues, message
-// id deduplication and expiry. It is the only package that imports bbolt;
-// callers see Go values and sentinel errors, never a bucket or transaction.
+// Package store is ccsd's durable state, written backend-neutral: the
+// domain types (Sender, Device, Registration, Message, Upstream, Group...),
+// the sentinel errors, the repository interfaces in their users' words
+// (Senders, Devices, Registrations, Queues, UpstreamQueues, Groups,
+// Sweeper; Backend is all of them) and the contract below. It imports no
+// storage engine. store/bolt is the production backend (bbolt, one file);
+// store/memstore is a test-only backend in memory; store/storetest is the
+// contract suite every backend must pass (a backend on another engine,
+// such as NATS JetStream, starts by passing it).
 //
 // # Vocabulary
 //
@@ -11,103 +16,84 @@
 // downstream queue holding the messages of all its apps; a sender has one
 // upstream queue holding device upstream messages and delivery receipts.
 //
-// # Schema (version 1)
+// # Writes
 //
-// Top-level buckets, with key → value. "part(s)" is a uvarint length followed
-// by the bytes of s, so composite keys never collide whatever the ids hold;
-// "seq" is a uint64 big-endian sequence number from the queue bucket's
-// NextSequence, so cursors walk a queue in arrival order; "be64" is 8 bytes
-// big-endian. Values are hand-encoded (see codec.go): a version byte, then
-// the fields in a fixed order, strings and byte slices length-prefixed.
+// Every write is atomic: all of it takes effect or none (an Enqueue of a
+// group fan-out writes every member copy, or none; an Ack with a receipt
+// deletes the message and pushes the receipt together). A nil error means
+// the write is durable; an error means nothing of it was written. A
+// caller whose context ends while its write is still waiting gets
+// ctx.Err() and nothing is written; once the backend has started the
+// write, the caller waits for its true outcome.
 //
-//	meta      "version" → uint32 be (SchemaVersion). Open refuses other versions.
-//	senders   senderID → Sender
-//	devices   deviceID → Device (ID, SecretHash, Created, LoggedIn; records
-//	          written before LoggedIn existed end after Created and read as
-//	          logged in)
-//	devcreated be64(created ms) part(deviceID) → empty: every device created
-//	          with a Created time, until SweepDevices has judged it. Open adds
-//	          the bucket to a schema 1 database that lacks it; devices older
-//	          than it have no entry and are never expired
-//	regs      regID → Registration + unregistered flag (tombstones are kept)
-//	regidx    part(deviceID) part(senderID) part(app) → regID, live registrations only
-//	tombstones part(deviceID) be64(seq) → regID: the device's tombstones,
-//	          oldest first (seq is the bucket's NextSequence). Unregister
-//	          adds one and deletes the oldest past 100 per device; tombstones
-//	          from before the bucket existed are not listed and stay
-//	queues    deviceID → nested bucket: seq → Message (without DeviceID and Seq)
-//	collapse  part(regID) part(collapseKey) → part(deviceID) be64(seq) of the one
-//	          queued message holding that collapse key
-//	upstream  senderID → nested bucket: seq → Upstream (without SenderID and Seq)
-//	dedup     part(senderID) part(messageID) → be64(dedupUntil ms)
-//	expiry    be64(expires ms) kind part(id) tail → empty. kind 'm': id = deviceID,
-//	          tail = be64(seq); 'u': id = senderID, tail = be64(seq); 'd': id =
-//	          senderID, tail = part(messageID)
-//	regqueued regID → be64 count of its queued messages without a collapse
-//	          key, written in the transaction of every put and delete of one
-//	          (bounds Message.MaxQueued); meta "regqueued" marks a
-//	          file whose counts are built (Open builds them once otherwise)
-//	groups    notification_key → Group (name, sender, app, members); created
-//	          by the first CreateGroup
-//	groupnames part(senderID) part(name) → notification_key, written in the
-//	          same transaction as the group, so name and key always agree
+// The asynchronous writes (EnqueueAsync, PushUpstreamAsync) return a
+// Write. Ordered submission: writes submitted one after another by one
+// goroutine take effect in that order, so a connection pipelining messages
+// keeps their order without waiting for each to be durable.
 //
-// The expiry index is ordered by time, so Sweep reads it from the start and
-// stops at the first entry in the future: it touches only what expired.
-// Every delete of a queued message (ack, collapse, unregister, sweep) also
-// deletes its expiry and collapse entries in the same transaction. Records
-// with Expires <= 0 never expire and have no expiry entry. Queue buckets are
-// never deleted when they empty, so sequence numbers only grow and a
-// session's "after" cursor stays valid.
+// A function a caller hands to a write (Enqueue.Overflow, UpdateGroup's fn)
+// may run more than once (a backend may retry a batch), so it must depend
+// only on its arguments and set what it captures afresh on each run.
 //
-// SweepDevices reads the devcreated index the same way: from the oldest
-// device, up to the first one too young to judge. A device old enough that
-// never logged in or has no live registration is deleted with its live
-// registrations (found by the regidx prefix part(deviceID)), its listed
-// tombstones, its queued messages and its queue bucket; one that passes only loses its index
-// entry. The registrations of a device are counted the same way, in
-// RegisterLimited's transaction, to bound them.
+// After Close every method returns ErrClosed; writes submitted before it
+// complete.
 //
-// Upstream queue usage (messages and bytes per sender) is kept in memory,
-// built by one walk at Open and changed by commit handlers of the writes
-// that push or delete upstream records, so limits check it without a read.
+// # Queues and cursors
 //
-// Unregister finds a registration's queued messages by scanning its device's
-// queue (reading only the RegID field, which is encoded first); queues are
-// bounded by the router and unregistration is rare, so this is cheaper than
-// an index written on every Enqueue.
+// Each device queue and each sender's upstream queue numbers its records
+// with a Seq that only grows: a record written later has a larger Seq than
+// every record written before it in that queue, and a Seq is never reused,
+// even after the queue empties. A session therefore keeps an "after"
+// cursor: Pending(after) and PendingUpstream(after) return the records
+// with Seq > after, in Seq order, and stay valid across acks, sweeps and
+// restarts.
 //
-// # Group commit
+// A read is a snapshot taken at some instant during the call. It never
+// returns a record whose delete (Ack, AckUpstream, Unregister, Sweep)
+// returned before the read was called, and always returns a record whose
+// write returned before it (unless since deleted or expired). A record
+// deleted while the read runs may or may not be listed: fanout remembers
+// the acks it made during a read (senderHub.ackedDuring) for that reason.
 //
-// Every write goes through one committer goroutine (DB.update). A write is an
-// op: a function run inside a bbolt write transaction. Callers put ops on a
-// channel and wait; the committer takes every op waiting (up to
-// Options.MaxBatch), runs them in one bbolt Update, fsyncs once, then answers
-// each caller. While a commit's fsync runs, new ops pile up and form the next
-// batch, so batches grow with load, and a lone op is committed at once
-// instead of waiting for a timer as bbolt's own DB.Batch does. A nil error
-// from a write therefore always means the write is on disk. Stats counts
-// commits and ops, so Ops/Commits is the batch size achieved.
+// # Expiry and sweep
 //
-// # Failure isolation
+// A record with Expires > 0 is dead once nowMs > Expires: Pending and
+// PendingUpstream skip it at the caller's nowMs, so expiry needs no sweep to
+// be correct. Sweep only frees the space: it deletes what expired before
+// nowMs (queued messages, upstream records, dedup records) with everything
+// that refers to them, doing a bounded amount of work per call (More: call
+// again). It never deletes a live record; an Ack of a swept message gets
+// ErrNotFound. Fanout calls it every SweepInterval with its clock. Records
+// with Expires <= 0 never expire.
 //
-// bbolt has no savepoints, so an op that fails halfway cannot be undone on
-// its own. Ops that refuse before writing anything (duplicate, exists, not
-// found: the expected refusals) return clean(err): the committer answers
-// that op with err and carries on with the same transaction. Any other
-// error, or a panic, aborts the transaction, which rolls the whole batch
-// back; the committer answers the failed op with its error and re-runs the
-// batch without it. Ops must therefore be safe to run more than once and
-// set captured results afresh on each run.
+// # Dedup, collapse and the per-registration bound
 //
-// # Cancellation and Close
+// An Enqueue with a MessageID refuses with ErrDuplicate, writing nothing,
+// while (SenderID, MessageID) has a dedup record valid at the backend's
+// clock (Options.Now); otherwise it writes one valid until DedupUntil (if
+// DedupUntil is not already past). A stale record is replaced.
 //
-// A caller whose context ends while its op is still waiting gets ctx.Err()
-// and the op is dropped unwritten. Once the committer has taken the op into
-// a transaction the caller waits for the real outcome, so an error always
-// means nothing was written. Close stops accepting ops (later ones get
-// ErrClosed), commits those already queued, then closes the file.
+// A message with a CollapseKey replaces the queued message of the same
+// (RegID, CollapseKey), in the same write: at most one per key is queued,
+// the newest, with a new Seq.
 //
-// Helpers for other files of this package: db.view(fn) runs a read
-// transaction, db.update(ctx, fn) runs a write op through the committer.
+// A message with MaxQueued > 0 whose registration already has MaxQueued
+// queued messages without a collapse key is not stored: those messages are
+// deleted and the message Enqueue.Overflow renders (deleted_messages)
+// takes their place, with a reserved collapse key, so a registration holds
+// at most one; Enqueue.Discarded counts what was deleted. Messages with a
+// collapse key are neither counted nor deleted.
+//
+// # Upstream usage
+//
+// UpstreamUsage is what a sender's queue holds (records and bytes, expired
+// but unswept ones included), answered from memory: it counts a push once
+// its write succeeded and forgets a record once its delete did.
+//
+// # Devices and registrations
+//
+// Unregister tombstones a registration and deletes its queued messages in
+// one write. SweepDevices deletes each device created before its cutoff
+// that never logged in or has no live registration, with its registrations
+// and queued messages, and judges each device only once.
 package store

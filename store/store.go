@@ -2,298 +2,165 @@ package store
 
 import (
 	"context"
-	"encoding/binary"
-	"errors"
-	"fmt"
-	"sync"
-	"sync/atomic"
 	"time"
-
-	"go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
 )
 
-// Sentinel errors. Every error returned by the package wraps one of these
-// when it is something a caller can act on; compare with errors.Is.
-var (
-	// ErrNotFound is returned when a sender, device, registration or queued
-	// message does not exist.
-	ErrNotFound = errors.New("store: not found")
-	// ErrExists is returned when creating a record whose id is taken.
-	ErrExists = errors.New("store: already exists")
-	// ErrUnregistered is returned, together with the record, for a
-	// registration that was unregistered.
-	ErrUnregistered = errors.New("store: registration was unregistered")
-	// ErrDuplicate is returned by Enqueue when (SenderID, MessageID) was
-	// already accepted within its dedup window.
-	ErrDuplicate = errors.New("store: duplicate message id")
-	// ErrLocked is returned by Open when another process (or another Open in
-	// this process) holds the database file.
-	ErrLocked = errors.New("store: database is in use by another process")
-	// ErrClosed is returned by every method called after Close.
-	ErrClosed = errors.New("store: closed")
-)
-
-// SchemaVersion is the schema version this package writes and reads.
-const SchemaVersion = 1
-
-// Options tunes Open. The zero value is the production default.
+// Options are the settings every backend takes. A backend's own
+// constructor may take more (see store/bolt.Options).
 type Options struct {
-	// CommitDelay is extra time the committer waits to gather a batch. 0 (the
-	// default) commits as soon as the previous commit ended.
-	CommitDelay time.Duration
-	// MaxBatch is the maximum number of write operations in one commit,
-	// default 1000.
-	MaxBatch int
-	// LockTimeout is how long Open waits for the file lock before returning
-	// ErrLocked, default 1s.
-	LockTimeout time.Duration
+	// Now is the clock the backend reads where it needs the time itself
+	// (today: the dedup window check of Enqueue) [time.Now]. Reads that
+	// filter by time take the caller's nowMs instead.
+	Now func() time.Time
 }
 
-// Stats counts the work of the group committer since Open.
-type Stats struct {
-	Commits uint64 // bbolt transactions committed (fsyncs)
-	Ops     uint64 // write operations that succeeded in those commits
+// Senders keeps the app server identities (auth uses it).
+type Senders interface {
+	// PutSender creates a sender; ErrExists if its id is taken.
+	PutSender(s Sender) error
+	// Sender returns a sender, revoked ones included; ErrNotFound if none.
+	Sender(id string) (Sender, error)
+	// Senders lists every sender, revoked ones included, sorted by ID.
+	Senders() ([]Sender, error)
+	// RevokeSender marks a sender revoked; ErrNotFound if none.
+	RevokeSender(id string) error
 }
 
-// DB is an open ccsd database. It is safe for concurrent use.
-type DB struct {
-	bolt *bbolt.DB
-	opts Options
-
-	// mu guards closed and the send side of reqs: submitters hold it for
-	// reading while they hand an op over, Close holds it for writing to
-	// close reqs, so nobody ever sends on a closed channel.
-	mu     sync.RWMutex
-	closed bool
-	reqs   chan *op
-	done   chan struct{} // closed when the committer has exited
-
-	usage *upstreamUsage
-
-	isClosed atomic.Bool
-	commits  atomic.Uint64
-	ops      atomic.Uint64
-	health   commitHealth // see LastCommitErr
+// Devices keeps the checked-in devices (auth uses it).
+type Devices interface {
+	// PutDevice creates a device; ErrExists if its id is taken. A device
+	// with a Created time is a candidate for SweepDevices.
+	PutDevice(d Device) error
+	// Device returns a device; ErrNotFound if none.
+	Device(id string) (Device, error)
+	// MarkDeviceLoggedIn sets Device.LoggedIn; ErrNotFound if none.
+	MarkDeviceLoggedIn(ctx context.Context, id string) error
+	// SweepDevices judges each device created before createdBefore once:
+	// one that never logged in or has no live registration is deleted with
+	// its registrations and queued messages; the others are kept and never
+	// judged again. It does a bounded amount of work per call (More).
+	SweepDevices(ctx context.Context, createdBefore time.Time) (DeviceSweepStats, error)
 }
 
-// Bucket names. See doc.go for the key and value layout of each.
-var (
-	bucketMeta     = []byte("meta")
-	bucketSenders  = []byte("senders")
-	bucketDevices  = []byte("devices")
-	bucketRegs     = []byte("regs")
-	bucketRegIndex = []byte("regidx")
-	bucketQueues   = []byte("queues")
-	bucketCollapse = []byte("collapse")
-	bucketUpstream = []byte("upstream")
-	bucketDedup    = []byte("dedup")
-	bucketExpiry   = []byte("expiry")
-	// bucketDevCreated indexes devices by creation time for SweepDevices.
-	// Open creates it in a schema 1 database that lacks it.
-	bucketDevCreated = []byte("devcreated")
-	// bucketTombstones lists each device's tombstones, oldest first, so
-	// they are bounded per device and go with the device.
-	bucketTombstones = []byte("tombstones")
-	// bucketRegQueued: regID → be64 count of its queued messages without a
-	// collapse key (see regqueued.go).
-	bucketRegQueued = []byte("regqueued")
-
-	keyVersion = []byte("version")
-	// keyRegQueued marks a database whose regqueued counts are built.
-	keyRegQueued = []byte("regqueued")
-)
-
-var allBuckets = [][]byte{
-	bucketMeta, bucketSenders, bucketDevices, bucketRegs, bucketRegIndex,
-	bucketQueues, bucketCollapse, bucketUpstream, bucketDedup, bucketExpiry,
-	bucketDevCreated, bucketTombstones, bucketRegQueued,
+// Registrations keeps the registration ids app servers address (auth,
+// groups and fanout use it).
+type Registrations interface {
+	// Register creates r, or returns the live registration of the same
+	// (DeviceID, SenderID, App): registering twice returns one id.
+	// ErrExists if r.ID is used by another registration, live or not. It
+	// neither bounds the device's registrations nor needs the device.
+	// RegisterLimited does both. Re-registering a live (DeviceID,
+	// SenderID, App) returns its registration even at the bound.
+	Register(r Registration) (Registration, error)
+	// RegisterLimited is Register for a device that must exist
+	// (ErrNotFound) and may hold at most max live registrations
+	// (ErrTooManyRegistrations; max <= 0: no bound), checked atomically
+	// with the write.
+	RegisterLimited(r Registration, max int) (Registration, error)
+	// Registration returns a registration; for an unregistered one it
+	// returns the record and ErrUnregistered; ErrNotFound if unknown.
+	Registration(id string) (Registration, error)
+	// Registrations is Registration for many ids, read at one point in
+	// time: errs[i] is the error of ids[i]; err is a backend failure.
+	Registrations(ids []string) (regs []Registration, errs []error, err error)
+	// FindRegistration returns the live registration of (device, sender,
+	// app); ErrNotFound if none.
+	FindRegistration(deviceID, senderID, app string) (Registration, error)
+	// Unregister tombstones a registration and deletes its queued
+	// messages in the same atomic write; later Registration calls return
+	// ErrUnregistered. ErrNotFound if unknown; unregistering twice is a
+	// no-op. A backend may keep a bounded number of tombstones per device
+	// (bolt: 100); past it the oldest read as ErrNotFound.
+	Unregister(ctx context.Context, id string) error
 }
 
-// Open opens or creates the database at path, creating its buckets and
-// recording the schema version. It refuses a database written by a newer
-// schema, and returns ErrLocked if the file stays locked for
-// opts.LockTimeout.
-func Open(path string, opts Options) (*DB, error) {
-	if opts.MaxBatch <= 0 {
-		opts.MaxBatch = 1000
-	}
-	if opts.LockTimeout <= 0 {
-		opts.LockTimeout = time.Second
-	}
-	if opts.CommitDelay < 0 {
-		opts.CommitDelay = 0
-	}
-	bdb, err := bbolt.Open(path, 0o600, &bbolt.Options{
-		Timeout:        opts.LockTimeout,
-		FreelistType:   bbolt.FreelistMapType,
-		NoFreelistSync: true,
-	})
-	if errors.Is(err, berrors.ErrTimeout) {
-		return nil, fmt.Errorf("store: open %s: %w", path, ErrLocked)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
-	}
-	if err := initSchema(bdb); err != nil {
-		bdb.Close()
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
-	}
-	usage, err := loadUpstreamUsage(bdb)
-	if err != nil {
-		bdb.Close()
-		return nil, fmt.Errorf("store: open %s: count upstream queues: %w", path, err)
-	}
-	db := &DB{
-		bolt:  bdb,
-		opts:  opts,
-		reqs:  make(chan *op, opts.MaxBatch),
-		done:  make(chan struct{}),
-		usage: usage,
-	}
-	usages.Store(bdb, usage)
-	go db.committer()
-	return db, nil
+// Queues are the per-device downstream queues (fanout uses them).
+type Queues interface {
+	// Enqueue is EnqueueAsync followed by Wait.
+	Enqueue(ctx context.Context, e *Enqueue) error
+	// EnqueueAsync submits every message of e as one atomic write (see the
+	// package documentation: dedup, collapse, bound). e must not change
+	// until Wait returns.
+	EnqueueAsync(ctx context.Context, e *Enqueue) Write
+	// Pending returns up to limit (<= 0: all) queued messages of the
+	// device with Seq > after, in Seq order, skipping those expired at
+	// nowMs.
+	Pending(deviceID string, after uint64, limit int, nowMs int64) ([]Message, error)
+	// Ack deletes the queued message (deviceID, seq) and returns it; if
+	// receipt is not nil it is pushed to receipt.SenderID's upstream queue
+	// in the same atomic write. ErrNotFound (and no receipt) if the
+	// message is not queued.
+	Ack(ctx context.Context, deviceID string, seq uint64, receipt *Upstream) (Message, error)
+	// QueueLen counts the device's queued messages, expired ones not yet
+	// swept included.
+	QueueLen(deviceID string) (int, error)
 }
 
-func initSchema(bdb *bbolt.DB) error {
-	return bdb.Update(func(tx *bbolt.Tx) error {
-		for _, name := range allBuckets {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return fmt.Errorf("create bucket %s: %w", name, err)
-			}
-		}
-		meta := tx.Bucket(bucketMeta)
-		v := meta.Get(keyVersion)
-		if v == nil {
-			if err := meta.Put(keyVersion, binary.BigEndian.AppendUint32(nil, SchemaVersion)); err != nil {
-				return err
-			}
-			return countRegQueued(tx)
-		}
-		if len(v) != 4 {
-			return fmt.Errorf("schema version record is %d bytes: %w", len(v), errCorrupt)
-		}
-		if got := binary.BigEndian.Uint32(v); got != SchemaVersion {
-			return fmt.Errorf("schema version %d is not supported by this build (it knows version %d); use a newer ccsd", got, SchemaVersion)
-		}
-		return countRegQueued(tx)
-	})
+// UpstreamQueues are the per-sender upstream queues: device upstream
+// messages and delivery receipts waiting for an app server (fanout uses
+// them).
+type UpstreamQueues interface {
+	// PushUpstream is PushUpstreamAsync followed by Wait.
+	PushUpstream(ctx context.Context, u *Upstream) error
+	// PushUpstreamAsync submits u for u.SenderID's queue and sets u.Seq
+	// when it is written. u must not change until Wait returns.
+	PushUpstreamAsync(ctx context.Context, u *Upstream) Write
+	// PendingUpstream returns up to limit (<= 0: all) records of the
+	// sender with Seq > after, in Seq order, skipping those expired at
+	// nowMs. It never returns a record whose AckUpstream returned before
+	// the call started (see the package documentation, "Cursors").
+	PendingUpstream(senderID string, after uint64, limit int, nowMs int64) ([]Upstream, error)
+	// AckUpstream deletes the record (senderID, seq); ErrNotFound if it
+	// is not queued.
+	AckUpstream(ctx context.Context, senderID string, seq uint64) error
+	// UpstreamUsage is what the sender's queue holds now, from memory:
+	// limits check it on every message without a read.
+	UpstreamUsage(senderID string) QueueUsage
 }
 
-// Close stops accepting writes, commits the writes already queued, and
-// closes the file. Writes submitted after Close return ErrClosed. Close is
-// idempotent.
-func (db *DB) Close() error {
-	db.mu.Lock()
-	if db.closed {
-		db.mu.Unlock()
-		return nil
-	}
-	db.closed = true
-	close(db.reqs)
-	db.mu.Unlock()
-	<-db.done
-	db.isClosed.Store(true)
-	usages.Delete(db.bolt)
-	if err := db.bolt.Close(); err != nil {
-		return fmt.Errorf("store: close: %w", err)
-	}
-	return nil
+// Groups keeps the device groups (the groups registry uses it).
+type Groups interface {
+	// CreateGroup stores g; ErrExists if its key or (SenderID, Name) is
+	// taken. Key, Name, SenderID and one member are required; repeated
+	// and empty member ids are dropped. Group and name are written in one
+	// atomic write, so a name always points to its group and back.
+	CreateGroup(ctx context.Context, g Group) error
+	// Group returns the group with the key; ErrNotFound if none.
+	Group(key string) (Group, error)
+	// GroupByName returns the sender's group with the name; ErrNotFound.
+	GroupByName(senderID, name string) (Group, error)
+	// UpdateGroup reads the group, lets fn change its Members and writes
+	// it back, atomically: concurrent updates never lose a member. A group
+	// left with no member is deleted with its name (free again) and
+	// returned with empty Members. fn may run more than once, each time on
+	// a fresh copy, and must change only Members; if it returns an error
+	// nothing is written and that error is returned. ErrNotFound if none.
+	UpdateGroup(ctx context.Context, key string, fn func(g *Group) error) (Group, error)
 }
 
-// Stats returns the committer's counters. Ops/Commits is the average batch
-// size, the measure of group commit.
-func (db *DB) Stats() Stats {
-	return Stats{Commits: db.commits.Load(), Ops: db.ops.Load()}
+// Sweeper deletes what expired (fanout calls it on its SweepInterval).
+type Sweeper interface {
+	// Sweep deletes the queued messages, upstream records and dedup
+	// records that expired before nowMs. It does a bounded amount of work
+	// per call: when More is set, call it again.
+	Sweep(ctx context.Context, nowMs int64) (SweepStats, error)
 }
 
-// view runs fn in a read-only transaction. It is the read helper for every
-// file of this package.
-func (db *DB) view(fn func(tx *bbolt.Tx) error) error {
-	if db.isClosed.Load() {
-		return ErrClosed
-	}
-	err := db.bolt.View(fn)
-	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
-		return ErrClosed
-	}
-	return err
-}
-
-// update runs fn in a write transaction through the group committer and
-// returns once the transaction is fsynced (or fn failed). fn may run more
-// than once (see doc.go, "Failure isolation"), so it must set captured
-// results afresh on each run. An error returned by fn fails only this op: its
-// writes are undone and the other ops of the batch commit. If fn fails
-// before writing anything it may return clean(err) to spare the batch a
-// re-run.
-func (db *DB) update(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
-	o, err := db.submit(ctx, fn)
-	if err != nil {
-		return err
-	}
-	return o.wait(ctx)
-}
-
-// submit hands fn to the committer and returns without waiting for the
-// commit. The committer takes requests in channel order, so writes submitted
-// one after another by one goroutine commit in that order (in the same
-// batch or in later ones).
-func (db *DB) submit(ctx context.Context, fn func(tx *bbolt.Tx) error) (*op, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	o := &op{fn: fn, done: make(chan error, 1)}
-	db.mu.RLock()
-	if db.closed {
-		db.mu.RUnlock()
-		return nil, ErrClosed
-	}
-	select {
-	case db.reqs <- o:
-		db.mu.RUnlock()
-		return o, nil
-	case <-ctx.Done():
-		db.mu.RUnlock()
-		return nil, ctx.Err()
-	}
-}
-
-// wait returns the outcome of a submitted op. If ctx ends first and the
-// committer has not taken the op yet, nothing is written and ctx's error is
-// returned; once taken, wait reports the true outcome, so a nil error always
-// means durable and an error means nothing written.
-func (o *op) wait(ctx context.Context) error {
-	select {
-	case err := <-o.done:
-		return err
-	case <-ctx.Done():
-		if o.state.CompareAndSwap(opWaiting, opCancelled) {
-			return ctx.Err()
-		}
-		return <-o.done
-	}
-}
-
-// Write is a write handed to the group committer by an ...Async method.
-// Writes submitted one after another by one goroutine commit in that order;
-// each still shares its fsync with whatever else is waiting.
-type Write struct {
-	o     *op
-	err   error
-	label string
-}
-
-// Wait returns the write's outcome once its transaction is fsynced: nil
-// means durable.
-func (w *Write) Wait(ctx context.Context) error {
-	err := w.err
-	if err == nil {
-		err = w.o.wait(ctx)
-	}
-	if err != nil {
-		return fmt.Errorf("store: %s: %w", w.label, err)
-	}
-	return nil
+// Backend is everything a ccsd store implements: the contract pinned by
+// store/storetest. store/bolt is the production backend.
+type Backend interface {
+	Senders
+	Devices
+	Registrations
+	Queues
+	UpstreamQueues
+	Groups
+	Sweeper
+	// LastCommitErr is the health signal: the error of the last write
+	// that failed for a reason of the backend (a full disk), nil once a
+	// write succeeds again; ErrClosed after Close. Cheap: no I/O.
+	LastCommitErr() error
+	// Close stops accepting writes (later ones get ErrClosed), finishes
+	// those already submitted, and releases the backend. Idempotent.
+	Close() error
 }

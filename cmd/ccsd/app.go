@@ -25,6 +25,7 @@ import (
 	"github.com/ccsd/ccsd/httpapi"
 	"github.com/ccsd/ccsd/internal/limit"
 	"github.com/ccsd/ccsd/store"
+	"github.com/ccsd/ccsd/store/bolt"
 	"github.com/ccsd/ccsd/xmpp"
 )
 
@@ -37,7 +38,7 @@ type app struct {
 	log zerolog.Logger
 
 	// Built by newApp, released by release (in reverse order).
-	db         *store.DB
+	db         *bolt.DB
 	stopExpiry func() // stops the unused-device sweep, waiting for a pass under way
 	router     *fanout.Router
 
@@ -117,9 +118,9 @@ func newApp(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (_ *app, err 
 
 // openStore opens DATA/ccsd.db, naming a data directory another process
 // holds.
-func openStore(cfg serveConfig, log zerolog.Logger) (*store.DB, error) {
+func openStore(cfg serveConfig, log zerolog.Logger) (*bolt.DB, error) {
 	dbPath := filepath.Join(cfg.data, "ccsd.db")
-	db, err := store.Open(dbPath, store.Options{LockTimeout: 2 * time.Second, CommitDelay: cfg.commitDelay})
+	db, err := bolt.Open(dbPath, bolt.Options{LockTimeout: 2 * time.Second, CommitDelay: cfg.commitDelay})
 	if errors.Is(err, store.ErrLocked) {
 		return nil, fmt.Errorf("data directory %s is in use by another ccsd process: %w", cfg.data, err)
 	}

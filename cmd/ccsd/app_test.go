@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ccsd/ccsd/store"
+	"github.com/ccsd/ccsd/store/bolt"
 )
 
 // appConfig returns the config "ccsd serve" would run with: the flags'
@@ -40,7 +41,7 @@ func appConfig(t *testing.T, extra ...string) serveConfig {
 // an open app (store.Open then fails with ErrLocked after its timeout).
 func storeLocked(t *testing.T, dir string) bool {
 	t.Helper()
-	db, err := store.Open(filepath.Join(dir, "ccsd.db"), store.Options{LockTimeout: 200 * time.Millisecond})
+	db, err := bolt.Open(filepath.Join(dir, "ccsd.db"), bolt.Options{LockTimeout: 200 * time.Millisecond})
 	if errors.Is(err, store.ErrLocked) {
 		return true
 	}

@@ -20,7 +20,7 @@ import (
 
 	"github.com/ccsd/ccsd/auth"
 	"github.com/ccsd/ccsd/httpapi"
-	"github.com/ccsd/ccsd/store"
+	"github.com/ccsd/ccsd/store/bolt"
 )
 
 // syncBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
@@ -172,7 +172,7 @@ func has(m map[string]bool, k string) bool {
 // checkKey opens the store of dir and checks that key authenticates id.
 func checkKey(t *testing.T, dir, id, key string) error {
 	t.Helper()
-	db, err := store.Open(filepath.Join(dir, "ccsd.db"), store.Options{})
+	db, err := bolt.Open(filepath.Join(dir, "ccsd.db"), bolt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +234,7 @@ func TestSenderCommandsOffline(t *testing.T) {
 
 func TestSenderCommandsLockedStoreFailFast(t *testing.T) {
 	dir := t.TempDir()
-	db, err := store.Open(filepath.Join(dir, "ccsd.db"), store.Options{})
+	db, err := bolt.Open(filepath.Join(dir, "ccsd.db"), bolt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 type readiness struct {
 	up       atomic.Bool // every listener serves (set just before run.json is written)
 	draining atomic.Bool // shutdown began
-	// storeErr is the store's health signal (store.DB.LastCommitErr).
+	// storeErr is the store's health signal (store.Backend.LastCommitErr).
 	storeErr func() error
 }
 

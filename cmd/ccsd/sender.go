@@ -18,6 +18,7 @@ import (
 	"github.com/ccsd/ccsd/auth"
 	"github.com/ccsd/ccsd/httpapi"
 	"github.com/ccsd/ccsd/store"
+	"github.com/ccsd/ccsd/store/bolt"
 )
 
 // offlineLockTimeout is how long a sender subcommand waits for the database
@@ -148,7 +149,7 @@ func openSenderOps(ctx context.Context, dataDir string, create bool, log zerolog
 	} else if _, err := os.Stat(dataDir); err != nil {
 		return nil, nil, fmt.Errorf("data directory: %w", err)
 	}
-	db, err := store.Open(filepath.Join(dataDir, "ccsd.db"), store.Options{LockTimeout: offlineLockTimeout})
+	db, err := bolt.Open(filepath.Join(dataDir, "ccsd.db"), bolt.Options{LockTimeout: offlineLockTimeout})
 	if errors.Is(err, store.ErrLocked) {
 		return nil, nil, fmt.Errorf("data directory %s is in use by a ccsd whose admin endpoint does not answer (no usable %s): stop it or retry once it is up: %w",
 			dataDir, runInfoFile, err)

@@ -1,24 +1,16 @@
-package store
+package bolt
 
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"go.etcd.io/bbolt"
+
+	"github.com/ccsd/ccsd/store"
 )
 
-// Sender is an app server identity: a sender id (the GCM project number) and
-// the hash of its API key.
-type Sender struct {
-	ID      string
-	KeyHash []byte
-	Created time.Time
-	Revoked bool
-}
-
 // PutSender creates s. It returns ErrExists if s.ID is taken.
-func (db *DB) PutSender(s Sender) error {
+func (db *DB) PutSender(s store.Sender) error {
 	if s.ID == "" {
 		return fmt.Errorf("store: put sender: empty id")
 	}
@@ -26,7 +18,7 @@ func (db *DB) PutSender(s Sender) error {
 	err := db.update(context.Background(), func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketSenders)
 		if b.Get([]byte(s.ID)) != nil {
-			return clean(ErrExists)
+			return clean(store.ErrExists)
 		}
 		return b.Put([]byte(s.ID), val)
 	})
@@ -37,26 +29,26 @@ func (db *DB) PutSender(s Sender) error {
 }
 
 // Sender returns the sender with the given id, or ErrNotFound.
-func (db *DB) Sender(id string) (Sender, error) {
-	var s Sender
+func (db *DB) Sender(id string) (store.Sender, error) {
+	var s store.Sender
 	err := db.view(func(tx *bbolt.Tx) error {
 		v := tx.Bucket(bucketSenders).Get([]byte(id))
 		if v == nil {
-			return ErrNotFound
+			return store.ErrNotFound
 		}
 		var err error
 		s, err = decodeSender(v)
 		return err
 	})
 	if err != nil {
-		return Sender{}, fmt.Errorf("store: sender %s: %w", id, err)
+		return store.Sender{}, fmt.Errorf("store: sender %s: %w", id, err)
 	}
 	return s, nil
 }
 
 // Senders returns every sender, revoked ones included, sorted by ID.
-func (db *DB) Senders() ([]Sender, error) {
-	var out []Sender
+func (db *DB) Senders() ([]store.Sender, error) {
+	var out []store.Sender
 	err := db.view(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketSenders).ForEach(func(k, v []byte) error {
 			s, err := decodeSender(v)
@@ -80,7 +72,7 @@ func (db *DB) RevokeSender(id string) error {
 		b := tx.Bucket(bucketSenders)
 		v := b.Get([]byte(id))
 		if v == nil {
-			return clean(ErrNotFound)
+			return clean(store.ErrNotFound)
 		}
 		s, err := decodeSender(v)
 		if err != nil {

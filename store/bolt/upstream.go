@@ -1,4 +1,4 @@
-package store
+package bolt
 
 import (
 	"context"
@@ -6,20 +6,13 @@ import (
 	"math"
 
 	"go.etcd.io/bbolt"
-)
 
-// Upstream is a message waiting for an app server: a device's upstream
-// message or a delivery receipt. There is one queue per sender.
-type Upstream struct {
-	Seq                 uint64 // assigned by PushUpstream (or Ack), per-sender increasing
-	SenderID, MessageID string
-	Expires             int64  // unix ms; <= 0 never expires
-	Payload             []byte // JSON sent to the app server, verbatim
-}
+	"github.com/ccsd/ccsd/store"
+)
 
 // pushUpstream appends u (encoded as val) to its sender's queue inside tx
 // and sets u.Seq.
-func pushUpstream(tx *bbolt.Tx, u *Upstream, val []byte) error {
+func pushUpstream(tx *bbolt.Tx, u *store.Upstream, val []byte) error {
 	b, err := tx.Bucket(bucketUpstream).CreateBucketIfNotExists([]byte(u.SenderID))
 	if err != nil {
 		return fmt.Errorf("upstream queue %s: %w", u.SenderID, err)
@@ -41,7 +34,7 @@ func pushUpstream(tx *bbolt.Tx, u *Upstream, val []byte) error {
 
 // PushUpstream appends u to u.SenderID's upstream queue, sets u.Seq, and
 // returns once it is durable.
-func (db *DB) PushUpstream(ctx context.Context, u *Upstream) error {
+func (db *DB) PushUpstream(ctx context.Context, u *store.Upstream) error {
 	return db.PushUpstreamAsync(ctx, u).Wait(ctx)
 }
 
@@ -49,8 +42,8 @@ func (db *DB) PushUpstream(ctx context.Context, u *Upstream) error {
 // after another by one goroutine commit in that order, so a device that
 // pipelines upstream messages keeps their order. u must not change until
 // Wait returns.
-func (db *DB) PushUpstreamAsync(ctx context.Context, u *Upstream) *Write {
-	w := &Write{label: "push upstream " + u.SenderID + "/" + u.MessageID}
+func (db *DB) PushUpstreamAsync(ctx context.Context, u *store.Upstream) store.Write {
+	w := &write{label: "push upstream " + u.SenderID + "/" + u.MessageID}
 	if u.SenderID == "" {
 		w.err = fmt.Errorf("empty sender id")
 		return w
@@ -63,8 +56,8 @@ func (db *DB) PushUpstreamAsync(ctx context.Context, u *Upstream) *Write {
 // PendingUpstream returns up to limit messages waiting for senderID with
 // Seq > after, in order, skipping those expired at nowMs. limit <= 0 means
 // no limit.
-func (db *DB) PendingUpstream(senderID string, after uint64, limit int, nowMs int64) ([]Upstream, error) {
-	var out []Upstream
+func (db *DB) PendingUpstream(senderID string, after uint64, limit int, nowMs int64) ([]store.Upstream, error) {
+	var out []store.Upstream
 	if after == math.MaxUint64 {
 		return nil, nil
 	}
@@ -103,12 +96,12 @@ func (db *DB) PendingUpstream(senderID string, after uint64, limit int, nowMs in
 func deleteUpstream(tx *bbolt.Tx, senderID string, seq uint64) error {
 	b := tx.Bucket(bucketUpstream).Bucket([]byte(senderID))
 	if b == nil {
-		return ErrNotFound
+		return store.ErrNotFound
 	}
 	k := seqKey(seq)
 	v := b.Get(k)
 	if v == nil {
-		return ErrNotFound
+		return store.ErrNotFound
 	}
 	u, err := decodeUpstream(senderID, seq, v)
 	if err != nil {
@@ -129,7 +122,7 @@ func deleteUpstream(tx *bbolt.Tx, senderID string, seq uint64) error {
 func (db *DB) AckUpstream(ctx context.Context, senderID string, seq uint64) error {
 	err := db.update(ctx, func(tx *bbolt.Tx) error {
 		err := deleteUpstream(tx, senderID, seq)
-		if err == ErrNotFound {
+		if err == store.ErrNotFound {
 			return clean(err)
 		}
 		return err

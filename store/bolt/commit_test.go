@@ -1,4 +1,4 @@
-package store
+package bolt
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
+
+	"github.com/ccsd/ccsd/store"
 )
 
 func TestGroupCommit(t *testing.T) {
@@ -23,8 +25,8 @@ func TestGroupCommit(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			dev := fmt.Sprintf("d%d", i%50)
-			errs <- db.Enqueue(ctx, &Enqueue{SenderID: "s1", MessageID: fmt.Sprint(i), DedupUntil: time.Now().UnixMilli() + 60000,
-				Messages: []Message{msg(dev, "r"+dev, fmt.Sprint(i))}})
+			errs <- db.Enqueue(ctx, &store.Enqueue{SenderID: "s1", MessageID: fmt.Sprint(i), DedupUntil: time.Now().UnixMilli() + 60000,
+				Messages: []store.Message{msg(dev, "r"+dev, fmt.Sprint(i))}})
 		}()
 	}
 	wg.Wait()
@@ -56,7 +58,7 @@ func TestGroupCommit(t *testing.T) {
 func TestLoneWriteCommitsAtOnce(t *testing.T) {
 	db, _ := openTest(t, Options{})
 	for i := range 20 {
-		if err := db.PushUpstream(ctx, &Upstream{SenderID: "s1", MessageID: fmt.Sprint(i)}); err != nil {
+		if err := db.PushUpstream(ctx, &store.Upstream{SenderID: "s1", MessageID: fmt.Sprint(i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -84,7 +86,7 @@ func TestFailingOpDoesNotFailNeighbours(t *testing.T) {
 	until := time.Now().UnixMilli() + 60000
 	enq := func(id, dev string) func() error {
 		return func() error {
-			return db.Enqueue(ctx, &Enqueue{SenderID: "s1", MessageID: id, DedupUntil: until, Messages: []Message{msg(dev, "r", id)}})
+			return db.Enqueue(ctx, &store.Enqueue{SenderID: "s1", MessageID: id, DedupUntil: until, Messages: []store.Message{msg(dev, "r", id)}})
 		}
 	}
 	errs := runBatch(t, db,
@@ -92,7 +94,7 @@ func TestFailingOpDoesNotFailNeighbours(t *testing.T) {
 		// A dirty failure: writes, then fails. Its write must vanish.
 		func() error {
 			return db.update(ctx, func(tx *bbolt.Tx) error {
-				if err := tx.Bucket(bucketDevices).Put([]byte("ghost"), encodeDevice(&Device{ID: "ghost"})); err != nil {
+				if err := tx.Bucket(bucketDevices).Put([]byte("ghost"), encodeDevice(&store.Device{ID: "ghost"})); err != nil {
 					return err
 				}
 				return errors.New("boom")
@@ -101,27 +103,27 @@ func TestFailingOpDoesNotFailNeighbours(t *testing.T) {
 		// A panicking op.
 		func() error {
 			return db.update(ctx, func(tx *bbolt.Tx) error {
-				tx.Bucket(bucketDevices).Put([]byte("ghost2"), encodeDevice(&Device{ID: "ghost2"}))
+				tx.Bucket(bucketDevices).Put([]byte("ghost2"), encodeDevice(&store.Device{ID: "ghost2"}))
 				var m map[string]int
 				m["x"] = 1
 				return nil
 			})
 		},
-		func() error { return db.PutDevice(Device{ID: "good"}) },
+		func() error { return db.PutDevice(store.Device{ID: "good"}) },
 	)
 	if st := db.Stats(); st.Commits != 1 {
 		t.Fatalf("Commits = %d, want the whole batch in 1 (CommitDelay too short for this machine?)", st.Commits)
 	}
 	dups := 0
 	for i, err := range errs[:2] {
-		if errors.Is(err, ErrDuplicate) {
+		if errors.Is(err, store.ErrDuplicate) {
 			dups++
 		} else if err != nil {
 			t.Errorf("enqueue %d: %v", i, err)
 		}
 	}
 	if dups != 1 {
-		t.Errorf("of two enqueues with one message id, %d got ErrDuplicate, want 1", dups)
+		t.Errorf("of two enqueues with one message id, %d got store.ErrDuplicate, want 1", dups)
 	}
 	if errs[2] != nil {
 		t.Errorf("m2: %v", errs[2])
@@ -139,7 +141,7 @@ func TestFailingOpDoesNotFailNeighbours(t *testing.T) {
 		t.Errorf("Ops = %d, want 3", st.Ops)
 	}
 	for _, id := range []string{"ghost", "ghost2"} {
-		if _, err := db.Device(id); !errors.Is(err, ErrNotFound) {
+		if _, err := db.Device(id); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("write of failed op %s survived: %v", id, err)
 		}
 	}
@@ -177,7 +179,7 @@ func TestCancelWhileWaiting(t *testing.T) {
 	c, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
 	res := make(chan error, 1)
-	go func() { res <- db.PushUpstream(c, &Upstream{SenderID: "s1", MessageID: "cancelled"}) }()
+	go func() { res <- db.PushUpstream(c, &store.Upstream{SenderID: "s1", MessageID: "cancelled"}) }()
 	if err := <-res; !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("cancelled PushUpstream: %v", err)
 	}
@@ -185,14 +187,14 @@ func TestCancelWhileWaiting(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A later write goes through, and the cancelled one was never written.
-	if err := db.PushUpstream(ctx, &Upstream{SenderID: "s1", MessageID: "later"}); err != nil {
+	if err := db.PushUpstream(ctx, &store.Upstream{SenderID: "s1", MessageID: "later"}); err != nil {
 		t.Fatal(err)
 	}
 	up, _ := db.PendingUpstream("s1", 0, 0, 0)
 	if len(up) != 1 || up[0].MessageID != "later" {
 		t.Fatalf("upstream = %+v, want only 'later'", up)
 	}
-	if err := db.PushUpstream(c, &Upstream{SenderID: "s1"}); !errors.Is(err, context.DeadlineExceeded) {
+	if err := db.PushUpstream(c, &store.Upstream{SenderID: "s1"}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("write with a dead context: %v", err)
 	}
 }
@@ -207,7 +209,7 @@ func TestCloseCommitsQueued(t *testing.T) {
 	const n = 10 // more than MaxBatch: several batches are pending at Close
 	errs := make(chan error, n)
 	for i := range n {
-		go func() { errs <- db.PutDevice(Device{ID: fmt.Sprint("d", i)}) }()
+		go func() { errs <- db.PutDevice(store.Device{ID: fmt.Sprint("d", i)}) }()
 	}
 	// Wait until all are queued (4 in the channel, the rest blocked
 	// handing over), then close while the committer is still busy.
@@ -230,7 +232,7 @@ func TestCloseCommitsQueued(t *testing.T) {
 	if err := <-closed; err != nil {
 		t.Fatal(err)
 	}
-	if err := db.PutDevice(Device{ID: "late"}); !errors.Is(err, ErrClosed) {
+	if err := db.PutDevice(store.Device{ID: "late"}); !errors.Is(err, store.ErrClosed) {
 		t.Fatalf("write after Close: %v", err)
 	}
 	for range n {
@@ -276,7 +278,7 @@ func TestSchemaVersion(t *testing.T) {
 }
 
 func TestCodecRoundTripAndCorrupt(t *testing.T) {
-	m := Message{Seq: 7, DeviceID: "d", RegID: "r\x00x", SenderID: "s", MessageID: "m", CollapseKey: "c", Expires: -1, Receipt: true, Payload: []byte{0, 1, 2}}
+	m := store.Message{Seq: 7, DeviceID: "d", RegID: "r\x00x", SenderID: "s", MessageID: "m", CollapseKey: "c", Expires: -1, Receipt: true, Payload: []byte{0, 1, 2}}
 	b := encodeMessage(&m)
 	got, err := decodeMessage("d", 7, b)
 	if err != nil || got.RegID != m.RegID || got.Expires != -1 || !got.Receipt || string(got.Payload) != string(m.Payload) {

@@ -1,17 +1,19 @@
-package store
+package bolt
 
 import (
 	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ccsd/ccsd/store"
 )
 
-func benchMessage(i int64) *Enqueue {
+func benchMessage(i int64) *store.Enqueue {
 	dev := fmt.Sprintf("d%d", i%100)
-	return &Enqueue{
+	return &store.Enqueue{
 		SenderID: "s1", MessageID: fmt.Sprint(i), DedupUntil: time.Now().UnixMilli() + 60000,
-		Messages: []Message{{
+		Messages: []store.Message{{
 			DeviceID: dev, RegID: "r" + dev, SenderID: "s1", MessageID: fmt.Sprint(i),
 			Expires: time.Now().UnixMilli() + 3600000,
 			Payload: []byte(`{"message_id":"m","data":{"score":"5x1","time":"15:10"}}`),

@@ -1,4 +1,4 @@
-package store
+package bolt
 
 import (
 	"errors"
@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
+
+	"github.com/ccsd/ccsd/store"
 )
 
 // op is one write request waiting for the committer.
@@ -206,7 +208,7 @@ func (h *commitHealth) record(err error) {
 // full the signal follows whichever kind of write came last.
 func (db *DB) LastCommitErr() error {
 	if db.isClosed.Load() {
-		return ErrClosed
+		return store.ErrClosed
 	}
 	if p := db.health.lastErr.Load(); p != nil {
 		return *p

@@ -1,4 +1,4 @@
-package store
+package bolt
 
 import (
 	"errors"
@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ccsd/ccsd/store"
 )
 
 // limitFileSize caps the size of every file this process writes at the
@@ -42,10 +44,10 @@ func limitFileSize(t *testing.T, path string) (lift func()) {
 }
 
 // bigEnqueue is a write large enough to grow a fresh database file.
-func bigEnqueue(id string) *Enqueue {
+func bigEnqueue(id string) *store.Enqueue {
 	m := msg("d1", "r1", id)
 	m.Payload = make([]byte, 1<<20)
-	return &Enqueue{SenderID: "s1", MessageID: id, DedupUntil: time.Now().UnixMilli() + 60000, Messages: []Message{m}}
+	return &store.Enqueue{SenderID: "s1", MessageID: id, DedupUntil: time.Now().UnixMilli() + 60000, Messages: []store.Message{m}}
 }
 
 // TestLastCommitErrFollowsCommits: a commit that fails for want of disk
@@ -56,7 +58,7 @@ func TestLastCommitErrFollowsCommits(t *testing.T) {
 	if err := db.LastCommitErr(); err != nil {
 		t.Fatalf("fresh store: %v", err)
 	}
-	if err := db.PutDevice(Device{ID: "before"}); err != nil {
+	if err := db.PutDevice(store.Device{ID: "before"}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -86,7 +88,7 @@ func TestLastCommitErrFollowsCommits(t *testing.T) {
 		t.Error(err)
 	}
 	db.Close()
-	if err := db.LastCommitErr(); !errors.Is(err, ErrClosed) {
+	if err := db.LastCommitErr(); !errors.Is(err, store.ErrClosed) {
 		t.Errorf("after Close: %v", err)
 	}
 }

@@ -1,18 +1,12 @@
-package store
+package bolt
 
 import (
 	"sync"
 
 	"go.etcd.io/bbolt"
-)
 
-// QueueUsage is what one sender's upstream queue holds: messages (device
-// upstream messages and delivery receipts, expired ones not yet swept
-// included) and the bytes of their stored records.
-type QueueUsage struct {
-	Messages int
-	Bytes    int64
-}
+	"github.com/ccsd/ccsd/store"
+)
 
 // upstreamUsage keeps QueueUsage per sender in memory, so that a limit on
 // the upstream queues is checked without reading the store. It is built
@@ -22,7 +16,7 @@ type QueueUsage struct {
 // no handler).
 type upstreamUsage struct {
 	mu sync.Mutex
-	m  map[string]QueueUsage
+	m  map[string]store.QueueUsage
 }
 
 func (u *upstreamUsage) add(sender string, n int, bytes int64) {
@@ -41,7 +35,7 @@ func (u *upstreamUsage) add(sender string, n int, bytes int64) {
 	u.m[sender] = q
 }
 
-func (u *upstreamUsage) get(sender string) QueueUsage {
+func (u *upstreamUsage) get(sender string) store.QueueUsage {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return u.m[sender]
@@ -70,10 +64,10 @@ func countedOnCommit(tx *bbolt.Tx, sender string, n int, bytes int64) {
 // loadUpstreamUsage walks every upstream queue once, counting records and
 // their sizes without decoding them.
 func loadUpstreamUsage(bdb *bbolt.DB) (*upstreamUsage, error) {
-	u := &upstreamUsage{m: make(map[string]QueueUsage)}
+	u := &upstreamUsage{m: make(map[string]store.QueueUsage)}
 	err := bdb.View(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketUpstream).ForEachBucket(func(name []byte) error {
-			var q QueueUsage
+			var q store.QueueUsage
 			c := tx.Bucket(bucketUpstream).Bucket(name).Cursor()
 			for k, v := c.First(); k != nil; k, v = c.Next() {
 				if len(k) == 8 {
@@ -92,6 +86,6 @@ func loadUpstreamUsage(bdb *bbolt.DB) (*upstreamUsage, error) {
 
 // UpstreamUsage returns what senderID's upstream queue holds. It is read
 // from memory and costs one mutex: fit for a check on every message.
-func (db *DB) UpstreamUsage(senderID string) QueueUsage {
+func (db *DB) UpstreamUsage(senderID string) store.QueueUsage {
 	return db.usage.get(senderID)
 }

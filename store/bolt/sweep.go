@@ -1,4 +1,4 @@
-package store
+package bolt
 
 import (
 	"bytes"
@@ -9,19 +9,13 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
+
+	"github.com/ccsd/ccsd/store"
 )
 
 // sweepLimit bounds the expiry index entries one Sweep call handles, so one
 // sweep never holds the committer (and every writer behind it) for long.
 var sweepLimit = 10000
-
-// SweepStats counts what one Sweep call deleted.
-type SweepStats struct {
-	Messages int  // expired device messages
-	Upstream int  // expired upstream messages and receipts
-	Dedup    int  // expired dedup records
-	More     bool // the call stopped at its work bound: call Sweep again
-}
 
 // Sweep deletes device messages, upstream messages and dedup records whose
 // expiry time is before nowMs, with their index entries. It walks the
@@ -29,10 +23,10 @@ type SweepStats struct {
 // yet expired, so it touches only what expired, and handles at most 10,000
 // entries per call (More reports that some are left). It runs as one write
 // through the committer.
-func (db *DB) Sweep(ctx context.Context, nowMs int64) (SweepStats, error) {
-	var st SweepStats
+func (db *DB) Sweep(ctx context.Context, nowMs int64) (store.SweepStats, error) {
+	var st store.SweepStats
 	err := db.update(ctx, func(tx *bbolt.Tx) error {
-		st = SweepStats{}
+		st = store.SweepStats{}
 		expiry := tx.Bucket(bucketExpiry)
 		var keys [][]byte
 		c := expiry.Cursor()
@@ -68,7 +62,7 @@ func (db *DB) Sweep(ctx context.Context, nowMs int64) (SweepStats, error) {
 		return nil
 	})
 	if err != nil {
-		return SweepStats{}, fmt.Errorf("store: sweep: %w", err)
+		return store.SweepStats{}, fmt.Errorf("store: sweep: %w", err)
 	}
 	return st, nil
 }
@@ -97,7 +91,7 @@ func sweepEntry(tx *bbolt.Tx, k []byte) (byte, error) {
 		} else {
 			err = deleteUpstream(tx, id, seqOf(tail))
 		}
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, store.ErrNotFound) {
 			return 0, nil
 		}
 		return kind, err
@@ -126,15 +120,6 @@ var (
 	deviceSweepWork  = 10000
 )
 
-// DeviceSweepStats counts what one SweepDevices call did.
-type DeviceSweepStats struct {
-	Checked       int  // devices judged (kept or deleted); each is judged once
-	Devices       int  // devices deleted
-	Registrations int  // their live registrations deleted
-	Messages      int  // their queued messages deleted
-	More          bool // the call stopped at its work bound: call again
-}
-
 // SweepDevices deletes every device created before createdBefore that never
 // logged in or has no live registration, together with its live
 // registrations and its queued messages. It walks the creation index from
@@ -145,11 +130,11 @@ type DeviceSweepStats struct {
 // index entry (created before the index existed) are never judged. One call
 // is one write through the committer and stops after 1,000 devices or
 // 10,000 deleted records (More reports that some are left).
-func (db *DB) SweepDevices(ctx context.Context, createdBefore time.Time) (DeviceSweepStats, error) {
+func (db *DB) SweepDevices(ctx context.Context, createdBefore time.Time) (store.DeviceSweepStats, error) {
 	cutoff := createdBefore.UnixMilli()
-	var st DeviceSweepStats
+	var st store.DeviceSweepStats
 	err := db.update(ctx, func(tx *bbolt.Tx) error {
-		st = DeviceSweepStats{}
+		st = store.DeviceSweepStats{}
 		index := tx.Bucket(bucketDevCreated)
 		var keys [][]byte
 		c := index.Cursor()
@@ -179,7 +164,7 @@ func (db *DB) SweepDevices(ctx context.Context, createdBefore time.Time) (Device
 		return nil
 	})
 	if err != nil {
-		return DeviceSweepStats{}, fmt.Errorf("store: sweep devices: %w", err)
+		return store.DeviceSweepStats{}, fmt.Errorf("store: sweep devices: %w", err)
 	}
 	return st, nil
 }
@@ -189,7 +174,7 @@ func (db *DB) SweepDevices(ctx context.Context, createdBefore time.Time) (Device
 // device already gone, or a record that does not decode (it cannot log in
 // anyway, and deleting what cannot be read is not the sweep's call) leave
 // nothing to do.
-func sweepDevice(tx *bbolt.Tx, k []byte, st *DeviceSweepStats) error {
+func sweepDevice(tx *bbolt.Tx, k []byte, st *store.DeviceSweepStats) error {
 	if len(k) < 8 {
 		return nil
 	}

@@ -1,35 +1,24 @@
-package store
+package bolt
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"time"
 
 	"go.etcd.io/bbolt"
-)
 
-// Registration is an app instance on a device registered for one sender: the
-// registration id (the token app servers send to) and what it stands for.
-type Registration struct {
-	ID, DeviceID, SenderID, App string
-	Created                     time.Time
-}
+	"github.com/ccsd/ccsd/store"
+)
 
 func regIndexKey(deviceID, senderID, app string) []byte {
 	return compositeKey(deviceID, senderID, app)
 }
-
-// ErrTooManyRegistrations is returned by RegisterLimited when the device
-// already has its maximum of live registrations.
-var ErrTooManyRegistrations = errors.New("store: too many registrations on the device")
 
 // Register stores r unless (DeviceID, SenderID, App) already has a live
 // registration, in which case it returns that one (GCM hands the same token
 // back). It returns ErrExists if r.ID is already used by another
 // registration, live or unregistered. It neither bounds the device's
 // registrations nor checks that the device exists: RegisterLimited does.
-func (db *DB) Register(r Registration) (Registration, error) {
+func (db *DB) Register(r store.Registration) (store.Registration, error) {
 	return db.register(r, 0, false)
 }
 
@@ -40,15 +29,15 @@ func (db *DB) Register(r Registration) (Registration, error) {
 // the bound together and none outlives a device SweepDevices just deleted.
 // Re-registering a live (DeviceID, SenderID, App) returns its registration
 // even at the bound.
-func (db *DB) RegisterLimited(r Registration, max int) (Registration, error) {
+func (db *DB) RegisterLimited(r store.Registration, max int) (store.Registration, error) {
 	return db.register(r, max, true)
 }
 
-func (db *DB) register(r Registration, max int, needDevice bool) (Registration, error) {
+func (db *DB) register(r store.Registration, max int, needDevice bool) (store.Registration, error) {
 	if r.ID == "" || r.DeviceID == "" || r.SenderID == "" {
-		return Registration{}, fmt.Errorf("store: register: id, device and sender are required")
+		return store.Registration{}, fmt.Errorf("store: register: id, device and sender are required")
 	}
-	var out Registration
+	var out store.Registration
 	idx := regIndexKey(r.DeviceID, r.SenderID, r.App)
 	val := encodeReg(&regRecord{Registration: r})
 	err := db.update(context.Background(), func(tx *bbolt.Tx) error {
@@ -66,13 +55,13 @@ func (db *DB) register(r Registration, max int, needDevice bool) (Registration, 
 			return nil
 		}
 		if needDevice && tx.Bucket(bucketDevices).Get([]byte(r.DeviceID)) == nil {
-			return clean(fmt.Errorf("device %s: %w", r.DeviceID, ErrNotFound))
+			return clean(fmt.Errorf("device %s: %w", r.DeviceID, store.ErrNotFound))
 		}
 		if max > 0 && countLiveRegistrations(tx, r.DeviceID, max) >= max {
-			return clean(ErrTooManyRegistrations)
+			return clean(store.ErrTooManyRegistrations)
 		}
 		if regs.Get([]byte(r.ID)) != nil {
-			return clean(ErrExists)
+			return clean(store.ErrExists)
 		}
 		if err := regs.Put([]byte(r.ID), val); err != nil {
 			return err
@@ -81,7 +70,7 @@ func (db *DB) register(r Registration, max int, needDevice bool) (Registration, 
 		return tx.Bucket(bucketRegIndex).Put(idx, []byte(r.ID))
 	})
 	if err != nil {
-		return Registration{}, fmt.Errorf("store: register %s: %w", r.ID, err)
+		return store.Registration{}, fmt.Errorf("store: register %s: %w", r.ID, err)
 	}
 	return out, nil
 }
@@ -90,22 +79,22 @@ func (db *DB) register(r Registration, max int, needDevice bool) (Registration, 
 // id it returns ErrNotFound; for an unregistered one it returns the record
 // and ErrUnregistered (tombstones are kept so senders get
 // DEVICE_UNREGISTERED, not BAD_REGISTRATION).
-func (db *DB) Registration(id string) (Registration, error) {
+func (db *DB) Registration(id string) (store.Registration, error) {
 	var rec regRecord
 	err := db.view(func(tx *bbolt.Tx) error {
 		v := tx.Bucket(bucketRegs).Get([]byte(id))
 		if v == nil {
-			return ErrNotFound
+			return store.ErrNotFound
 		}
 		var err error
 		rec, err = decodeReg(v)
 		return err
 	})
 	if err != nil {
-		return Registration{}, fmt.Errorf("store: registration %s: %w", id, err)
+		return store.Registration{}, fmt.Errorf("store: registration %s: %w", id, err)
 	}
 	if rec.Unregistered {
-		return rec.Registration, fmt.Errorf("store: registration %s: %w", id, ErrUnregistered)
+		return rec.Registration, fmt.Errorf("store: registration %s: %w", id, store.ErrUnregistered)
 	}
 	return rec.Registration, nil
 }
@@ -114,15 +103,15 @@ func (db *DB) Registration(id string) (Registration, error) {
 // members, say). errs[i] is nil, or wraps ErrNotFound or ErrUnregistered
 // (with regs[i] filled in) as Registration's would; a failure of the read
 // itself is the returned error.
-func (db *DB) Registrations(ids []string) (regs []Registration, errs []error, err error) {
-	regs = make([]Registration, len(ids))
+func (db *DB) Registrations(ids []string) (regs []store.Registration, errs []error, err error) {
+	regs = make([]store.Registration, len(ids))
 	errs = make([]error, len(ids))
 	err = db.view(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketRegs)
 		for i, id := range ids {
 			v := b.Get([]byte(id))
 			if v == nil {
-				errs[i] = fmt.Errorf("store: registration %s: %w", id, ErrNotFound)
+				errs[i] = fmt.Errorf("store: registration %s: %w", id, store.ErrNotFound)
 				continue
 			}
 			rec, err := decodeReg(v)
@@ -131,7 +120,7 @@ func (db *DB) Registrations(ids []string) (regs []Registration, errs []error, er
 			}
 			regs[i] = rec.Registration
 			if rec.Unregistered {
-				errs[i] = fmt.Errorf("store: registration %s: %w", id, ErrUnregistered)
+				errs[i] = fmt.Errorf("store: registration %s: %w", id, store.ErrUnregistered)
 			}
 		}
 		return nil
@@ -141,12 +130,12 @@ func (db *DB) Registrations(ids []string) (regs []Registration, errs []error, er
 
 // FindRegistration returns the live registration of app on deviceID for
 // senderID, or ErrNotFound.
-func (db *DB) FindRegistration(deviceID, senderID, app string) (Registration, error) {
+func (db *DB) FindRegistration(deviceID, senderID, app string) (store.Registration, error) {
 	var rec regRecord
 	err := db.view(func(tx *bbolt.Tx) error {
 		id := tx.Bucket(bucketRegIndex).Get(regIndexKey(deviceID, senderID, app))
 		if id == nil {
-			return ErrNotFound
+			return store.ErrNotFound
 		}
 		v := tx.Bucket(bucketRegs).Get(id)
 		if v == nil {
@@ -157,7 +146,7 @@ func (db *DB) FindRegistration(deviceID, senderID, app string) (Registration, er
 		return err
 	})
 	if err != nil {
-		return Registration{}, fmt.Errorf("store: find registration %s/%s/%s: %w", deviceID, senderID, app, err)
+		return store.Registration{}, fmt.Errorf("store: find registration %s/%s/%s: %w", deviceID, senderID, app, err)
 	}
 	return rec.Registration, nil
 }
@@ -175,7 +164,7 @@ func (db *DB) Unregister(ctx context.Context, id string) error {
 		regs := tx.Bucket(bucketRegs)
 		v := regs.Get([]byte(id))
 		if v == nil {
-			return clean(ErrNotFound)
+			return clean(store.ErrNotFound)
 		}
 		rec, err := decodeReg(v)
 		if err != nil {

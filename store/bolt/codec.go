@@ -1,9 +1,11 @@
-package store
+package bolt
 
 import (
 	"encoding/binary"
 	"errors"
 	"time"
+
+	"github.com/ccsd/ccsd/store"
 )
 
 // errCorrupt reports a stored value that does not decode. It never reaches a
@@ -156,7 +158,7 @@ var zeroUnix = time.Time{}.Unix()
 // --- record layouts -------------------------------------------------------
 
 // Sender: ver | ID | KeyHash | Created | Revoked
-func encodeSender(s *Sender) []byte {
+func encodeSender(s *store.Sender) []byte {
 	e := newEnc(len(s.ID) + len(s.KeyHash) + 24)
 	e.str(s.ID)
 	e.bytes(s.KeyHash)
@@ -165,9 +167,9 @@ func encodeSender(s *Sender) []byte {
 	return e.b
 }
 
-func decodeSender(b []byte) (Sender, error) {
+func decodeSender(b []byte) (store.Sender, error) {
 	d := newDec(b)
-	s := Sender{ID: d.str(), KeyHash: d.bytes(), Created: d.time(), Revoked: d.boolean()}
+	s := store.Sender{ID: d.str(), KeyHash: d.bytes(), Created: d.time(), Revoked: d.boolean()}
 	return s, d.err
 }
 
@@ -175,7 +177,7 @@ func decodeSender(b []byte) (Sender, error) {
 // after the first release of schema 1, at the end so that older builds
 // still read new records (they ignore trailing bytes); a record that ends
 // after Created is such an old one and reads as logged in.
-func encodeDevice(v *Device) []byte {
+func encodeDevice(v *store.Device) []byte {
 	e := newEnc(len(v.ID) + len(v.SecretHash) + 25)
 	e.str(v.ID)
 	e.bytes(v.SecretHash)
@@ -184,9 +186,9 @@ func encodeDevice(v *Device) []byte {
 	return e.b
 }
 
-func decodeDevice(b []byte) (Device, error) {
+func decodeDevice(b []byte) (store.Device, error) {
 	d := newDec(b)
-	v := Device{ID: d.str(), SecretHash: d.bytes(), Created: d.time()}
+	v := store.Device{ID: d.str(), SecretHash: d.bytes(), Created: d.time()}
 	if d.err == nil && len(d.b) == 0 {
 		v.LoggedIn = true // a record from before the field: see above
 		return v, nil
@@ -197,7 +199,7 @@ func decodeDevice(b []byte) (Device, error) {
 
 // regRecord is a Registration as stored: the registration plus its tombstone.
 type regRecord struct {
-	Registration
+	store.Registration
 	Unregistered bool
 }
 
@@ -228,7 +230,7 @@ func decodeReg(b []byte) (regRecord, error) {
 // Message: ver | RegID | SenderID | MessageID | CollapseKey | Expires | Receipt | Payload.
 // DeviceID and Seq are the bucket and the key, so they are not repeated.
 // RegID comes first so Unregister can read it without decoding the rest.
-func encodeMessage(m *Message) []byte {
+func encodeMessage(m *store.Message) []byte {
 	e := newEnc(len(m.RegID) + len(m.SenderID) + len(m.MessageID) + len(m.CollapseKey) + len(m.Payload) + 24)
 	e.str(m.RegID)
 	e.str(m.SenderID)
@@ -240,9 +242,9 @@ func encodeMessage(m *Message) []byte {
 	return e.b
 }
 
-func decodeMessage(deviceID string, seq uint64, b []byte) (Message, error) {
+func decodeMessage(deviceID string, seq uint64, b []byte) (store.Message, error) {
 	d := newDec(b)
-	m := Message{Seq: seq, DeviceID: deviceID}
+	m := store.Message{Seq: seq, DeviceID: deviceID}
 	m.RegID = d.str()
 	m.SenderID = d.str()
 	m.MessageID = d.str()
@@ -274,7 +276,7 @@ func messageKeys(b []byte) (regID, collapseKey []byte, err error) {
 
 // Upstream: ver | MessageID | Expires | Payload. SenderID and Seq are the
 // bucket and the key.
-func encodeUpstream(u *Upstream) []byte {
+func encodeUpstream(u *store.Upstream) []byte {
 	e := newEnc(len(u.MessageID) + len(u.Payload) + 16)
 	e.str(u.MessageID)
 	e.i64(u.Expires)
@@ -282,9 +284,9 @@ func encodeUpstream(u *Upstream) []byte {
 	return e.b
 }
 
-func decodeUpstream(senderID string, seq uint64, b []byte) (Upstream, error) {
+func decodeUpstream(senderID string, seq uint64, b []byte) (store.Upstream, error) {
 	d := newDec(b)
-	u := Upstream{Seq: seq, SenderID: senderID}
+	u := store.Upstream{Seq: seq, SenderID: senderID}
 	u.MessageID = d.str()
 	u.Expires = d.i64()
 	u.Payload = d.bytes()

@@ -1,4 +1,4 @@
-package store
+package bolt
 
 import (
 	"errors"
@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
+
+	"github.com/ccsd/ccsd/store"
 )
 
 // TestUpstreamUsage: the in-memory usage of a sender's upstream queue
@@ -18,7 +20,7 @@ func TestUpstreamUsage(t *testing.T) {
 	now := time.Now().UnixMilli()
 	var size int64
 	for i := range 5 {
-		u := &Upstream{SenderID: "s1", MessageID: "u" + strconv.Itoa(i), Expires: now + 60000, Payload: []byte(`{"n":` + strconv.Itoa(i) + `}`)}
+		u := &store.Upstream{SenderID: "s1", MessageID: "u" + strconv.Itoa(i), Expires: now + 60000, Payload: []byte(`{"n":` + strconv.Itoa(i) + `}`)}
 		if i == 4 {
 			u.Expires = now - 1 // swept below
 		}
@@ -27,17 +29,17 @@ func TestUpstreamUsage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := db.UpstreamUsage("s1"); got != (QueueUsage{5, size}) {
+	if got := db.UpstreamUsage("s1"); got != (store.QueueUsage{Messages: 5, Bytes: size}) {
 		t.Fatalf("after 5 pushes: %+v, want {5 %d}", got, size)
 	}
-	if got := db.UpstreamUsage("s2"); got != (QueueUsage{}) {
+	if got := db.UpstreamUsage("s2"); got != (store.QueueUsage{}) {
 		t.Fatalf("other sender: %+v", got)
 	}
-	e := &Enqueue{Messages: []Message{msg("d1", "r1", "m1")}}
+	e := &store.Enqueue{Messages: []store.Message{msg("d1", "r1", "m1")}}
 	if err := db.Enqueue(ctx, e); err != nil {
 		t.Fatal(err)
 	}
-	rc := &Upstream{SenderID: "s1", MessageID: "dr2:m1", Payload: []byte(`{}`)}
+	rc := &store.Upstream{SenderID: "s1", MessageID: "dr2:m1", Payload: []byte(`{}`)}
 	if _, err := db.Ack(ctx, "d1", e.Messages[0].Seq, rc); err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +49,7 @@ func TestUpstreamUsage(t *testing.T) {
 	}
 	// A write that pushes, then fails dirty, is rolled back: not counted.
 	err := db.update(ctx, func(tx *bbolt.Tx) error {
-		u := &Upstream{SenderID: "s1", MessageID: "ghost", Payload: []byte("{}")}
+		u := &store.Upstream{SenderID: "s1", MessageID: "ghost", Payload: []byte("{}")}
 		if err := pushUpstream(tx, u, encodeUpstream(u)); err != nil {
 			return err
 		}
@@ -82,12 +84,12 @@ func TestUpstreamUsage(t *testing.T) {
 
 // overflowing returns an Enqueue of one message of reg on d1 bounded at max
 // per registration, whose overflow message is "deleted-N".
-func overflowing(reg, id string, max int) *Enqueue {
+func overflowing(reg, id string, max int) *store.Enqueue {
 	m := msg("d1", reg, id)
 	m.MaxQueued = max
-	return &Enqueue{Messages: []Message{m},
-		Overflow: func(m *Message) Message {
-			return Message{MessageID: "deleted-" + m.MessageID, Payload: []byte(`{"message_type":"deleted_messages"}`)}
+	return &store.Enqueue{Messages: []store.Message{m},
+		Overflow: func(m *store.Message) store.Message {
+			return store.Message{MessageID: "deleted-" + m.MessageID, Payload: []byte(`{"message_type":"deleted_messages"}`)}
 		}}
 }
 
@@ -98,7 +100,7 @@ func overflowing(reg, id string, max int) *Enqueue {
 func TestEnqueueOverflow(t *testing.T) {
 	db, path := openTest(t, Options{})
 	const max = 3
-	enq := func(db *DB, reg, id string) *Enqueue {
+	enq := func(db *DB, reg, id string) *store.Enqueue {
 		t.Helper()
 		e := overflowing(reg, id, max)
 		if err := db.Enqueue(ctx, e); err != nil {
@@ -162,7 +164,7 @@ func TestEnqueueOverflow(t *testing.T) {
 func TestRegQueuedBuiltForOldDatabase(t *testing.T) {
 	db, path := openTest(t, Options{})
 	for i := range 4 {
-		if err := db.Enqueue(ctx, &Enqueue{Messages: []Message{msg("d1", "r1", "m"+strconv.Itoa(i))}}); err != nil {
+		if err := db.Enqueue(ctx, &store.Enqueue{Messages: []store.Message{msg("d1", "r1", "m"+strconv.Itoa(i))}}); err != nil {
 			t.Fatal(err)
 		}
 	}

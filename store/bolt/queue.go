@@ -1,4 +1,4 @@
-package store
+package bolt
 
 import (
 	"context"
@@ -6,47 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"time"
 
 	"go.etcd.io/bbolt"
+
+	"github.com/ccsd/ccsd/store"
 )
-
-// Message is one downstream message queued for a device (one queue per
-// device, holding every app's messages).
-type Message struct {
-	Seq                                               uint64 // assigned by Enqueue, per-device increasing
-	DeviceID, RegID, SenderID, MessageID, CollapseKey string
-	Expires                                           int64  // unix milliseconds; never returned by Pending after this; <= 0 never expires
-	Receipt                                           bool   // delivery_receipt_requested
-	Payload                                           []byte // the JSON sent to the device, verbatim
-	// MaxQueued, read by Enqueue only and not stored, bounds the queued
-	// messages without a collapse key of this message's registration (0:
-	// unbounded), as GCM kept at most 100 per device and app. A message
-	// that finds its registration at the bound is not stored: every queued
-	// message of that registration without a collapse key is deleted
-	// instead, and the message Enqueue.Overflow returns takes their place
-	// (the message's Seq stays 0). Messages with a collapse key are bounded
-	// by collapsing and are neither counted nor deleted.
-	MaxQueued int
-}
-
-// Enqueue is one atomic write of one or more messages (a group fan-out puts
-// all member copies in one Enqueue).
-type Enqueue struct {
-	SenderID, MessageID string    // dedup key; MessageID == "" disables dedup
-	DedupUntil          int64     // unix ms until which the dedup record lives
-	Messages            []Message // Seq fields are filled in by Enqueue
-	// Overflow renders the message that tells a registration its messages
-	// were deleted (message_type deleted_messages), given the message that
-	// overflowed. Enqueue sets its DeviceID, RegID, SenderID and a
-	// reserved CollapseKey, so a registration has at most one queued:
-	// a later overflow replaces it. Required when a message has a
-	// MaxQueued; it runs inside the write and must not touch the DB.
-	Overflow func(m *Message) Message
-	// Discarded is set by Enqueue: how many messages overflows deleted,
-	// the overflowing ones included.
-	Discarded int
-}
 
 // deletedMessagesKey is the collapse key of the message Overflow renders.
 // It holds a NUL byte so that it reads as no sender's own collapse key.
@@ -64,7 +28,7 @@ func seqOf(k []byte) uint64 { return binary.BigEndian.Uint64(k) }
 // deletes the queued message with the same (RegID, CollapseKey): only the
 // newest survives. Then the dedup record is written, to live until
 // DedupUntil. Enqueue does not check registrations: the caller does.
-func (db *DB) Enqueue(ctx context.Context, e *Enqueue) error {
+func (db *DB) Enqueue(ctx context.Context, e *store.Enqueue) error {
 	return db.EnqueueAsync(ctx, e).Wait(ctx)
 }
 
@@ -72,8 +36,8 @@ func (db *DB) Enqueue(ctx context.Context, e *Enqueue) error {
 // returns. Enqueues submitted one after another by one goroutine commit in
 // that order, so a connection that pipelines messages keeps their order
 // without waiting for each fsync. e must not change until Wait returns.
-func (db *DB) EnqueueAsync(ctx context.Context, e *Enqueue) *Write {
-	w := &Write{label: "enqueue " + e.SenderID + "/" + e.MessageID}
+func (db *DB) EnqueueAsync(ctx context.Context, e *store.Enqueue) store.Write {
+	w := &write{label: "enqueue " + e.SenderID + "/" + e.MessageID}
 	for i := range e.Messages {
 		if e.Messages[i].DeviceID == "" {
 			w.err = fmt.Errorf("message %d has no device id", i)
@@ -92,14 +56,14 @@ func (db *DB) EnqueueAsync(ctx context.Context, e *Enqueue) *Write {
 	for i := range e.Messages {
 		vals[i] = encodeMessage(&e.Messages[i])
 	}
-	now := time.Now().UnixMilli()
+	now := db.opts.Now().UnixMilli()
 	w.o, w.err = db.submit(ctx, func(tx *bbolt.Tx) error {
 		dedup := tx.Bucket(bucketDedup)
 		if dk != nil {
 			if v := dedup.Get(dk); v != nil && len(v) == 8 {
 				until := int64(binary.BigEndian.Uint64(v))
 				if until >= now {
-					return clean(ErrDuplicate)
+					return clean(store.ErrDuplicate)
 				}
 				// A stale record the sweeper has not reached yet: replace it.
 				if err := tx.Bucket(bucketExpiry).Delete(expiryKey(until, kindDedup, e.SenderID, 0, e.MessageID)); err != nil {
@@ -153,7 +117,7 @@ func (db *DB) EnqueueAsync(ctx context.Context, e *Enqueue) *Write {
 // expiry and collapse index entries, and sets m.Seq. A collapse key first
 // deletes the queued message holding it; a message without one is counted
 // for its registration.
-func putMessage(tx *bbolt.Tx, q *bbolt.Bucket, m *Message, val []byte) error {
+func putMessage(tx *bbolt.Tx, q *bbolt.Bucket, m *store.Message, val []byte) error {
 	collapse := tx.Bucket(bucketCollapse)
 	var ck []byte
 	if m.CollapseKey != "" {
@@ -162,7 +126,7 @@ func putMessage(tx *bbolt.Tx, q *bbolt.Bucket, m *Message, val []byte) error {
 			parts, rest, ok := splitParts(old, 1)
 			if ok && len(rest) == 8 {
 				_, err := deleteMessage(tx, parts[0], seqOf(rest))
-				if err != nil && !errors.Is(err, ErrNotFound) {
+				if err != nil && !errors.Is(err, store.ErrNotFound) {
 					return err
 				}
 			}
@@ -193,7 +157,7 @@ func putMessage(tx *bbolt.Tx, q *bbolt.Bucket, m *Message, val []byte) error {
 // registration without a collapse key, returning how many, and queues
 // e.Overflow's message in their place (replacing an earlier one). m itself
 // is not stored.
-func overflow(tx *bbolt.Tx, q *bbolt.Bucket, e *Enqueue, m *Message) (int, error) {
+func overflow(tx *bbolt.Tx, q *bbolt.Bucket, e *store.Enqueue, m *store.Message) (int, error) {
 	var doomed []uint64
 	c := q.Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
@@ -221,31 +185,31 @@ func overflow(tx *bbolt.Tx, q *bbolt.Bucket, e *Enqueue, m *Message) (int, error
 // deleteMessage removes one queued message with its expiry and collapse
 // index entries and returns it. It returns ErrNotFound, having written
 // nothing, if the message is not queued.
-func deleteMessage(tx *bbolt.Tx, deviceID string, seq uint64) (Message, error) {
+func deleteMessage(tx *bbolt.Tx, deviceID string, seq uint64) (store.Message, error) {
 	q := tx.Bucket(bucketQueues).Bucket([]byte(deviceID))
 	if q == nil {
-		return Message{}, ErrNotFound
+		return store.Message{}, store.ErrNotFound
 	}
 	k := seqKey(seq)
 	v := q.Get(k)
 	if v == nil {
-		return Message{}, ErrNotFound
+		return store.Message{}, store.ErrNotFound
 	}
 	m, err := decodeMessage(deviceID, seq, v)
 	if err != nil {
-		return Message{}, fmt.Errorf("message %s/%d: %w", deviceID, seq, err)
+		return store.Message{}, fmt.Errorf("message %s/%d: %w", deviceID, seq, err)
 	}
 	if err := q.Delete(k); err != nil {
-		return Message{}, err
+		return store.Message{}, err
 	}
 	if m.CollapseKey == "" {
 		if err := addRegQueued(tx, m.RegID, -1); err != nil {
-			return Message{}, err
+			return store.Message{}, err
 		}
 	}
 	if m.Expires > 0 {
 		if err := tx.Bucket(bucketExpiry).Delete(expiryKey(m.Expires, kindMessage, deviceID, seq, "")); err != nil {
-			return Message{}, err
+			return store.Message{}, err
 		}
 	}
 	if m.CollapseKey != "" {
@@ -255,7 +219,7 @@ func deleteMessage(tx *bbolt.Tx, deviceID string, seq uint64) (Message, error) {
 			parts, rest, ok := splitParts(cur, 1)
 			if !ok || (parts[0] == deviceID && len(rest) == 8 && seqOf(rest) == seq) {
 				if err := collapse.Delete(ck); err != nil {
-					return Message{}, err
+					return store.Message{}, err
 				}
 			}
 		}
@@ -266,8 +230,8 @@ func deleteMessage(tx *bbolt.Tx, deviceID string, seq uint64) (Message, error) {
 // Pending returns up to limit messages queued for deviceID with Seq > after,
 // in order, skipping those expired at nowMs. limit <= 0 means no limit. An
 // unknown device has no messages.
-func (db *DB) Pending(deviceID string, after uint64, limit int, nowMs int64) ([]Message, error) {
-	var out []Message
+func (db *DB) Pending(deviceID string, after uint64, limit int, nowMs int64) ([]store.Message, error) {
+	var out []store.Message
 	if after == math.MaxUint64 {
 		return nil, nil
 	}
@@ -306,19 +270,19 @@ func (db *DB) Pending(deviceID string, after uint64, limit int, nowMs int64) ([]
 // receipt.SenderID's upstream queue in the same commit (receipt.Seq is
 // set), so a receipt is never lost and never written for a message that was
 // already gone.
-func (db *DB) Ack(ctx context.Context, deviceID string, seq uint64, receipt *Upstream) (Message, error) {
+func (db *DB) Ack(ctx context.Context, deviceID string, seq uint64, receipt *store.Upstream) (store.Message, error) {
 	if receipt != nil && receipt.SenderID == "" {
-		return Message{}, fmt.Errorf("store: ack %s/%d: receipt has no sender id", deviceID, seq)
+		return store.Message{}, fmt.Errorf("store: ack %s/%d: receipt has no sender id", deviceID, seq)
 	}
 	var rv []byte
 	if receipt != nil {
 		rv = encodeUpstream(receipt)
 	}
-	var m Message
+	var m store.Message
 	err := db.update(ctx, func(tx *bbolt.Tx) error {
 		var err error
 		m, err = deleteMessage(tx, deviceID, seq)
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, store.ErrNotFound) {
 			return clean(err)
 		}
 		if err != nil {
@@ -330,7 +294,7 @@ func (db *DB) Ack(ctx context.Context, deviceID string, seq uint64, receipt *Ups
 		return nil
 	})
 	if err != nil {
-		return Message{}, fmt.Errorf("store: ack %s/%d: %w", deviceID, seq, err)
+		return store.Message{}, fmt.Errorf("store: ack %s/%d: %w", deviceID, seq, err)
 	}
 	return m, nil
 }

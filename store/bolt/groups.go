@@ -1,13 +1,14 @@
-package store
+package bolt
 
 import (
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"time"
 
 	"go.etcd.io/bbolt"
+
+	"github.com/ccsd/ccsd/store"
 )
 
 // Device groups live in two buckets of their own, created by the first
@@ -23,17 +24,6 @@ var (
 	bucketGroups     = []byte("groups")
 	bucketGroupNames = []byte("groupnames")
 )
-
-// Group is a device group: one user's registration ids of one app, under a
-// notification_key.
-type Group struct {
-	Key      string   // notification_key, e.g. "APA91b" + >=128 random bits, base64url
-	Name     string   // notification_key_name, unique per sender
-	SenderID string   // the sender that owns the group
-	App      string   // every member is a registration of this app
-	Members  []string // registration ids, in insertion order, no duplicates
-	Created  time.Time
-}
 
 // errGroupIdentity is returned by UpdateGroup when fn changed a field other
 // than Members: those name the group and are fixed at creation.
@@ -63,7 +53,7 @@ func uniqueMembers(ids []string) []string {
 // and empty member ids are dropped. It returns ErrExists if the sender
 // already has a group named g.Name, or if g.Key is taken. The group and its
 // name are written in one transaction.
-func (db *DB) CreateGroup(ctx context.Context, g Group) error {
+func (db *DB) CreateGroup(ctx context.Context, g store.Group) error {
 	if g.Key == "" || g.Name == "" || g.SenderID == "" {
 		return fmt.Errorf("store: create group: key, name and sender are required")
 	}
@@ -75,10 +65,10 @@ func (db *DB) CreateGroup(ctx context.Context, g Group) error {
 	nk := groupNameKey(g.SenderID, g.Name)
 	err := db.update(ctx, func(tx *bbolt.Tx) error {
 		if b := tx.Bucket(bucketGroupNames); b != nil && b.Get(nk) != nil {
-			return clean(ErrExists)
+			return clean(store.ErrExists)
 		}
 		if b := tx.Bucket(bucketGroups); b != nil && b.Get([]byte(g.Key)) != nil {
-			return clean(ErrExists)
+			return clean(store.ErrExists)
 		}
 		groups, err := tx.CreateBucketIfNotExists(bucketGroups)
 		if err != nil {
@@ -100,40 +90,40 @@ func (db *DB) CreateGroup(ctx context.Context, g Group) error {
 }
 
 // Group returns the group with the given notification_key, or ErrNotFound.
-func (db *DB) Group(key string) (Group, error) {
-	var g Group
+func (db *DB) Group(key string) (store.Group, error) {
+	var g store.Group
 	err := db.view(func(tx *bbolt.Tx) error {
 		var err error
 		g, err = getGroup(tx, []byte(key))
 		return err
 	})
 	if err != nil {
-		return Group{}, fmt.Errorf("store: group %s: %w", key, err)
+		return store.Group{}, fmt.Errorf("store: group %s: %w", key, err)
 	}
 	return g, nil
 }
 
 // GroupByName returns the sender's group named name, or ErrNotFound.
-func (db *DB) GroupByName(senderID, name string) (Group, error) {
-	var g Group
+func (db *DB) GroupByName(senderID, name string) (store.Group, error) {
+	var g store.Group
 	err := db.view(func(tx *bbolt.Tx) error {
 		names := tx.Bucket(bucketGroupNames)
 		if names == nil {
-			return ErrNotFound
+			return store.ErrNotFound
 		}
 		key := names.Get(groupNameKey(senderID, name))
 		if key == nil {
-			return ErrNotFound
+			return store.ErrNotFound
 		}
 		var err error
 		g, err = getGroup(tx, key)
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("name points to missing group %q: %w", key, errCorrupt)
 		}
 		return err
 	})
 	if err != nil {
-		return Group{}, fmt.Errorf("store: group %s/%s: %w", senderID, name, err)
+		return store.Group{}, fmt.Errorf("store: group %s/%s: %w", senderID, name, err)
 	}
 	return g, nil
 }
@@ -151,11 +141,11 @@ func (db *DB) GroupByName(senderID, name string) (Group, error) {
 // If the group has no members after fn, it is deleted together with its
 // name (which can then be used again), and UpdateGroup returns the group
 // with empty Members and a nil error.
-func (db *DB) UpdateGroup(ctx context.Context, key string, fn func(g *Group) error) (Group, error) {
-	var out Group
+func (db *DB) UpdateGroup(ctx context.Context, key string, fn func(g *store.Group) error) (store.Group, error) {
+	var out store.Group
 	var fnErr error
 	err := db.update(ctx, func(tx *bbolt.Tx) error {
-		out, fnErr = Group{}, nil
+		out, fnErr = store.Group{}, nil
 		g, err := getGroup(tx, []byte(key))
 		if err != nil {
 			return clean(err)
@@ -194,33 +184,33 @@ func (db *DB) UpdateGroup(ctx context.Context, key string, fn func(g *Group) err
 		return nil
 	})
 	if fnErr != nil && errors.Is(err, fnErr) {
-		return Group{}, fnErr
+		return store.Group{}, fnErr
 	}
 	if err != nil {
-		return Group{}, fmt.Errorf("store: update group %s: %w", key, err)
+		return store.Group{}, fmt.Errorf("store: update group %s: %w", key, err)
 	}
 	return out, nil
 }
 
 // getGroup reads and decodes one group; ErrNotFound if absent.
-func getGroup(tx *bbolt.Tx, key []byte) (Group, error) {
+func getGroup(tx *bbolt.Tx, key []byte) (store.Group, error) {
 	b := tx.Bucket(bucketGroups)
 	if b == nil {
-		return Group{}, ErrNotFound
+		return store.Group{}, store.ErrNotFound
 	}
 	v := b.Get(key)
 	if v == nil {
-		return Group{}, ErrNotFound
+		return store.Group{}, store.ErrNotFound
 	}
 	g, err := decodeGroup(v)
 	if err != nil {
-		return Group{}, fmt.Errorf("group %q: %w", key, err)
+		return store.Group{}, fmt.Errorf("group %q: %w", key, err)
 	}
 	return g, nil
 }
 
 // Group: ver | Key | Name | SenderID | App | Created | uvarint(n) | n × member
-func encodeGroup(g *Group) []byte {
+func encodeGroup(g *store.Group) []byte {
 	n := len(g.Key) + len(g.Name) + len(g.SenderID) + len(g.App) + 32
 	for _, m := range g.Members {
 		n += len(m) + 2
@@ -238,9 +228,9 @@ func encodeGroup(g *Group) []byte {
 	return e.b
 }
 
-func decodeGroup(b []byte) (Group, error) {
+func decodeGroup(b []byte) (store.Group, error) {
 	d := newDec(b)
-	var g Group
+	var g store.Group
 	g.Key = d.str()
 	g.Name = d.str()
 	g.SenderID = d.str()
@@ -248,12 +238,12 @@ func decodeGroup(b []byte) (Group, error) {
 	g.Created = d.time()
 	n := d.uvarint()
 	if d.err != nil {
-		return Group{}, d.err
+		return store.Group{}, d.err
 	}
 	// Every member takes at least its one length byte: a count larger than
 	// the bytes left is corruption, not a reason to allocate.
 	if n > uint64(len(d.b)) {
-		return Group{}, errCorrupt
+		return store.Group{}, errCorrupt
 	}
 	g.Members = make([]string, 0, n)
 	for range n {

@@ -1,4 +1,4 @@
-package store
+package bolt
 
 import (
 	"bytes"
@@ -6,28 +6,16 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"time"
 
 	"go.etcd.io/bbolt"
-)
 
-// Device is a device identity created at checkin: the id, the hash of the
-// secret it logs in with, when it was created, and whether it ever opened
-// an XMPP session.
-type Device struct {
-	ID         string
-	SecretHash []byte
-	Created    time.Time
-	// LoggedIn is set by MarkDeviceLoggedIn on the device's first XMPP
-	// login and never cleared. Records written before the field existed
-	// read as true: those devices predate expiry, and are kept.
-	LoggedIn bool
-}
+	"github.com/ccsd/ccsd/store"
+)
 
 // PutDevice creates d. It returns ErrExists if d.ID is taken. A device with
 // a Created time also gets an entry in the creation index, so that
 // SweepDevices finds it once it is old enough.
-func (db *DB) PutDevice(d Device) error {
+func (db *DB) PutDevice(d store.Device) error {
 	if d.ID == "" {
 		return fmt.Errorf("store: put device: empty id")
 	}
@@ -35,7 +23,7 @@ func (db *DB) PutDevice(d Device) error {
 	err := db.update(context.Background(), func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketDevices)
 		if b.Get([]byte(d.ID)) != nil {
-			return clean(ErrExists)
+			return clean(store.ErrExists)
 		}
 		if err := b.Put([]byte(d.ID), val); err != nil {
 			return err
@@ -52,19 +40,19 @@ func (db *DB) PutDevice(d Device) error {
 }
 
 // Device returns the device with the given id, or ErrNotFound.
-func (db *DB) Device(id string) (Device, error) {
-	var d Device
+func (db *DB) Device(id string) (store.Device, error) {
+	var d store.Device
 	err := db.view(func(tx *bbolt.Tx) error {
 		v := tx.Bucket(bucketDevices).Get([]byte(id))
 		if v == nil {
-			return ErrNotFound
+			return store.ErrNotFound
 		}
 		var err error
 		d, err = decodeDevice(v)
 		return err
 	})
 	if err != nil {
-		return Device{}, fmt.Errorf("store: device %s: %w", id, err)
+		return store.Device{}, fmt.Errorf("store: device %s: %w", id, err)
 	}
 	return d, nil
 }
@@ -78,7 +66,7 @@ func (db *DB) MarkDeviceLoggedIn(ctx context.Context, id string) error {
 		b := tx.Bucket(bucketDevices)
 		v := b.Get([]byte(id))
 		if v == nil {
-			return clean(ErrNotFound)
+			return clean(store.ErrNotFound)
 		}
 		d, err := decodeDevice(v)
 		if err != nil {
