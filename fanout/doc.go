@@ -23,4 +23,19 @@
 // fanout knows nothing of sockets: a connection is the small Conn interface,
 // and the store is the Store interface, both defined here at the consumer.
 // Protocol error codes are chosen in exactly one place (codes.go).
+//
+// Files, in the order a message meets them:
+//
+//   - router.go: Router, its Config, and the Conn and Store interfaces.
+//   - appserver.go: AppServerStream, one app-server connection: its
+//     downstream messages, acks of upstream, draining.
+//   - downstream.go: resolve (target to copies), submit (the durable
+//     write, in arrival order), and Send for the HTTP API.
+//   - device.go: DeviceStream, one device session: delivery with a window,
+//     device acks and receipts, device upstream.
+//   - hub.go: senderHub, the upstream dispatcher of one sender.
+//   - presence.go, policy.go: live device sessions; how many sessions an
+//     identity may hold.
+//   - quota.go: per-registration rates and queue bounds.
+//   - message.go, jsonr.go, jsonw.go, encode.go, codes.go: the CCS JSON.
 package fanout

@@ -19,10 +19,10 @@ type plan struct {
 	failed  []string // members that cannot receive it (unregistered)
 }
 
-// plan resolves m.To for sender: a registration id of this sender, or a
-// notification_key of one of its groups. All copies of a group message go
-// into one Enqueue, so they commit in one transaction.
-func (r *Router) plan(sender string, m *downstream) (*plan, *Nack) {
+// resolve plans the delivery of m for sender: m.To is a registration id
+// of this sender, or a notification_key of one of its groups. All copies
+// of a group message go into one Enqueue, so they are written atomically.
+func (r *Router) resolve(sender string, m *downstream) (*plan, *Nack) {
 	p := &plan{to: m.To}
 	reg, err := r.st.Registration(m.To)
 	switch {
@@ -185,7 +185,7 @@ func (r *Router) Send(ctx context.Context, sender string, payload []byte) SendRe
 	if n != nil {
 		return SendResult{Nack: n}
 	}
-	p, n := r.plan(sender, m)
+	p, n := r.resolve(sender, m)
 	if n == nil && p.e != nil {
 		if err := ctx.Err(); err != nil {
 			return SendResult{Nack: &Nack{Code: CodeServiceUnavailable, Description: err.Error()}}
