@@ -38,15 +38,8 @@ func (db *DB) Enqueue(ctx context.Context, e *store.Enqueue) error {
 // without waiting for each fsync. e must not change until Wait returns.
 func (db *DB) EnqueueAsync(ctx context.Context, e *store.Enqueue) store.Write {
 	w := &write{label: "enqueue " + e.SenderID + "/" + e.MessageID}
-	for i := range e.Messages {
-		if e.Messages[i].DeviceID == "" {
-			w.err = fmt.Errorf("message %d has no device id", i)
-			return w
-		}
-		if e.Messages[i].MaxQueued > 0 && e.Overflow == nil {
-			w.err = fmt.Errorf("message %d has a MaxQueued but the enqueue no Overflow", i)
-			return w
-		}
+	if w.err = checkEnqueue(e); w.err != nil {
+		return w
 	}
 	var dk []byte
 	if e.MessageID != "" {
@@ -54,63 +47,96 @@ func (db *DB) EnqueueAsync(ctx context.Context, e *store.Enqueue) store.Write {
 	}
 	vals := make([][]byte, len(e.Messages))
 	for i := range e.Messages {
-		vals[i] = encodeMessage(&e.Messages[i])
+		vals[i] = encodeMessage(&e.Messages[i]) // outside the commit: it runs once
 	}
 	now := db.opts.Now().UnixMilli()
 	w.o, w.err = db.submit(ctx, func(tx *bbolt.Tx) error {
-		dedup := tx.Bucket(bucketDedup)
 		if dk != nil {
-			if v := dedup.Get(dk); v != nil && len(v) == 8 {
-				until := int64(binary.BigEndian.Uint64(v))
-				if until >= now {
-					return clean(store.ErrDuplicate)
-				}
-				// A stale record the sweeper has not reached yet: replace it.
-				if err := tx.Bucket(bucketExpiry).Delete(expiryKey(until, kindDedup, e.SenderID, 0, e.MessageID)); err != nil {
-					return err
-				}
-				if err := dedup.Delete(dk); err != nil {
-					return err
-				}
-			}
-		}
-		e.Discarded = 0
-		queues := tx.Bucket(bucketQueues)
-		var q *bbolt.Bucket
-		var qdev string
-		for i := range e.Messages {
-			m := &e.Messages[i]
-			m.Seq = 0
-			if q == nil || qdev != m.DeviceID {
-				var err error
-				if q, err = queues.CreateBucketIfNotExists([]byte(m.DeviceID)); err != nil {
-					return fmt.Errorf("queue %s: %w", m.DeviceID, err)
-				}
-				qdev = m.DeviceID
-			}
-			if m.CollapseKey == "" && m.MaxQueued > 0 && regQueued(tx, m.RegID) >= m.MaxQueued {
-				n, err := overflow(tx, q, e, m)
-				if err != nil {
-					return err
-				}
-				e.Discarded += n + 1
-				continue
-			}
-			if err := putMessage(tx, q, m, vals[i]); err != nil {
+			if err := claimDedup(tx, dk, e, now); err != nil {
 				return err
 			}
+		}
+		if err := putCopies(tx, e, vals); err != nil {
+			return err
 		}
 		if dk != nil && e.DedupUntil >= now {
-			if err := dedup.Put(dk, binary.BigEndian.AppendUint64(nil, uint64(e.DedupUntil))); err != nil {
-				return err
-			}
-			if err := tx.Bucket(bucketExpiry).Put(expiryKey(e.DedupUntil, kindDedup, e.SenderID, 0, e.MessageID), nil); err != nil {
-				return err
-			}
+			return recordDedup(tx, dk, e)
 		}
 		return nil
 	})
 	return w
+}
+
+// checkEnqueue refuses an Enqueue the write could not apply.
+func checkEnqueue(e *store.Enqueue) error {
+	for i := range e.Messages {
+		if e.Messages[i].DeviceID == "" {
+			return fmt.Errorf("message %d has no device id", i)
+		}
+		if e.Messages[i].MaxQueued > 0 && e.Overflow == nil {
+			return fmt.Errorf("message %d has a MaxQueued but the enqueue no Overflow", i)
+		}
+	}
+	return nil
+}
+
+// claimDedup fails with ErrDuplicate while the dedup record dk of an
+// earlier message is live; a stale one the sweeper has not reached yet is
+// deleted with its expiry entry, to be replaced.
+func claimDedup(tx *bbolt.Tx, dk []byte, e *store.Enqueue, now int64) error {
+	dedup := tx.Bucket(bucketDedup)
+	v := dedup.Get(dk)
+	if len(v) != 8 {
+		return nil
+	}
+	until := int64(binary.BigEndian.Uint64(v))
+	if until >= now {
+		return clean(store.ErrDuplicate)
+	}
+	if err := tx.Bucket(bucketExpiry).Delete(expiryKey(until, kindDedup, e.SenderID, 0, e.MessageID)); err != nil {
+		return err
+	}
+	return dedup.Delete(dk)
+}
+
+// putCopies appends each copy (encoded in vals) to its device's queue, or
+// lets the registration's queue bound discard it (Enqueue.Overflow).
+func putCopies(tx *bbolt.Tx, e *store.Enqueue, vals [][]byte) error {
+	e.Discarded = 0
+	queues := tx.Bucket(bucketQueues)
+	var q *bbolt.Bucket
+	var qdev string
+	for i := range e.Messages {
+		m := &e.Messages[i]
+		m.Seq = 0
+		if q == nil || qdev != m.DeviceID {
+			var err error
+			if q, err = queues.CreateBucketIfNotExists([]byte(m.DeviceID)); err != nil {
+				return fmt.Errorf("queue %s: %w", m.DeviceID, err)
+			}
+			qdev = m.DeviceID
+		}
+		if m.CollapseKey == "" && m.MaxQueued > 0 && regQueued(tx, m.RegID) >= m.MaxQueued {
+			n, err := overflow(tx, q, e, m)
+			if err != nil {
+				return err
+			}
+			e.Discarded += n + 1
+			continue
+		}
+		if err := putMessage(tx, q, m, vals[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// recordDedup remembers the message id until e.DedupUntil.
+func recordDedup(tx *bbolt.Tx, dk []byte, e *store.Enqueue) error {
+	if err := tx.Bucket(bucketDedup).Put(dk, binary.BigEndian.AppendUint64(nil, uint64(e.DedupUntil))); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketExpiry).Put(expiryKey(e.DedupUntil, kindDedup, e.SenderID, 0, e.MessageID), nil)
 }
 
 // putMessage appends m (encoded as val) to its device's queue q, with its
