@@ -159,7 +159,10 @@ func (s *scanner) filter(p []byte) ([]byte, error) {
 // count starts again from zero.
 func (s *scanner) endTop() { s.count = 0 }
 
-// step advances the scanner by one byte in every state but lexText.
+// step advances the scanner by one byte in every state but lexText. It is
+// one switch over the lexer states, kept whole on purpose: each case is a
+// few lines, the state machine is checked by reading them side by side,
+// and it runs for every byte read.
 func (s *scanner) step(b byte) {
 	switch s.state {
 	case lexLT:
