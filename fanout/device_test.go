@@ -4,59 +4,9 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
-
-// fakeConn is a Conn that records what fanout writes to it. onSend, if
-// set, runs inside Send, as a peer that reacts the moment a stanza is
-// queued for it would.
-type fakeConn struct {
-	id     string
-	onSend func(payload []byte)
-
-	mu   sync.Mutex
-	sent []map[string]any
-}
-
-func (c *fakeConn) Identity() string { return c.id }
-
-func (c *fakeConn) Send(payload []byte, typ string) error {
-	var v map[string]any
-	if err := json.Unmarshal(payload, &v); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	c.sent = append(c.sent, v)
-	c.mu.Unlock()
-	if c.onSend != nil {
-		c.onSend(payload)
-	}
-	return nil
-}
-
-func (c *fakeConn) Bounce(string, []byte, string) error { return nil }
-func (c *fakeConn) Close(string)                        {}
-
-// messages returns a copy of what was sent so far.
-func (c *fakeConn) messages() []map[string]any {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]map[string]any(nil), c.sent...)
-}
-
-// waitFor polls until cond holds or fails the test after 10 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
 
 func upstreamMsg(i int) []byte {
 	return []byte(`{"to":"123@gcm.googleapis.com","category":"com.example","message_id":"u-` + strconv.Itoa(i) + `","data":{"k":"v"}}`)
