@@ -55,12 +55,12 @@ func TestDownstreamAckDeliveryReceipt(t *testing.T) {
 	dev.close()
 	dev = s.deviceConn(d)
 	if got := downMarker(t, app, dev, reg); len(got) != 0 {
-		t.Fatalf("the next device session got %s", ids(got))
+		t.Fatalf("the next device session got %s", msgIDs(got))
 	}
 	app.close()
 	checkFor(t, wait, 20*time.Millisecond, func() error {
 		app = s.appServer()
-		got := upMarker(t, dev, app, s.Sender, "com.example.chat", reg)
+		got := upMarker(t, dev, app, s.Sender, "com.example.chat")
 		if len(got) != 0 {
 			app.close()
 		}
@@ -158,7 +158,7 @@ func TestNackCodes(t *testing.T) {
 	// Nothing above reached the device.
 	dev := s.deviceConn(d)
 	if got := downMarker(t, app, dev, reg); len(got) != 0 {
-		t.Fatalf("the device got %s", ids(got))
+		t.Fatalf("the device got %s", msgIDs(got))
 	}
 }
 
@@ -177,8 +177,8 @@ func TestDedupOfRetries(t *testing.T) {
 		}
 	}
 	dev := s.deviceConn(d)
-	if got := downMarker(t, app, dev, reg); ids(got) != "same" {
-		t.Fatalf("the device got %q, want one \"same\"", ids(got))
+	if got := downMarker(t, app, dev, reg); msgIDs(got) != "same" {
+		t.Fatalf("the device got %q, want one \"same\"", msgIDs(got))
 	}
 }
 
@@ -218,7 +218,7 @@ func TestUpstream(t *testing.T) {
 	// it has.
 	checkFor(t, wait, 20*time.Millisecond, func() error {
 		app = s.appServer()
-		got := upMarker(t, dev, app, s.Sender, "com.example.chat", reg)
+		got := upMarker(t, dev, app, s.Sender, "com.example.chat")
 		if len(got) != 0 {
 			app.close()
 		}
@@ -432,7 +432,7 @@ func TestOrderAndTTL(t *testing.T) {
 		dev.ack(m.str("message_id"))
 	}
 	if got := downMarker(t, app, dev, reg); len(got) != 0 { // neither "short" nor "zero-offline"
-		t.Fatalf("after the 50, the device got %s", ids(got))
+		t.Fatalf("after the 50, the device got %s", msgIDs(got))
 	}
 
 	app.send(`{"to":"` + reg + `","message_id":"zero-online","time_to_live":0}`)
@@ -541,8 +541,8 @@ func TestUpstreamMovesToOtherConnection(t *testing.T) {
 		b.ackUpstream(reg, m.str("message_id"))
 		moved++
 	}
-	if got := upMarker(t, dev, b, s.Sender, "com.example", reg); len(got) != 0 {
-		t.Fatalf("after the moved ones b got %s", ids(got))
+	if got := upMarker(t, dev, b, s.Sender, "com.example"); len(got) != 0 {
+		t.Fatalf("after the moved ones b got %s", msgIDs(got))
 	}
 	// Each message moved from a arrived twice (on a, then on b), every
 	// other exactly once.
@@ -643,7 +643,7 @@ func TestUpstreamSameMessageIDFromTwoDevices(t *testing.T) {
 	devA := s.deviceConn(da)
 	checkFor(t, wait, 20*time.Millisecond, func() error {
 		app = s.appServer()
-		got := upMarker(t, devA, app, s.Sender, "com.example", regA)
+		got := upMarker(t, devA, app, s.Sender, "com.example")
 		app.close()
 		if len(got) != 1 || got[0].str("from") != regA || got[0].str("message_id") != "1" {
 			var from []string

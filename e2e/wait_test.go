@@ -48,18 +48,18 @@ func downMarker(t *testing.T, app, dev *client, reg string) []msg {
 	return untilMarker(t, dev, id, func(m msg) { dev.ack(m.str("message_id")) })
 }
 
-// upMarker is downMarker for a sender's upstream queue: dev (registered as
-// reg for the sender, app com.example unless category says otherwise)
-// sends a marker upstream, and what app receives before it is all that
-// was queued for the app server before it.
-func upMarker(t *testing.T, dev, app *client, sender, category, reg string) []msg {
+// upMarker is downMarker for a sender's upstream queue: dev (registered
+// for sender's category) sends a marker upstream, and what app receives
+// before it is all that was queued for the app server before it. It acks
+// the marker only.
+func upMarker(t *testing.T, dev, app *client, sender, category string) []msg {
 	t.Helper()
 	id := newMarker()
 	dev.send(`{"to":"` + sender + `@gcm.googleapis.com","category":"` + category + `","message_id":"` + id + `"}`)
 	if a := dev.expect(wait); a.str("message_type") != "ack" || a.str("message_id") != id {
 		t.Fatalf("upstream marker %s answered %v", id, a.json)
 	}
-	return untilMarker(t, app, id, func(m msg) { app.ackUpstream(reg, m.str("message_id")) })
+	return untilMarker(t, app, id, func(m msg) { app.ackUpstream(m.str("from"), m.str("message_id")) })
 }
 
 // untilMarker reads c until the marker id and returns what came before it
@@ -81,8 +81,8 @@ func untilMarker(t *testing.T, c *client, id string, ack func(msg)) []msg {
 	}
 }
 
-// ids lists the message_ids of ms.
-func ids(ms []msg) string {
+// msgIDs lists the message_ids of ms.
+func msgIDs(ms []msg) string {
 	var out []string
 	for _, m := range ms {
 		out = append(out, m.str("message_id"))
@@ -93,7 +93,7 @@ func ids(ms []msg) string {
 // errIDs is the error checkFor retries on when a session got other
 // messages than it should.
 func errIDs(what string, got []msg, want string) error {
-	if g := ids(got); g != want {
+	if g := msgIDs(got); g != want {
 		return fmt.Errorf("%s got %q, want %q", what, g, want)
 	}
 	return nil
