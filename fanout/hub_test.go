@@ -224,9 +224,9 @@ func TestUpstreamAckDuringDispatch(t *testing.T) {
 		// Runs on the hub's goroutine: poll without t.Fatal.
 		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
 			h.mu.Lock()
-			_, ok := h.ackedDuring[ups[1].Seq]
+			_, busy := h.inflight[ups[1].Seq]
 			h.mu.Unlock()
-			if ok {
+			if !busy {
 				return true
 			}
 		}
