@@ -238,3 +238,51 @@ func TestUpstreamAckDuringDispatch(t *testing.T) {
 	waitSent(t, bc, "u-1", "u-0", "u-2")
 	b.Closed()
 }
+
+// TestUpstreamAckNamesDevice: two devices may use one message_id; the ack's
+// "to" says which of the two in flight it is for, and the other stays
+// queued.
+func TestUpstreamAckNamesDevice(t *testing.T) {
+	r, hs, _ := streamRouter(t, 2, Config{})
+	a, ac := openApp(t, r)
+	for _, dev := range []string{"dev0", "dev1"} {
+		c := &fakeConn{id: dev}
+		d, _ := r.OpenDevice(c)
+		d.Message("", upstreamMsg(0))
+		waitSent(t, c, "u-0")
+		d.Closed()
+	}
+	waitSent(t, ac, "u-0", "u-0")
+	a.Message("", []byte(`{"message_type":"ack","message_id":"u-0","to":"reg1"}`))
+	waitFor(t, "reg1's u-0 deleted", func() bool { return len(hs.upstreamIDs(t)) == 1 })
+	ups, err := hs.db.PendingUpstream("123", 0, 0, 0)
+	if err != nil || upstreamFrom(ups[0].Payload) != "reg0" {
+		t.Fatalf("left in the queue: %s (%v), want reg0's", ups[0].Payload, err)
+	}
+}
+
+// TestUpstreamZeroTTL: a time_to_live 0 upstream message is queued (for
+// ZeroTTLGrace) only while an app-server connection takes upstream; with
+// none but a draining one it is acked and dropped: now or never.
+func TestUpstreamZeroTTL(t *testing.T) {
+	r, hs, _ := streamRouter(t, 1, Config{})
+	a, ac := openApp(t, r)
+	c := &fakeConn{id: "dev0"}
+	d, _ := r.OpenDevice(c)
+	defer d.Closed()
+	zero := func(i int) []byte {
+		return []byte(`{"to":"123@gcm.googleapis.com","category":"com.example","message_id":"z-` + strconv.Itoa(i) + `","time_to_live":0}`)
+	}
+	d.Message("", zero(1))
+	waitSent(t, ac, "z-1")
+	wantPayload(t, ac, 0, "normal", `{"category":"com.example","message_id":"z-1","from":"reg0","time_to_live":0}`)
+	a.Message("", []byte(`{"message_type":"ack","message_id":"z-1","to":"reg0"}`))
+	waitFor(t, "z-1 acked", func() bool { return len(hs.upstreamIDs(t)) == 0 })
+	a.startDrain()
+	d.Message("", zero(2))
+	waitSent(t, c, "z-1", "z-2")
+	wantPayload(t, c, 1, "", `{"message_id":"z-2","message_type":"ack"}`)
+	if got := hs.upstreamIDs(t); len(got) != 0 {
+		t.Fatalf("stored %q with only a draining app server", got)
+	}
+}
