@@ -29,6 +29,7 @@ type AppServerStream struct {
 
 type sentUpstream struct {
 	seq     uint64
+	copyID  uint64 // the hub's number of this copy
 	payload []byte // read for its "from" only when message ids collide
 }
 
@@ -170,7 +171,7 @@ func (s *AppServerStream) ack(env *envelope, id string) {
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			s.r.log.Error().Err(err).Str("sender", s.sender).Msg("ack upstream")
 		}
-		s.hub.acked(su.seq)
+		s.hub.acked(su.seq, su.copyID)
 	}()
 }
 
@@ -262,9 +263,9 @@ func (s *AppServerStream) dropSent(seq uint64) {
 
 // addSent records an upstream message written on this connection; the
 // receipt's or message's "from" lets an ack name it unambiguously.
-func (s *AppServerStream) addSent(u *store.Upstream) {
+func (s *AppServerStream) addSent(u *store.Upstream, copyID uint64) {
 	s.mu.Lock()
-	s.sent[u.MessageID] = append(s.sent[u.MessageID], sentUpstream{seq: u.Seq, payload: u.Payload})
+	s.sent[u.MessageID] = append(s.sent[u.MessageID], sentUpstream{seq: u.Seq, copyID: copyID, payload: u.Payload})
 	s.nup++
 	s.mu.Unlock()
 }

@@ -31,9 +31,12 @@ type senderHub struct {
 	// in flight moves it back below them; maxSent is the highest seq ever
 	// handed out, so a read below it knows to expect in-flight entries.
 	cursor, maxSent uint64
-	next            int // round-robin start
-	wake            chan struct{}
-	stop            chan struct{}
+	// copies numbers every copy handed to a connection, so that an ack
+	// can tell its own copy from a later one of the same message.
+	copies uint64
+	next   int // round-robin start
+	wake   chan struct{}
+	stop   chan struct{}
 }
 
 func newSenderHub(r *Router, id string) *senderHub {
@@ -94,8 +97,15 @@ func (h *senderHub) accepting() bool {
 	return false
 }
 
-func (h *senderHub) acked(seq uint64) {
+// acked records that the copy numbered copyID of seq was acked and is gone
+// from the store. If the message was sent again meanwhile (its ack came
+// after UpstreamRedeliver), the newer copy needs no ack any more: the app
+// server may never send one, so its connection's slot is freed here.
+func (h *senderHub) acked(seq, copyID uint64) {
 	h.mu.Lock()
+	if f, ok := h.inflight[seq]; ok && f.copyID != copyID {
+		f.c.dropSent(seq)
+	}
 	delete(h.inflight, seq)
 	h.ackedDuring[seq] = struct{}{}
 	h.mu.Unlock()
@@ -124,6 +134,7 @@ func (h *senderHub) loop() {
 type upInFlight struct {
 	c      *AppServerStream
 	sentMs int64
+	copyID uint64
 }
 
 // expire takes back the upstream messages that have waited longer than
@@ -186,8 +197,9 @@ func (h *senderHub) dispatch() {
 			if c == nil {
 				return // no room left; the cursor stays before u
 			}
-			h.inflight[u.Seq] = upInFlight{c: c, sentMs: h.r.nowMs()}
-			c.addSent(u)
+			h.copies++
+			h.inflight[u.Seq] = upInFlight{c: c, sentMs: h.r.nowMs(), copyID: h.copies}
+			c.addSent(u, h.copies)
 			h.maxSent = max(h.maxSent, u.Seq)
 			// A failed Send means the connection is going away; its Closed
 			// frees the slot and rewinds the cursor.

@@ -201,6 +201,37 @@ func TestUpstreamAckWhileRedelivering(t *testing.T) {
 	}
 }
 
+// TestUpstreamAckedCopyLeavesNoSlot: when the ack of a message commits
+// after the message was sent again (it waited past UpstreamRedeliver), the
+// copy still in flight needs no ack: the app server may never ack it (it
+// already did), and its window slot must come back at once, or the
+// connection loses that slot for good.
+func TestUpstreamAckedCopyLeavesNoSlot(t *testing.T) {
+	r, hs, clk := streamRouter(t, 1, Config{UpstreamWindow: 1, UpstreamRedeliver: 40 * time.Millisecond})
+	a, ac := openApp(t, r)
+	queueUpstream(t, r, 0, 1)
+	waitSent(t, ac, "u-0")
+	gate := make(chan struct{})
+	hs.mu.Lock()
+	hs.ackGate = gate
+	hs.mu.Unlock()
+	ackUp(a, 0) // taken from a; its commit waits at the gate
+	clk.add(41 * time.Millisecond)
+	waitSent(t, ac, "u-0", "u-0")
+	hs.mu.Lock()
+	hs.ackGate = nil
+	hs.mu.Unlock()
+	close(gate)
+	// The app server does not ack the second copy: it acked u-0 already.
+	waitFor(t, "a's window free after the first ack committed", inFlightIs(a, 0))
+	queueUpstream(t, r, 1, 2)
+	waitSent(t, ac, "u-0", "u-0", "u-1")
+	a.Closed()
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestUpstreamAckDuringDispatch: an ack that commits while dispatch is
 // reading the queue after a rewind must not make dispatch send the acked
 // message again, though the read (older than the commit) still lists it.
