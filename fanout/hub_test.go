@@ -188,7 +188,10 @@ func TestUpstreamAckWhileRedelivering(t *testing.T) {
 	hs.mu.Unlock()
 	close(gate)
 	waitFor(t, "the first ack committed", func() bool { return len(hs.upstreamIDs(t)) == 0 })
-	ackUp(a, 0) // the second copy's ack: already deleted, quietly accepted
+	// The second copy's ack: either the first ack's commit already dropped
+	// the copy (nothing is in flight to ack), or it is acked and finds the
+	// message already deleted. Both are quiet.
+	ackUp(a, 0)
 	waitFor(t, "a's window free", inFlightIs(a, 0))
 	queueUpstream(t, r, 1, 2)
 	waitSent(t, ac, "u-0", "u-0", "u-1")
@@ -196,8 +199,8 @@ func TestUpstreamAckWhileRedelivering(t *testing.T) {
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if hs.upAcks != 2 || hs.upAckErr[0] != nil || hs.upAckErr[1] == nil {
-		t.Fatalf("AckUpstream calls %d with %v, want the first to delete and the second to find nothing", hs.upAcks, hs.upAckErr)
+	if hs.upAcks < 1 || hs.upAcks > 2 || hs.upAckErr[0] != nil || (hs.upAcks == 2 && hs.upAckErr[1] == nil) {
+		t.Fatalf("AckUpstream calls %d with %v, want the first to delete and any second to find nothing", hs.upAcks, hs.upAckErr)
 	}
 }
 
