@@ -178,6 +178,7 @@ func FuzzDecodeStanza(f *testing.F) {
 			t.Fatal("accepted an empty message_id")
 		}
 		m, n := validateDownstream(env, id)
+		checkMulticast(t, env, m, n)
 		if n != nil {
 			if !json.Valid(NackJSON("x", id, n)) {
 				t.Fatalf("invalid nack JSON for %q", payload)
@@ -393,5 +394,21 @@ func checkAcceptedData(t *testing.T, sent, stored json.RawMessage) {
 	var a, b map[string]any
 	if json.Unmarshal(sent, &a) != nil || json.Unmarshal(stored, &b) != nil || !reflect.DeepEqual(a, b) {
 		t.Fatalf("stored data %q does not mean %q", stored, sent)
+	}
+}
+
+// checkMulticast holds for any stanza whose "to" is a string and whose ids
+// are within bounds: validating it once as a multicast and making the copy
+// for its own "to" gives what validating it directly gave.
+func checkMulticast(t *testing.T, env *Stanza, m *Downstream, n *Nack) {
+	t.Helper()
+	to, ok := jsonString(env.To)
+	if !ok || len(to) > limit.MaxIDBytes || len(env.ID) > limit.MaxIDBytes {
+		return
+	}
+	var got Downstream
+	gotN := env.Multicast().For(to, env.ID, &got)
+	if !reflect.DeepEqual(gotN, n) || (n == nil && !reflect.DeepEqual(&got, m)) {
+		t.Fatalf("multicast copy differs: %v %+v, direct %v %+v", gotN, got, n, m)
 	}
 }
