@@ -46,6 +46,7 @@ type Nack struct {
 	Sub string
 }
 
+// Error makes a Nack an error: its code and description.
 func (n *Nack) Error() string { return string(n.Code) + ": " + n.Description }
 
 // InvalidJSON builds an INVALID_JSON nack whose description follows CCS's

@@ -149,6 +149,7 @@ func clip(s string) string {
 // Text is the stanza error's text, in CCS's own form.
 type StanzaError struct{ Text string }
 
+// Error returns the text.
 func (e *StanzaError) Error() string { return e.Text }
 
 func parsingError(text string) *StanzaError {
