@@ -49,12 +49,23 @@ func TestDownstreamAckDeliveryReceipt(t *testing.T) {
 	app.send(`{"to":"gcm.googleapis.com","message_id":"dr2:m-1","message_type":"ack"}`)
 
 	// Acked and receipted: nothing comes again, on a new session either.
+	// The receipt came from the commit of the device's ack, so that one is
+	// durable; the app server's ack of the receipt commits asynchronously:
+	// retry with a new connection until it has.
 	dev.close()
 	dev = s.deviceConn(d)
-	dev.expectNone(500 * time.Millisecond)
+	if got := downMarker(t, app, dev, reg); len(got) != 0 {
+		t.Fatalf("the next device session got %s", msgIDs(got))
+	}
 	app.close()
-	app = s.appServer()
-	app.expectNone(500 * time.Millisecond)
+	checkFor(t, wait, 20*time.Millisecond, func() error {
+		app = s.appServer()
+		got := upMarker(t, dev, app, s.Sender, "com.example.chat")
+		if len(got) != 0 {
+			app.close()
+		}
+		return errIDs("a new app-server connection", got, "")
+	})
 }
 
 // TestOfflineQueueAndRedelivery: messages to an offline device wait for it;
@@ -82,18 +93,16 @@ func TestOfflineQueueAndRedelivery(t *testing.T) {
 		}
 	}
 	dev.ack("m-2")
-	time.Sleep(300 * time.Millisecond) // the ack commits
 	dev.close()
 
-	dev = s.deviceConn(d)
-	var ids []string
-	for i := 0; i < 2; i++ {
-		ids = append(ids, dev.expect(wait).str("message_id"))
-	}
-	if strings.Join(ids, ",") != "m-1,m-3" {
-		t.Fatalf("redelivered %v, want m-1,m-3", ids)
-	}
-	dev.expectNone(300 * time.Millisecond)
+	// The ack commits asynchronously, and until it has m-2 is still
+	// queued (at least once): retry with a new session until it shows.
+	checkFor(t, wait, 20*time.Millisecond, func() error {
+		dev = s.deviceConn(d)
+		got := downMarker(t, app, dev, reg)
+		dev.close()
+		return errIDs("the next session", got, "m-1,m-3")
+	})
 }
 
 // TestNackCodes drives every nack reachable from the app-server side.
@@ -148,7 +157,9 @@ func TestNackCodes(t *testing.T) {
 
 	// Nothing above reached the device.
 	dev := s.deviceConn(d)
-	dev.expectNone(300 * time.Millisecond)
+	if got := downMarker(t, app, dev, reg); len(got) != 0 {
+		t.Fatalf("the device got %s", msgIDs(got))
+	}
 }
 
 // TestDedupOfRetries: a retry of an accepted message_id is acked again but
@@ -166,8 +177,9 @@ func TestDedupOfRetries(t *testing.T) {
 		}
 	}
 	dev := s.deviceConn(d)
-	dev.expect(wait)
-	dev.expectNone(300 * time.Millisecond)
+	if got := downMarker(t, app, dev, reg); msgIDs(got) != "same" {
+		t.Fatalf("the device got %q, want one \"same\"", msgIDs(got))
+	}
 }
 
 // TestUpstream: device sends to its app server; ccsd acks the device; the
@@ -201,10 +213,17 @@ func TestUpstream(t *testing.T) {
 		t.Fatalf("redelivered upstream: %v", up.json)
 	}
 	app.ackUpstream(reg, "u-1")
-	time.Sleep(300 * time.Millisecond)
 	app.close()
-	app = s.appServer()
-	app.expectNone(300 * time.Millisecond)
+	// The ack commits asynchronously: retry with a new connection until
+	// it has.
+	checkFor(t, wait, 20*time.Millisecond, func() error {
+		app = s.appServer()
+		got := upMarker(t, dev, app, s.Sender, "com.example.chat")
+		if len(got) != 0 {
+			app.close()
+		}
+		return errIDs("a new app-server connection", got, "")
+	})
 
 	// Bad upstream gets a nack in the protocol's terms.
 	dev.send(`{"to":"999@gcm.googleapis.com","category":"com.example.chat","message_id":"u-2"}`)
@@ -339,7 +358,13 @@ func TestDrainingOnShutdown(t *testing.T) {
 	reg := s.register(d, s.Sender, "com.example")
 	app := s.appServer()
 	app.send(`{"to":"` + reg + `","message_id":"before"}`)
-	time.Sleep(500 * time.Millisecond) // read, and pending in the slow commit
+	// A connection's stanzas are handled in order, and this one is
+	// answered without a commit: once its nack is back, "before" has been
+	// read and waits in the slow commit.
+	app.send(`{"to":"` + reg + `","message_id":"probe","time_to_live":-1}`)
+	if m := app.expect(wait); m.str("message_id") != "probe" || m.str("error") != "INVALID_JSON" {
+		t.Fatalf("probe: %v", m.json)
+	}
 	if err := s.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -391,7 +416,12 @@ func TestOrderAndTTL(t *testing.T) {
 			t.Fatalf("ttl message: %v", a.json)
 		}
 	}
-	time.Sleep(2100 * time.Millisecond) // "short" expires
+	ackedAt := time.Now()
+	// "short" must have expired before the device connects. Expiry is a
+	// point in time, not an event ccsd reports, so this waits for the
+	// time itself: 1 s after ccsd accepted it, which was before its ack
+	// came back.
+	time.Sleep(time.Until(ackedAt.Add(time.Second + 50*time.Millisecond)))
 
 	dev := s.deviceConn(d)
 	for i := 0; i < 50; i++ {
@@ -401,7 +431,9 @@ func TestOrderAndTTL(t *testing.T) {
 		}
 		dev.ack(m.str("message_id"))
 	}
-	dev.expectNone(300 * time.Millisecond) // neither "short" nor "zero-offline"
+	if got := downMarker(t, app, dev, reg); len(got) != 0 { // neither "short" nor "zero-offline"
+		t.Fatalf("after the 50, the device got %s", msgIDs(got))
+	}
 
 	app.send(`{"to":"` + reg + `","message_id":"zero-online","time_to_live":0}`)
 	app.expect(wait)
@@ -509,7 +541,9 @@ func TestUpstreamMovesToOtherConnection(t *testing.T) {
 		b.ackUpstream(reg, m.str("message_id"))
 		moved++
 	}
-	b.expectNone(500 * time.Millisecond)
+	if got := upMarker(t, dev, b, s.Sender, "com.example"); len(got) != 0 {
+		t.Fatalf("after the moved ones b got %s", msgIDs(got))
+	}
 	// Each message moved from a arrived twice (on a, then on b), every
 	// other exactly once.
 	for id, c := range seen {
@@ -539,7 +573,10 @@ func TestDeviceNackKeepsMessage(t *testing.T) {
 	for i := 0; i < 100; i++ {
 		dev.expect(wait)
 	}
-	dev.expectNone(300 * time.Millisecond) // the window is full
+	// The window is full. What is checked is that the 101st is NOT sent:
+	// no later event on the device's stream is ordered after a delivery
+	// that does not happen, so this one wait stays bounded.
+	dev.expectNone(300 * time.Millisecond)
 	dev.send(`{"message_type":"nack","message_id":"n-0"}`)
 	if m := dev.expect(wait); m.str("message_id") != "n-100" {
 		t.Fatalf("after the nack freed a slot: %v", m.json)
@@ -574,6 +611,8 @@ func TestUpstreamRedeliveredWhileConnected(t *testing.T) {
 		t.Fatalf("redelivered after %v, before the 1s timeout", el)
 	}
 	app.ackUpstream(reg, "r-1")
+	// What is checked is that a timer does NOT fire again: no event marks
+	// its not firing, so this waits, bounded, past two more periods.
 	app.expectNone(2500 * time.Millisecond)
 }
 
@@ -598,11 +637,21 @@ func TestUpstreamSameMessageIDFromTwoDevices(t *testing.T) {
 		}
 	}
 	app.ackUpstream(regB, "1")
-	time.Sleep(300 * time.Millisecond) // the ack commits
 	app.close()
-	app = s.appServer()
-	if m := app.expect(wait); m.str("from") != regA {
-		t.Fatalf("redelivered %v, want device A's message (from %s)", m.json, regA)
-	}
-	app.expectNone(300 * time.Millisecond)
+	// The ack commits asynchronously: retry with a new connection until
+	// only A's message comes again.
+	devA := s.deviceConn(da)
+	checkFor(t, wait, 20*time.Millisecond, func() error {
+		app = s.appServer()
+		got := upMarker(t, devA, app, s.Sender, "com.example")
+		app.close()
+		if len(got) != 1 || got[0].str("from") != regA || got[0].str("message_id") != "1" {
+			var from []string
+			for _, m := range got {
+				from = append(from, m.str("from"))
+			}
+			return fmt.Errorf("redelivered messages from %v, want device A's only (from %s)", from, regA)
+		}
+		return nil
+	})
 }

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -106,21 +107,17 @@ func TestUnusedDeviceExpires(t *testing.T) {
 	s.register(silent, s.Sender, "com.example")
 
 	form := url.Values{"app": {"com.example"}, "sender": {s.Sender}}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	checkFor(t, 30*time.Second, 250*time.Millisecond, func() error {
 		code, body := s.register3(silent, form)
 		if code == http.StatusUnauthorized && body == "Error=AUTHENTICATION_FAILED" {
-			break
+			return nil
 		}
 		// 429: the poll itself ran into the register rate; try again.
 		if code != http.StatusOK && code != http.StatusTooManyRequests {
 			t.Fatalf("register3 of the unused device: %d %q", code, body)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the device that never logged in still authenticates 30 s after its 2 s TTL")
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+		return fmt.Errorf("the device that never logged in still authenticates after its 2 s TTL: %d %q", code, body)
+	})
 	if code, body := s.register3(used, form); code != http.StatusOK || !strings.HasPrefix(body, "token=") {
 		t.Errorf("the device that logged in and registered was expired: %d %q", code, body)
 	}

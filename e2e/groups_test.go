@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 )
 
 // notification calls the device-group API and decodes the JSON answer.
@@ -165,9 +164,13 @@ func TestGroupPartialAndTotalFailure(t *testing.T) {
 		t.Fatalf("XMPP total failure: %v", ack.json)
 	}
 	// The live member had two messages queued; unregistering it dropped
-	// them, so its next session gets nothing.
+	// them, so its next session gets nothing before a marker sent to
+	// another app of the device (one queue per device, in order).
+	marker := s.register(u.devs[0], s.Sender, "com.example.marker")
 	dev := s.deviceConn(u.devs[0])
-	dev.expectNone(300 * time.Millisecond)
+	if got := downMarker(t, app, dev, marker); len(got) != 0 {
+		t.Fatalf("the unregistered member's device got %s", msgIDs(got))
+	}
 }
 
 // TestDeviceToGroupAndDismissal: a device writes to its user's key; the
@@ -199,14 +202,14 @@ func TestDeviceToGroupAndDismissal(t *testing.T) {
 	if m.str("message_id") != "d-1" || m.str("from") != key || m.str("notification_key") != key || m.str("to") != u.regs[1] {
 		t.Fatalf("tablet got %v", m.json)
 	}
-	phone.expectNone(300 * time.Millisecond) // not back to the sender
+	if got := downMarker(t, app, phone, u.regs[0]); len(got) != 0 { // not back to the sender
+		t.Fatalf("the phone got %s", msgIDs(got))
+	}
 
 	laptop := s.deviceConn(u.devs[2])
-	m = laptop.expect(wait)
-	if m.str("message_id") != "d-1" {
-		t.Fatalf("laptop got %v, want only the dismissal", m.json)
+	if got := downMarker(t, app, laptop, u.regs[2]); msgIDs(got) != "d-1" {
+		t.Fatalf("laptop got %q, want only the dismissal", msgIDs(got))
 	}
-	laptop.expectNone(300 * time.Millisecond)
 
 	// A device outside the group cannot write to it.
 	other := s.checkin()

@@ -23,31 +23,17 @@ func upstreamAnswers(t *testing.T, s *server, dev *client, app string, from, to 
 	return out
 }
 
-// drainUpstream reads upstream messages on app until none comes for
-// quiet, acking each, and returns their message ids.
-func drainUpstream(t *testing.T, app *client, quiet time.Duration) []string {
+// drainUpstream reads and acks the upstream messages queued for app,
+// up to an upstream marker dev sends for its registration of category, and
+// returns their ids.
+func drainUpstream(t *testing.T, s *server, dev, app *client, category string) []string {
 	t.Helper()
-	var ids []string
-	for {
-		select {
-		case e, ok := <-app.in:
-			if !ok {
-				t.Fatal("app server stream closed")
-			}
-			text, _ := e.gcm()
-			var v struct {
-				From      string `json:"from"`
-				MessageID string `json:"message_id"`
-			}
-			if err := json.Unmarshal([]byte(text), &v); err != nil {
-				t.Fatalf("app server got %s", e)
-			}
-			ids = append(ids, v.MessageID)
-			app.ackUpstream(v.From, v.MessageID)
-		case <-time.After(quiet):
-			return ids
-		}
+	var out []string
+	for _, m := range upMarker(t, dev, app, s.Sender, category) {
+		out = append(out, m.str("message_id"))
+		app.ackUpstream(m.str("from"), m.str("message_id"))
 	}
+	return out
 }
 
 // TestDeviceUpstreamRate: a registration sending upstream past
@@ -72,7 +58,9 @@ func TestDeviceUpstreamRate(t *testing.T) {
 	if a := upstreamAnswers(t, s, dev, "com.example.other", 8, 9); a[0].str("message_type") != "ack" {
 		t.Fatalf("another registration's first message: %v", a[0].json)
 	}
-	if ids := drainUpstream(t, s.appServer(), time.Second); len(ids) != 6 {
+	// The marker goes on the other app's registration: com.example is
+	// past its rate.
+	if ids := drainUpstream(t, s, dev, s.appServer(), "com.example.other"); len(ids) != 6 {
 		t.Fatalf("the app server got %v, want the 6 acked messages", ids)
 	}
 }
@@ -104,20 +92,26 @@ func TestUpstreamQueueCap(t *testing.T) {
 		t.Fatalf("%d acked, want 10", acked)
 	}
 	app := s.appServer()
-	if ids := drainUpstream(t, app, time.Second); len(ids) != 10 {
-		t.Fatalf("the app server got %d messages (%v), want the 10 acked", len(ids), ids)
+	var got []string
+	for range 10 {
+		m := app.expect(wait)
+		got = append(got, m.str("message_id"))
+		app.ackUpstream(m.str("from"), m.str("message_id"))
 	}
 	// Acked by the app server: room again. Poll, as the acks commit
 	// asynchronously.
-	deadline := time.Now().Add(wait)
-	for i := 100; ; i++ {
-		if a := upstreamAnswers(t, s, dev, "com.example", i, i+1); a[0].str("message_type") == "ack" {
-			break
+	i := 99
+	checkFor(t, wait, 20*time.Millisecond, func() error {
+		i++
+		if a := upstreamAnswers(t, s, dev, "com.example", i, i+1); a[0].str("message_type") != "ack" {
+			return fmt.Errorf("u-%d still refused after the app server acked the queue: %v", i, a[0].json)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("still refused after the app server acked the queue")
-		}
-		time.Sleep(20 * time.Millisecond)
+		return nil
+	})
+	// The queue is ordered: the app server gets the one accepted just now,
+	// and had an 11th been stored past the cap, it would come before it.
+	if next := drainUpstream(t, s, dev, app, "com.example"); len(next) != 1 || next[0] != fmt.Sprintf("u-%d", i) {
+		t.Fatalf("after the 10 (%v) the app server got %v, want u-%d only", got, next, i)
 	}
 }
 
@@ -147,11 +141,10 @@ func TestDeletedMessages(t *testing.T) {
 		sendAcked(fmt.Sprintf(`{"to":"%s","message_id":"m-%d"}`, reg, i))
 	}
 	dev := s.deviceConn(d)
-	var got []msg
-	for len(got) < 5 {
-		got = append(got, dev.expect(wait))
+	got := downMarker(t, app, dev, reg)
+	if len(got) != 5 {
+		t.Fatalf("the device got %s, want 5 messages", msgIDs(got))
 	}
-	dev.expectNone(500 * time.Millisecond)
 	if got[0].str("message_id") != "c-1" {
 		t.Fatalf("first: %v, want the collapsible c-1", got[0].json)
 	}
@@ -171,27 +164,11 @@ func TestDeletedMessages(t *testing.T) {
 	// Acked: gone, like any message. The acks commit asynchronously, so a
 	// session opened at once may get some again: retry until one gets
 	// nothing.
-	deadline := time.Now().Add(wait)
-	for {
+	checkFor(t, wait, 20*time.Millisecond, func() error {
 		dev.close()
 		dev = s.deviceConn(d)
-		if quiet(dev, 500*time.Millisecond) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("messages still delivered after their acks")
-		}
-	}
-}
-
-// quiet reports whether nothing arrives on c for d.
-func quiet(c *client, d time.Duration) bool {
-	select {
-	case <-c.in:
-		return false
-	case <-time.After(d):
-		return true
-	}
+		return errIDs("a session after the acks", downMarker(t, app, dev, reg), "")
+	})
 }
 
 // TestDownstreamRate: past --downstream-rate messages a minute to one
@@ -228,13 +205,12 @@ func TestDownstreamRate(t *testing.T) {
 	if res.Results[0].Error != "DeviceMessageRateExceeded" || res.Results[1].MessageID == "" || res.Success != 1 || res.Failure != 1 {
 		t.Fatalf("/gcm/send results: %s", body)
 	}
-	// Nothing refused was queued: the device gets the 5 accepted, then
-	// reg2's device its one.
+	// Nothing refused was queued: the device gets the 5 accepted and
+	// nothing else before a marker (sent to another app of the device, as
+	// reg1 is past its rate).
+	marker := s.register(d1, s.Sender, "com.example.marker")
 	dev := s.deviceConn(d1)
-	for i := 0; i < 5; i++ {
-		if m := dev.expect(wait); m.str("message_id") != fmt.Sprintf("r-%d", i) {
-			t.Fatalf("delivered %v, want r-%d", m.json, i)
-		}
+	if got := downMarker(t, app, dev, marker); msgIDs(got) != "r-0,r-1,r-2,r-3,r-4" {
+		t.Fatalf("delivered %q, want r-0..r-4", msgIDs(got))
 	}
-	dev.expectNone(500 * time.Millisecond)
 }

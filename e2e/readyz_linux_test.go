@@ -84,15 +84,10 @@ func TestReadyzStoreFull(t *testing.T) {
 	if m := app.expect(wait); m.str("message_type") != "ack" || m.str("message_id") != nacked {
 		t.Fatalf("retry once there is room: %v", m.json)
 	}
-	deadline := time.Now().Add(wait)
-	for {
-		code, reason := s.readyz()
-		if code == http.StatusOK {
-			break
+	checkFor(t, wait, 20*time.Millisecond, func() error {
+		if code, reason := s.readyz(); code != http.StatusOK {
+			return fmt.Errorf("/readyz after the store recovered: %d %q", code, reason)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz after the store recovered: %d %q", code, reason)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
