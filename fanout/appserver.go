@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ccsd/ccsd/ccs"
 	"github.com/ccsd/ccsd/store"
 )
 
@@ -55,70 +56,70 @@ func (r *Router) OpenAppServer(c Conn) *AppServerStream {
 	return s
 }
 
-// Message handles one JSON stanza from the app server.
+// Message handles one JSON stanza from the app server: it is decoded by
+// package ccs, then routed as the typed value it is.
 func (s *AppServerStream) Message(stanzaID string, payload []byte) {
-	env, id, serr := decodeEnvelope(payload)
+	st, serr := ccs.Decode(payload)
 	if serr != nil {
-		_ = s.c.Bounce(stanzaID, payload, serr.text)
+		_ = s.c.Bounce(stanzaID, payload, serr.Text)
 		return
 	}
-	mt, n := optString(env.MessageType, "message_type")
+	mt, n := st.Type()
 	if n != nil {
-		s.nack(env, id, n)
+		s.nack(st, n)
 		return
 	}
 	switch mt {
 	case "":
-		s.downstream(env, id)
+		s.downstream(st)
 	case "ack":
-		s.ack(env, id)
+		s.ack(st)
 	case "nack":
-		s.nack(env, id, &Nack{Code: CodeBadAck, Description: "app servers acknowledge upstream messages with ack; nack is not accepted"})
+		s.nack(st, &ccs.Nack{Code: ccs.CodeBadAck, Description: "app servers acknowledge upstream messages with ack; nack is not accepted"})
 	default:
-		s.nack(env, id, invalidJSON("INVALID_PARAMETERS", "unknown message_type: "+mt))
+		s.nack(st, ccs.InvalidJSON("INVALID_PARAMETERS", "unknown message_type: "+mt))
 	}
 }
 
-func (s *AppServerStream) nack(env *envelope, id string, n *Nack) {
-	to, _ := jsonString(env.To)
-	_ = s.c.Send(nackJSON(to, id, n), Answer)
+func (s *AppServerStream) nack(st *ccs.Stanza, n *ccs.Nack) {
+	_ = s.c.Send(ccs.NackJSON(st.Recipient(), st.ID, n), Answer)
 }
 
 // downstream validates one message and, once it is durably queued, acks it.
-func (s *AppServerStream) downstream(env *envelope, id string) {
+func (s *AppServerStream) downstream(st *ccs.Stanza) {
 	if s.pending.Add(1) > int64(s.r.cfg.MaxPending) {
 		s.pending.Add(-1)
-		s.nack(env, id, &Nack{Code: CodeServiceUnavailable, Description: "Too many pending messages on this connection: wait for acks before sending more"})
+		s.nack(st, &ccs.Nack{Code: ccs.CodeServiceUnavailable, Description: "Too many pending messages on this connection: wait for acks before sending more"})
 		return
 	}
 	// Checked after taking the slot: Drain sets draining before it waits
 	// for pending to reach zero, so every message accepted here is one
 	// Drain waits for, and its ack reaches the client before the close.
 	if s.draining.Load() {
-		s.answer(env, id, &Nack{Code: CodeConnectionDraining, Description: "Connection is draining: send this message on another connection"})
+		s.answer(st, &ccs.Nack{Code: ccs.CodeConnectionDraining, Description: "Connection is draining: send this message on another connection"})
 		return
 	}
-	m, n := validateDownstream(env, id)
+	m, n := st.Downstream()
 	if n != nil {
-		s.answer(env, id, n)
+		s.answer(st, n)
 		return
 	}
 	p, n := s.r.resolve(s.sender, m)
 	if n != nil || p.e == nil {
-		s.reply(id, p, n) // p.e == nil: dry run or nothing to store
+		s.reply(m.MessageID, p, n) // p.e == nil: dry run or nothing to store
 		return
 	}
 	s.r.work.Add(1)
 	wait := s.r.submit(p.e)
 	go func() {
 		defer s.r.work.Done()
-		s.reply(id, p, wait())
+		s.reply(m.MessageID, p, wait())
 	}()
 }
 
 // reply answers a routed downstream message and frees its pending slot. A
 // message to a notification_key is answered with the group's counts.
-func (s *AppServerStream) reply(id string, p *plan, n *Nack) {
+func (s *AppServerStream) reply(id string, p *plan, n *ccs.Nack) {
 	// The slot is freed before the answer is queued, so a client that
 	// sends its next message the moment it reads the answer always finds
 	// room; answering keeps Drain from closing the connection in between.
@@ -131,27 +132,27 @@ func (s *AppServerStream) reply(id string, p *plan, n *Nack) {
 		if p != nil {
 			to = p.to
 		}
-		_ = s.c.Send(nackJSON(to, id, n), Answer)
+		_ = s.c.Send(ccs.NackJSON(to, id, n), Answer)
 	case p.key != "":
-		_ = s.c.Send(groupAckJSON(p.key, id, p.success, p.failed), Answer)
+		_ = s.c.Send(ccs.GroupAckJSON(p.key, id, p.success, p.failed), Answer)
 	default:
-		_ = s.c.Send(ackJSON(p.to, id), Answer)
+		_ = s.c.Send(ccs.AckJSON(p.to, id), Answer)
 	}
 }
 
 // answer acks (n == nil) or nacks a downstream message and frees its
 // pending slot.
-func (s *AppServerStream) answer(env *envelope, id string, n *Nack) {
-	to, _ := jsonString(env.To)
-	s.reply(id, &plan{to: to}, n)
+func (s *AppServerStream) answer(st *ccs.Stanza, n *ccs.Nack) {
+	s.reply(st.ID, &plan{to: st.Recipient()}, n)
 }
 
 // ack handles the app server's ack of an upstream message or receipt. Some
 // clients ack a receipt without its "dr2:" prefix (spec §15): both match.
-func (s *AppServerStream) ack(env *envelope, id string) {
-	to, n := optString(env.To, "to")
+func (s *AppServerStream) ack(st *ccs.Stanza) {
+	id := st.ID
+	to, n := st.CheckedTo()
 	if n != nil {
-		s.nack(env, id, &Nack{Code: CodeBadAck, Description: "ack field \"to\" must be a JSON string"})
+		s.nack(st, &ccs.Nack{Code: ccs.CodeBadAck, Description: "ack field \"to\" must be a JSON string"})
 		return
 	}
 	su, ok := s.takeSent(id, to)
@@ -200,7 +201,7 @@ func (s *AppServerStream) startDrain() {
 	if s.draining.Swap(true) {
 		return
 	}
-	_ = s.c.Send(drainingJSON(s.r.nextID("drain-")), Answer)
+	_ = s.c.Send(ccs.DrainingJSON(s.r.nextID("drain-")), Answer)
 	s.hub.wakeUp() // moves new upstream to other connections
 }
 

@@ -134,7 +134,7 @@ func TestDrain(t *testing.T) {
 	if got := c.closed(); len(got) != 0 {
 		t.Fatalf("closed %v with m-1 unanswered", got)
 	}
-	if res := r.Send(context.Background(), "123", downMsg(3)); res.Nack == nil || res.Nack.Code != "SERVICE_UNAVAILABLE" {
+	if res := sendJSON(r, "123", string(downMsg(3))); res.Nack == nil || res.Nack.Code != "SERVICE_UNAVAILABLE" {
 		t.Fatalf("HTTP send while draining: %+v", res)
 	}
 	s2, c2 := openApp(t, r)

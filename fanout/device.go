@@ -8,12 +8,9 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/ccsd/ccsd/ccs"
 	"github.com/ccsd/ccsd/store"
 )
-
-// DefaultUpstreamTTL is the time_to_live of a device upstream message that
-// sets none: one day, the device-side maximum of the later GCM docs.
-const DefaultUpstreamTTL = 86400
 
 // DeviceStream is one device's live session. A device has at most one: a
 // new login replaces the old session, which ends with a conflict stream
@@ -140,12 +137,13 @@ func (d *DeviceStream) deliver() {
 // Message handles one JSON stanza from the device: an ack of a downstream
 // message, or an upstream message.
 func (d *DeviceStream) Message(stanzaID string, payload []byte) {
-	env, id, serr := decodeEnvelope(payload)
+	st, serr := ccs.Decode(payload)
 	if serr != nil {
-		_ = d.c.Bounce(stanzaID, payload, serr.text)
+		_ = d.c.Bounce(stanzaID, payload, serr.Text)
 		return
 	}
-	mt, n := optString(env.MessageType, "message_type")
+	id := st.ID
+	mt, n := st.Type()
 	if n != nil {
 		d.nack(id, n)
 		return
@@ -154,7 +152,7 @@ func (d *DeviceStream) Message(stanzaID string, payload []byte) {
 	case "ack":
 		d.ack(id)
 	case "":
-		d.upstream(env, id)
+		d.upstream(st)
 	case "nack":
 		// A device may refuse a message it cannot handle now. It stays
 		// queued (offered again next session, or until it expires) but
@@ -164,12 +162,12 @@ func (d *DeviceStream) Message(stanzaID string, payload []byte) {
 		}
 		d.r.log.Info().Str("device", d.id).Str("message_id", id).Msg("device nacked a message")
 	default:
-		d.nack(id, invalidJSON("INVALID_PARAMETERS", "unknown message_type: "+mt))
+		d.nack(id, ccs.InvalidJSON("INVALID_PARAMETERS", "unknown message_type: "+mt))
 	}
 }
 
-func (d *DeviceStream) nack(id string, n *Nack) {
-	_ = d.c.Send(nackJSON("", id, n), Answer)
+func (d *DeviceStream) nack(id string, n *ccs.Nack) {
+	_ = d.c.Send(ccs.NackJSON("", id, n), Answer)
 }
 
 // ack removes an acked message from the queue and, where the app server
@@ -231,24 +229,25 @@ func (r *Router) receipt(f deviceInflight) *store.Upstream {
 	return &store.Upstream{
 		SenderID:  f.senderID,
 		MessageID: "dr2:" + f.messageID,
-		Expires:   r.nowMs() + DefaultTTL*1000,
-		Payload:   receiptJSON(f.messageID, f.regID, app, f.sentMs),
+		Expires:   r.nowMs() + ccs.DefaultTTL*1000,
+		Payload:   ccs.ReceiptJSON(f.messageID, f.regID, app, f.sentMs),
 	}
 }
 
 // upstream accepts a device's message to its app server: it is stored
 // durably in the sender's upstream queue, then acked to the device.
-func (d *DeviceStream) upstream(env *envelope, id string) {
+func (d *DeviceStream) upstream(st *ccs.Stanza) {
+	id := st.ID
 	if d.pending.Add(1) > int64(d.r.cfg.MaxPending) {
 		d.pending.Add(-1)
-		d.nack(id, &Nack{Code: CodeServiceUnavailable, Description: "Too many pending messages on this connection: wait for acks before sending more"})
+		d.nack(id, &ccs.Nack{Code: ccs.CodeServiceUnavailable, Description: "Too many pending messages on this connection: wait for acks before sending more"})
 		return
 	}
-	if to, _ := jsonString(env.To); to != "" && !strings.Contains(to, "@") {
-		d.toGroup(env, id, to)
+	if to := st.Recipient(); to != "" && !strings.Contains(to, "@") {
+		d.toGroup(st, to)
 		return
 	}
-	u, n := d.prepareUpstream(env, id)
+	u, n := d.prepareUpstream(st)
 	if n != nil || u == nil {
 		d.answer(id, n)
 		return
@@ -273,10 +272,10 @@ func (d *DeviceStream) upstream(env *envelope, id string) {
 // pending slot. The slot is freed first, as the app-server path does, so a
 // device that sends its next message the moment it reads this answer
 // always finds room.
-func (d *DeviceStream) answer(id string, n *Nack) {
+func (d *DeviceStream) answer(id string, n *ccs.Nack) {
 	d.pending.Add(-1)
 	if n == nil {
-		_ = d.c.Send(ackJSON("", id), Answer)
+		_ = d.c.Send(ccs.AckJSON("", id), Answer)
 	} else {
 		d.nack(id, n)
 	}
@@ -285,43 +284,20 @@ func (d *DeviceStream) answer(id string, n *Nack) {
 // prepareUpstream validates a device upstream message and renders what the
 // app server will receive. A nil message with a nil nack means "ack, store
 // nothing" (time_to_live 0 while no app server is connected).
-func (d *DeviceStream) prepareUpstream(env *envelope, id string) (*store.Upstream, *Nack) {
-	if n := env.check(id); n != nil {
-		return nil, n
-	}
-	to, n := optString(env.To, "to")
+func (d *DeviceStream) prepareUpstream(st *ccs.Stanza) (*store.Upstream, *ccs.Nack) {
+	up, n := st.Upstream()
 	if n != nil {
 		return nil, n
 	}
-	if to == "" {
-		return nil, invalidJSON("MISSING_REGISTRATION", "Missing Required Field: to")
-	}
-	category, n := optString(env.Category, "category")
-	if n != nil {
-		return nil, n
-	}
-	if category == "" {
-		return nil, invalidJSON("INVALID_PARAMETERS", "Missing Required Field: category")
-	}
-	ttl, n := optTTL(env.TimeToLive, DefaultUpstreamTTL)
-	if n != nil {
-		return nil, n
-	}
-	data, size, n := validateData(env.Data)
-	if n != nil {
-		return nil, n
-	}
-	if size > MaxDataSize {
-		return nil, invalidJSON("MESSAGE_TOO_BIG", "the data payload is larger than the 4096 bytes allowed")
-	}
+	id, to, category, ttl := st.ID, up.To, up.Category, up.TTL
 	sender, ok := d.r.senderAddress(to)
 	if !ok {
-		return nil, &Nack{Code: CodeBadRegistration, Description: "Invalid 'to' field: expected SENDER_ID@" + d.r.cfg.Domain + ": " + to}
+		return nil, &ccs.Nack{Code: ccs.CodeBadRegistration, Description: "Invalid 'to' field: expected SENDER_ID@" + d.r.cfg.Domain + ": " + to}
 	}
 	reg, err := d.r.st.FindRegistration(d.id, sender, category)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, &Nack{Code: CodeBadRegistration, Description: "This device has no registration of " + category + " for sender " + sender}
+			return nil, &ccs.Nack{Code: ccs.CodeBadRegistration, Description: "This device has no registration of " + category + " for sender " + sender}
 		}
 		return nil, storeNack(err)
 	}
@@ -343,7 +319,7 @@ func (d *DeviceStream) prepareUpstream(env *envelope, id string) (*store.Upstrea
 		SenderID:  sender,
 		MessageID: id,
 		Expires:   expires,
-		Payload:   upstreamJSON(category, data, id, reg.ID, ttl),
+		Payload:   ccs.UpstreamJSON(category, up.Data, id, reg.ID, ttl),
 	}, nil
 }
 
@@ -352,8 +328,9 @@ func (d *DeviceStream) prepareUpstream(env *envelope, id string) (*store.Upstrea
 // notification_key. With a collapse_key it replaces their unsent message of
 // the same collapse_key (a dismissal). The device is acked once every copy
 // is committed, in one transaction.
-func (d *DeviceStream) toGroup(env *envelope, id, key string) {
-	p, n := d.planGroup(env, id, key)
+func (d *DeviceStream) toGroup(st *ccs.Stanza, key string) {
+	id := st.ID
+	p, n := d.planGroup(st, key)
 	if n != nil || p.e == nil {
 		d.answer(id, n)
 		return
@@ -366,32 +343,32 @@ func (d *DeviceStream) toGroup(env *envelope, id, key string) {
 	}()
 }
 
-func (d *DeviceStream) planGroup(env *envelope, id, key string) (*plan, *Nack) {
-	category, n := optString(env.Category, "category")
+func (d *DeviceStream) planGroup(st *ccs.Stanza, key string) (*plan, *ccs.Nack) {
+	category, n := st.CheckedCategory()
 	if n != nil {
 		return nil, n
 	}
 	g, err := d.r.st.Group(key)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, &Nack{Code: CodeBadRegistration, Description: "Unknown notification_key: " + key}
+			return nil, &ccs.Nack{Code: ccs.CodeBadRegistration, Description: "Unknown notification_key: " + key}
 		}
 		return nil, storeNack(err)
 	}
 	if category != g.App {
-		return nil, &Nack{Code: CodeBadRegistration, Description: "The notification_key belongs to another app than " + category}
+		return nil, &ccs.Nack{Code: ccs.CodeBadRegistration, Description: "The notification_key belongs to another app than " + category}
 	}
 	reg, err := d.r.st.FindRegistration(d.id, g.SenderID, g.App)
 	if err != nil || !slices.Contains(g.Members, reg.ID) {
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return nil, storeNack(err)
 		}
-		return nil, &Nack{Code: CodeBadRegistration, Description: "This device is not a member of the notification_key's group"}
+		return nil, &ccs.Nack{Code: ccs.CodeBadRegistration, Description: "This device is not a member of the notification_key's group"}
 	}
 	if n := d.r.upstreamAllowed(reg.ID); n != nil {
 		return nil, n
 	}
-	m, n := validateDownstream(env, id)
+	m, n := st.Downstream()
 	if n != nil {
 		return nil, n
 	}

@@ -1,7 +1,6 @@
 package fanout
 
 import (
-	"context"
 	"encoding/json"
 	"strconv"
 	"strings"
@@ -62,7 +61,7 @@ func TestDeviceUpstreamNextOnAck(t *testing.T) {
 func queueDown(t *testing.T, r *Router, from, to int) {
 	t.Helper()
 	for i := from; i < to; i++ {
-		if res := r.Send(context.Background(), "123", downMsg(i)); res.Nack != nil {
+		if res := sendJSON(r, "123", string(downMsg(i))); res.Nack != nil {
 			t.Fatalf("m-%d: %v", i, res.Nack)
 		}
 	}

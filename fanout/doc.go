@@ -1,8 +1,8 @@
 // Package fanout routes CCS messages between app servers and devices.
 //
 // It owns the protocol semantics that sit between the wire (package xmpp and
-// the HTTP layer) and the durable store: validating downstream messages and
-// answering them with an ack or a nack, resolving the target registration,
+// the HTTP layer) and the durable store: routing the typed messages package
+// ccs decodes and validates and answering them with an ack or a nack, resolving the target registration,
 // enqueueing durably before acking, delivering to live device sessions with a
 // bounded window, turning device acks into delivery receipts, carrying device
 // upstream messages to the sender's app-server connections with flow
@@ -22,7 +22,9 @@
 //
 // fanout knows nothing of sockets: a connection is the small Conn interface,
 // and the store is the Store interface, both defined here at the consumer.
-// Protocol error codes are chosen in exactly one place (codes.go).
+// The CCS JSON (types, decoding, validation, encoding, error codes) is
+// package ccs's; the nacks that come from routing or storage are chosen
+// here in nacks.go.
 //
 // Files, in the order a message meets them:
 //
@@ -37,5 +39,5 @@
 //   - presence.go, policy.go: live device sessions; how many sessions an
 //     identity may hold.
 //   - quota.go: per-registration rates and queue bounds.
-//   - message.go, jsonr.go, jsonw.go, encode.go, codes.go: the CCS JSON.
+//   - nacks.go: store errors and unknown targets as nacks.
 package fanout

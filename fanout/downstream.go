@@ -3,8 +3,8 @@ package fanout
 import (
 	"context"
 	"errors"
-	"strings"
 
+	"github.com/ccsd/ccsd/ccs"
 	"github.com/ccsd/ccsd/store"
 )
 
@@ -22,7 +22,7 @@ type plan struct {
 // resolve plans the delivery of m for sender: m.To is a registration id
 // of this sender, or a notification_key of one of its groups. All copies
 // of a group message go into one Enqueue, so they are written atomically.
-func (r *Router) resolve(sender string, m *downstream) (*plan, *Nack) {
+func (r *Router) resolve(sender string, m *ccs.Downstream) (*plan, *ccs.Nack) {
 	p := &plan{to: m.To}
 	reg, err := r.st.Registration(m.To)
 	switch {
@@ -30,13 +30,13 @@ func (r *Router) resolve(sender string, m *downstream) (*plan, *Nack) {
 		return p, registrationNack(m.To, errOtherSender)
 	case err == nil:
 		if m.RestrictedPackage != "" && m.RestrictedPackage != reg.App {
-			return p, invalidJSON("INVALID_PACKAGE_NAME", "restricted_package_name does not match the registration's package: "+m.RestrictedPackage)
+			return p, ccs.InvalidJSON("INVALID_PACKAGE_NAME", "restricted_package_name does not match the registration's package: "+m.RestrictedPackage)
 		}
 		if m.DryRun {
 			return p, nil
 		}
 		if !r.downstreamAllowed(reg.ID) {
-			return p, rateNack("Downstream")
+			return p, ccs.RateExceeded("Downstream")
 		}
 		now := r.nowMs()
 		p.e = r.newEnqueue(sender, m.MessageID, now)
@@ -57,7 +57,7 @@ func (r *Router) resolve(sender string, m *downstream) (*plan, *Nack) {
 		return p, registrationNack(m.To, store.ErrNotFound)
 	}
 	if m.RestrictedPackage != "" && m.RestrictedPackage != g.App {
-		return p, invalidJSON("INVALID_PACKAGE_NAME", "restricted_package_name does not match the group's package: "+m.RestrictedPackage)
+		return p, ccs.InvalidJSON("INVALID_PACKAGE_NAME", "restricted_package_name does not match the group's package: "+m.RestrictedPackage)
 	}
 	now := r.nowMs()
 	p.key = g.Key
@@ -74,7 +74,7 @@ func (r *Router) resolve(sender string, m *downstream) (*plan, *Nack) {
 // fanOut adds a copy for every live member of g except the registration
 // skip (a device writing to its own group), counting the members that
 // cannot receive it.
-func (r *Router) fanOut(p *plan, m *downstream, g *store.Group, from, skip string, now int64) *Nack {
+func (r *Router) fanOut(p *plan, m *ccs.Downstream, g *store.Group, from, skip string, now int64) *ccs.Nack {
 	regs, errs, err := r.st.Registrations(g.Members)
 	if err != nil {
 		return storeNack(err)
@@ -109,7 +109,7 @@ func (r *Router) newEnqueue(sender, messageID string, now int64) *store.Enqueue 
 // addCopy renders the copy of m for one registration and adds it to p. A
 // time_to_live 0 copy for an offline device is dropped: deliver now or
 // never. It still counts as a success: the message was handled as asked.
-func (r *Router) addCopy(p *plan, m *downstream, reg store.Registration, from, key string, now int64) {
+func (r *Router) addCopy(p *plan, m *ccs.Downstream, reg store.Registration, from, key string, now int64) {
 	p.success++
 	expires := now + m.TTL*1000
 	if m.TTL == 0 {
@@ -126,7 +126,7 @@ func (r *Router) addCopy(p *plan, m *downstream, reg store.Registration, from, k
 		CollapseKey: m.CollapseKey,
 		Expires:     expires,
 		Receipt:     m.Receipt,
-		Payload:     deviceCopyJSON(m, reg.ID, from, reg.App, key, now),
+		Payload:     ccs.DeviceCopyJSON(m, reg.ID, from, reg.App, key, now),
 		MaxQueued:   r.maxQueued(reg.DeviceID),
 	})
 }
@@ -137,9 +137,9 @@ func (r *Router) addCopy(p *plan, m *downstream, reg store.Registration, from, k
 // commit, wakes the devices it targets, and gives the answer. A retry of a
 // message already accepted (same sender and message_id within the dedup
 // window) is acked without being queued again.
-func (r *Router) submit(e *store.Enqueue) func() *Nack {
+func (r *Router) submit(e *store.Enqueue) func() *ccs.Nack {
 	w := r.st.EnqueueAsync(context.Background(), e)
-	return func() *Nack {
+	return func() *ccs.Nack {
 		err := w.Wait(context.Background())
 		if errors.Is(err, store.ErrDuplicate) {
 			return nil
@@ -162,7 +162,7 @@ func (r *Router) submit(e *store.Enqueue) func() *Nack {
 // SendResult is the outcome of Send.
 type SendResult struct {
 	// Nack is set when the message was refused as a whole.
-	Nack *Nack
+	Nack *ccs.Nack
 	// Group is true when the target was a notification_key; Success,
 	// Failure and FailedRegistrationIDs then count its members.
 	Group                 bool
@@ -170,25 +170,18 @@ type SendResult struct {
 	FailedRegistrationIDs []string
 }
 
-// Send routes one downstream message given as CCS JSON (with a message_id)
-// for sender and returns once it is durably queued. It serves the HTTP
-// endpoints; XMPP connections use the pipelined path of AppServerStream.
-func (r *Router) Send(ctx context.Context, sender string, payload []byte) SendResult {
-	env, id, serr := decodeEnvelope(payload)
-	if serr != nil {
-		return SendResult{Nack: &Nack{Code: CodeInvalidJSON, Sub: "JSON_PARSING_ERROR", Description: strings.TrimSpace(serr.text)}}
-	}
+// Send routes one validated downstream message (see package ccs) for
+// sender and returns once it is durably queued. It serves the HTTP
+// endpoints, which validate a request once and route one typed message per
+// recipient; XMPP connections use the pipelined path of AppServerStream.
+func (r *Router) Send(ctx context.Context, sender string, m *ccs.Downstream) SendResult {
 	if r.draining.Load() {
-		return SendResult{Nack: &Nack{Code: CodeServiceUnavailable, Description: "Server is shutting down, retry later"}}
-	}
-	m, n := validateDownstream(env, id)
-	if n != nil {
-		return SendResult{Nack: n}
+		return SendResult{Nack: &ccs.Nack{Code: ccs.CodeServiceUnavailable, Description: "Server is shutting down, retry later"}}
 	}
 	p, n := r.resolve(sender, m)
 	if n == nil && p.e != nil {
 		if err := ctx.Err(); err != nil {
-			return SendResult{Nack: &Nack{Code: CodeServiceUnavailable, Description: err.Error()}}
+			return SendResult{Nack: &ccs.Nack{Code: ccs.CodeServiceUnavailable, Description: err.Error()}}
 		}
 		r.work.Add(1)
 		n = r.submit(p.e)()

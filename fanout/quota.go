@@ -3,6 +3,7 @@ package fanout
 import (
 	"encoding/json"
 
+	"github.com/ccsd/ccsd/ccs"
 	"github.com/ccsd/ccsd/internal/limit"
 	"github.com/ccsd/ccsd/store"
 )
@@ -25,15 +26,10 @@ func newQuotas(cfg *Config) quotas {
 	}
 }
 
-// rateNack answers a message over the per-registration rate, in CCS's words.
-func rateNack(direction string) *Nack {
-	return &Nack{Code: CodeDeviceMessageRateExceeded, Description: direction + " message rate exceeded for this registration id"}
-}
-
 // upstreamAllowed spends one of the registration's upstream messages.
-func (r *Router) upstreamAllowed(regID string) *Nack {
+func (r *Router) upstreamAllowed(regID string) *ccs.Nack {
 	if !r.q.up.Allow(regID) {
-		return rateNack("Upstream")
+		return ccs.RateExceeded("Upstream")
 	}
 	return nil
 }
@@ -47,14 +43,14 @@ func (r *Router) downstreamAllowed(regID string) bool { return r.q.down.Allow(re
 // in flight (at most MaxPending per device session). Receipts are not
 // refused: they are bounded by the downstream limits, and a device's ack
 // must not fail.
-func (r *Router) upstreamRoom(sender string) *Nack {
+func (r *Router) upstreamRoom(sender string) *ccs.Nack {
 	u := r.st.UpstreamUsage(sender)
 	full := (r.cfg.MaxUpstreamQueued > 0 && u.Messages >= r.cfg.MaxUpstreamQueued) ||
 		(r.cfg.MaxUpstreamQueuedBytes > 0 && u.Bytes >= r.cfg.MaxUpstreamQueuedBytes)
 	if !full {
 		return nil
 	}
-	return &Nack{Code: CodeServiceUnavailable, Description: "The app server's upstream queue is full: retry later"}
+	return &ccs.Nack{Code: ccs.CodeServiceUnavailable, Description: "The app server's upstream queue is full: retry later"}
 }
 
 // bound makes an enqueue able to apply the per-registration queue bound.
@@ -96,19 +92,7 @@ func (r *Router) deletedMessages(m *store.Message) store.Message {
 	_ = json.Unmarshal(m.Payload, &v)
 	return store.Message{
 		MessageID: id,
-		Expires:   now + MaxTTL*1000,
-		Payload:   deletedJSON(id, m.RegID, m.SenderID, v.Category, now),
+		Expires:   now + ccs.MaxTTL*1000,
+		Payload:   ccs.DeletedMessagesJSON(id, m.RegID, m.SenderID, v.Category, now),
 	}
-}
-
-// deletedJSON is the deleted_messages message a device receives.
-func deletedJSON(messageID, regID, sender, app string, sentMs int64) []byte {
-	o := newObject(make([]byte, 0, 160))
-	o.str("message_type", "deleted_messages")
-	o.str("message_id", messageID)
-	o.str("to", regID)
-	o.str("from", sender)
-	o.strIf("category", app)
-	o.int("sent", sentMs)
-	return o.done()
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ccsd/ccsd/ccs"
 	"github.com/ccsd/ccsd/store/bolt"
 )
 
@@ -79,7 +80,7 @@ func TestUpstreamRatePerRegistration(t *testing.T) {
 		if i >= 3 {
 			want = "nack"
 		}
-		if m["message_type"] != want || (want == "nack" && m["error"] != string(CodeDeviceMessageRateExceeded)) {
+		if m["message_type"] != want || (want == "nack" && m["error"] != string(ccs.CodeDeviceMessageRateExceeded)) {
 			t.Fatalf("answer %d: %v, want %s", i, m, want)
 		}
 	}
@@ -113,7 +114,7 @@ func TestUpstreamQueueCap(t *testing.T) {
 				switch {
 				case m["message_type"] == "ack":
 					acked++
-				case m["error"] != string(CodeServiceUnavailable):
+				case m["error"] != string(ccs.CodeServiceUnavailable):
 					t.Fatalf("answer %v, want an ack or SERVICE_UNAVAILABLE", m)
 				}
 			}
@@ -137,7 +138,7 @@ func TestUpstreamQueueCap(t *testing.T) {
 func TestDownstreamRatePerRegistration(t *testing.T) {
 	r, db, key, clk := quotaRouter(t, 3, Config{DownstreamRate: 2})
 	send := func(to string, i int) SendResult {
-		return r.Send(context.Background(), "123", []byte(`{"to":"`+to+`","message_id":"m-`+strconv.Itoa(i)+`"}`))
+		return sendJSON(r, "123", `{"to":"`+to+`","message_id":"m-`+strconv.Itoa(i)+`"}`)
 	}
 	for i := range 2 {
 		if res := send("reg0", i); res.Nack != nil {
@@ -145,7 +146,7 @@ func TestDownstreamRatePerRegistration(t *testing.T) {
 		}
 	}
 	res := send("reg0", 2)
-	if res.Nack == nil || res.Nack.Code != CodeDeviceMessageRateExceeded {
+	if res.Nack == nil || res.Nack.Code != ccs.CodeDeviceMessageRateExceeded {
 		t.Fatalf("third message: %+v", res)
 	}
 	if code, ok := res.Nack.HTTPError(); !ok || code != "DeviceMessageRateExceeded" {
@@ -173,7 +174,7 @@ func TestDeletedMessages(t *testing.T) {
 	r, db, _, _ := quotaRouter(t, 1, Config{MaxQueuedPerRegistration: 3})
 	send := func(body string) {
 		t.Helper()
-		if res := r.Send(context.Background(), "123", []byte(body)); res.Nack != nil {
+		if res := sendJSON(r, "123", body); res.Nack != nil {
 			t.Fatalf("%s: %v", body, res.Nack)
 		}
 	}
@@ -209,7 +210,7 @@ func TestOnlineDeviceBound(t *testing.T) {
 	d := r.OpenDevice(c)
 	const bound = 3 + 2 + 5
 	for i := range bound + 1 {
-		if res := r.Send(context.Background(), "123", []byte(`{"to":"reg0","message_id":"m-`+strconv.Itoa(i)+`"}`)); res.Nack != nil {
+		if res := sendJSON(r, "123", `{"to":"reg0","message_id":"m-`+strconv.Itoa(i)+`"}`); res.Nack != nil {
 			t.Fatal(res.Nack)
 		}
 		clk.add(12 * time.Second) // the rate's refill: it is not what is tested

@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ccsd/ccsd/auth"
+	"github.com/ccsd/ccsd/ccs"
 	"github.com/ccsd/ccsd/fanout"
 	"github.com/ccsd/ccsd/store"
 	"github.com/ccsd/ccsd/store/bolt"
@@ -68,4 +69,6 @@ func (fx *appFixture) router(tb testing.TB) *fanout.Router {
 // nopRouter accepts every message: for tests of what comes before routing.
 type nopRouter struct{}
 
-func (nopRouter) Send(context.Context, string, []byte) fanout.SendResult { return fanout.SendResult{} }
+func (nopRouter) Send(context.Context, string, *ccs.Downstream) fanout.SendResult {
+	return fanout.SendResult{}
+}

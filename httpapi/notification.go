@@ -179,7 +179,7 @@ func jsonError(err error) error {
 // of the two, so {"operation":"create","operation":"remove"} would mean
 // whatever the reader picks; such a body is refused instead. Names compare
 // without case, as encoding/json matches them to the request's fields
-// (fanout.DuplicateKey, for map-decoded bodies, compares them exactly).
+// (ccs.DuplicateKey, for map-decoded bodies, compares them exactly).
 func repeatedField(body []byte) (string, bool) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/ccsd/ccsd/ccs"
 	"github.com/ccsd/ccsd/fanout"
 	"github.com/ccsd/ccsd/internal/limit"
 )
@@ -22,9 +24,10 @@ import (
 // MaxRegistrationIDs bounds registration_ids in one legacy send (spec §11).
 const MaxRegistrationIDs = 1000
 
-// Router routes one downstream message; *fanout.Router implements it.
+// Router routes one validated downstream message; *fanout.Router
+// implements it.
 type Router interface {
-	Send(ctx context.Context, sender string, payload []byte) fanout.SendResult
+	Send(ctx context.Context, sender string, m *ccs.Downstream) fanout.SendResult
 }
 
 // SendHandler serves the legacy GCM HTTP send endpoint, POST /gcm/send
@@ -97,7 +100,9 @@ func (h *SendHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // sendJSON handles the JSON form: registration_ids (multicast), or "to" /
-// "notification_key" (one registration or a device group).
+// "notification_key" (one registration or a device group). The body is
+// decoded and validated once; each recipient gets a copy of the typed
+// message that differs only in its target and message id.
 func (h *SendHandler) sendJSON(w http.ResponseWriter, ctx context.Context, sender string, body []byte) {
 	req, regIDs, to, msg := parseSendJSON(body)
 	if msg != "" {
@@ -115,42 +120,35 @@ func (h *SendHandler) sendJSON(w http.ResponseWriter, ctx context.Context, sende
 		writeError(w, http.StatusBadRequest, "MissingRegistration: no registration_ids or to")
 		return
 	}
-	delete(req, "registration_ids")
-	delete(req, "notification_key")
-	delete(req, "message_id") // ccsd assigns them
-	results, ids, ok := h.sendEach(ctx, sender, req, regIDs)
-	if !ok {
-		writeError(w, http.StatusBadRequest, "the request cannot be encoded")
-		return
-	}
+	results, ids := h.sendEach(ctx, sender, req.Multicast(), regIDs)
 	writeSendResults(w, to != "", results, ids)
 }
 
-// sendEach routes req once per registration id, with a fresh message id
-// each, at most 64 at a time (concurrent sends share commits). ok is false
-// when req cannot be encoded; the sends already started are waited for.
-func (h *SendHandler) sendEach(ctx context.Context, sender string, req map[string]json.RawMessage, regIDs []string) (results []fanout.SendResult, ids []string, ok bool) {
+// sendEach routes the message once per registration id, with a fresh
+// message id each, at most 64 at a time (concurrent sends share commits).
+// A recipient the message cannot go to (its target, or a field, is
+// refused) gets its nack without being routed.
+func (h *SendHandler) sendEach(ctx context.Context, sender string, mc *ccs.Multicast, regIDs []string) (results []fanout.SendResult, ids []string) {
 	results = make([]fanout.SendResult, len(regIDs))
 	ids = make([]string, len(regIDs))
+	msgs := make([]ccs.Downstream, len(regIDs)) // one allocation for all copies
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	sem := make(chan struct{}, 64)
-	for i, id := range regIDs {
+	for i, to := range regIDs {
 		ids[i] = h.messageID()
-		req["to"], _ = json.Marshal(id)
-		req["message_id"], _ = json.Marshal(ids[i])
-		payload, err := json.Marshal(req)
-		if err != nil {
-			return nil, nil, false
+		if n := mc.For(to, ids[i], &msgs[i]); n != nil {
+			results[i] = fanout.SendResult{Nack: n}
+			continue
 		}
 		wg.Add(1)
 		sem <- struct{}{}
-		go func(i int, payload []byte) {
+		go func(i int) {
 			defer func() { <-sem; wg.Done() }()
-			results[i] = h.router.Send(ctx, sender, payload)
-		}(i, payload)
+			results[i] = h.router.Send(ctx, sender, &msgs[i])
+		}(i)
 	}
-	return results, ids, true
+	return results, ids
 }
 
 // writeSendResults answers a JSON send: 400 when a field's type is wrong
@@ -190,21 +188,27 @@ func writeSendResults(w http.ResponseWriter, single bool, results []fanout.SendR
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// parseSendJSON reads the JSON form's body: the fields to re-send per
-// recipient, the registration_ids and the single target ("to" or
-// "notification_key"). A non-empty msg is the 400 answer. The body is a map
-// for re-encoding, so a repeated field is looked for in the raw text first:
-// the map would keep one of the two silently. Targets are checked here,
-// before any is sent, so that one bad id cannot get a request half-sent
-// and then refused.
-func parseSendJSON(body []byte) (req map[string]json.RawMessage, regIDs []string, to, msg string) {
-	if err := json.Unmarshal(body, &req); err != nil || req == nil {
+// parseSendJSON reads the JSON form's body: the message (package ccs's
+// Stanza), the registration_ids and the single target ("to" or
+// "notification_key"). A non-empty msg is the 400 answer. The body is first
+// put in compact form with HTML characters escaped, as re-encoding it with
+// encoding/json did before ccsd decoded each recipient's copy: payload sizes
+// are counted on the same text as they always were. A repeated field is
+// refused before anything else is read. Targets are checked here, before
+// any is sent, so that one bad id cannot get a request half-sent and then
+// refused.
+func parseSendJSON(body []byte) (req *ccs.Stanza, regIDs []string, to, msg string) {
+	body, ok := compactBody(body)
+	if !ok {
 		return nil, nil, "", "the request body is not a JSON object"
 	}
-	if k, dup := fanout.DuplicateKey(body); dup {
+	if k, dup := ccs.DuplicateKey(body); dup {
 		return nil, nil, "", "the request body repeats the field " + strconv.Quote(clip(k))
 	}
-	if raw, ok := req["registration_ids"]; ok {
+	if req, ok = ccs.DecodeRequest(body); !ok {
+		return nil, nil, "", "the request body is not a JSON object"
+	}
+	if raw := req.RegistrationIDs; len(raw) > 0 {
 		if err := json.Unmarshal(raw, &regIDs); err != nil {
 			return nil, nil, "", `field "registration_ids" must be an array of strings`
 		}
@@ -217,17 +221,41 @@ func parseSendJSON(body []byte) (req map[string]json.RawMessage, regIDs []string
 			}
 		}
 	}
-	for _, f := range []string{"to", "notification_key"} {
-		if raw, ok := req[f]; ok && to == "" {
-			if err := json.Unmarshal(raw, &to); err != nil {
-				return nil, nil, "", `field "` + f + `" must be a string`
-			}
-			if len(to) > limit.MaxIDBytes {
-				return nil, nil, "", `field "` + f + `" is longer than ` + strconv.Itoa(limit.MaxIDBytes) + " bytes"
-			}
-		}
+	if to, msg = singleTarget("to", req.To); msg == "" && to == "" {
+		to, msg = singleTarget("notification_key", req.NotificationKey)
+	}
+	if msg != "" {
+		return nil, nil, "", msg
 	}
 	return req, regIDs, to, ""
+}
+
+// singleTarget reads the single-target field f ("" when absent or null).
+func singleTarget(f string, raw json.RawMessage) (to, msg string) {
+	if len(raw) == 0 {
+		return "", ""
+	}
+	if err := json.Unmarshal(raw, &to); err != nil {
+		return "", `field "` + f + `" must be a string`
+	}
+	if len(to) > limit.MaxIDBytes {
+		return "", `field "` + f + `" is longer than ` + strconv.Itoa(limit.MaxIDBytes) + " bytes"
+	}
+	return to, ""
+}
+
+// compactBody returns body in compact form with <, >, & (and U+2028,
+// U+2029) escaped in strings, which is what encoding/json writes; ok is
+// false when body is not valid JSON.
+func compactBody(body []byte) ([]byte, bool) {
+	var c, e bytes.Buffer
+	c.Grow(len(body))
+	if json.Compact(&c, body) != nil {
+		return nil, false
+	}
+	e.Grow(c.Len())
+	json.HTMLEscape(&e, c.Bytes())
+	return e.Bytes(), true
 }
 
 // clip shortens client text quoted in an error answer.
@@ -270,8 +298,7 @@ func (h *SendHandler) sendPlain(w http.ResponseWriter, ctx context.Context, send
 	if len(data) > 0 {
 		msg["data"] = data
 	}
-	payload, _ := json.Marshal(msg)
-	res := h.router.Send(ctx, sender, payload)
+	res := h.sendOne(ctx, sender, msg)
 	switch {
 	case res.Nack == nil:
 		writeText(w, http.StatusOK, "id="+id+"\n")
@@ -287,4 +314,19 @@ func (h *SendHandler) sendPlain(w http.ResponseWriter, ctx context.Context, send
 			writeText(w, http.StatusOK, "Error="+code+"\n")
 		}
 	}
+}
+
+// sendOne routes the plain-text form's one message, built as the JSON
+// stanza it stands for and decoded and validated once by package ccs.
+func (h *SendHandler) sendOne(ctx context.Context, sender string, msg map[string]any) fanout.SendResult {
+	payload, _ := json.Marshal(msg)
+	st, serr := ccs.Decode(payload)
+	if serr != nil { // not reached: msg has a message_id
+		return fanout.SendResult{Nack: ccs.InvalidJSON("JSON_PARSING_ERROR", serr.Text)}
+	}
+	m, n := st.Downstream()
+	if n != nil {
+		return fanout.SendResult{Nack: n}
+	}
+	return h.router.Send(ctx, sender, m)
 }

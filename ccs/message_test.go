@@ -1,4 +1,4 @@
-package fanout
+package ccs
 
 import (
 	"encoding/json"
@@ -98,13 +98,13 @@ func TestDecodeEnvelopeStanzaErrors(t *testing.T) {
 			t.Errorf("%q: want a stanza error", in)
 			continue
 		}
-		if !strings.HasPrefix(serr.text, "InvalidJson: JSON_PARSING_ERROR : ") || !strings.HasSuffix(serr.text, "\n") {
-			t.Errorf("%q: text %q is not in CCS's form", in, serr.text)
+		if !strings.HasPrefix(serr.Text, "InvalidJson: JSON_PARSING_ERROR : ") || !strings.HasSuffix(serr.Text, "\n") {
+			t.Errorf("%q: text %q is not in CCS's form", in, serr.Text)
 		}
 	}
 	_, _, serr := decodeEnvelope([]byte(`{"to":"R","data":{"x":"y"}}`))
-	if want := "InvalidJson: JSON_PARSING_ERROR : Missing Required Field: message_id\n"; serr.text != want {
-		t.Fatalf("got %q, want %q (spec §4.4)", serr.text, want)
+	if want := "InvalidJson: JSON_PARSING_ERROR : Missing Required Field: message_id\n"; serr.Text != want {
+		t.Fatalf("got %q, want %q (spec §4.4)", serr.Text, want)
 	}
 }
 
@@ -117,12 +117,12 @@ func TestRenderedJSONIsValid(t *testing.T) {
 	m, _ := validateDownstream(env, id)
 	m.MessageID = nasty
 	outs := map[string][]byte{
-		"ack":      ackJSON(nasty, nasty),
-		"nack":     nackJSON(nasty, nasty, &Nack{Code: CodeInvalidJSON, Description: nasty}),
-		"drain":    drainingJSON(nasty),
-		"receipt":  receiptJSON(nasty, nasty, nasty, 42),
-		"device":   deviceCopyJSON(m, nasty, nasty, nasty, nasty, 42),
-		"upstream": upstreamJSON(nasty, []byte(`{"a":"b"}`), nasty, nasty, 5),
+		"ack":      AckJSON(nasty, nasty),
+		"nack":     NackJSON(nasty, nasty, &Nack{Code: CodeInvalidJSON, Description: nasty}),
+		"drain":    DrainingJSON(nasty),
+		"receipt":  ReceiptJSON(nasty, nasty, nasty, 42),
+		"device":   DeviceCopyJSON(m, nasty, nasty, nasty, nasty, 42),
+		"upstream": UpstreamJSON(nasty, []byte(`{"a":"b"}`), nasty, nasty, 5),
 	}
 	want := strings.ToValidUTF8(nasty, "\uFFFD")
 	for name, b := range outs {
@@ -144,7 +144,7 @@ func TestReceiptShape(t *testing.T) {
 		Category    string            `json:"category"`
 		Data        map[string]string `json:"data"`
 	}
-	if err := json.Unmarshal(receiptJSON("m-1", "REG", "com.example", 1498801519251), &v); err != nil {
+	if err := json.Unmarshal(ReceiptJSON("m-1", "REG", "com.example", 1498801519251), &v); err != nil {
 		t.Fatal(err)
 	}
 	if v.MessageType != "receipt" || v.From != "gcm.googleapis.com" || v.MessageID != "dr2:m-1" || v.Category != "com.example" ||
@@ -156,9 +156,9 @@ func TestReceiptShape(t *testing.T) {
 
 // FuzzDecodeStanza feeds arbitrary JSON stanzas through the decoder and the
 // validators of both sides. Nothing may panic; whatever is accepted must
-// render to valid JSON. Seeds: testdata/stanzas at the repository root.
+// render to valid JSON. Seeds: testdata/stanzas.
 func FuzzDecodeStanza(f *testing.F) {
-	seeds, _ := filepath.Glob("../testdata/stanzas/*.json")
+	seeds, _ := filepath.Glob("testdata/stanzas/*.json")
 	for _, p := range seeds {
 		b, err := os.ReadFile(p)
 		if err != nil {
@@ -169,8 +169,8 @@ func FuzzDecodeStanza(f *testing.F) {
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		env, id, serr := decodeEnvelope(payload)
 		if serr != nil {
-			if !strings.HasPrefix(serr.text, "InvalidJson: JSON_PARSING_ERROR : ") {
-				t.Fatalf("bad stanza error text %q", serr.text)
+			if !strings.HasPrefix(serr.Text, "InvalidJson: JSON_PARSING_ERROR : ") {
+				t.Fatalf("bad stanza error text %q", serr.Text)
 			}
 			return
 		}
@@ -178,8 +178,9 @@ func FuzzDecodeStanza(f *testing.F) {
 			t.Fatal("accepted an empty message_id")
 		}
 		m, n := validateDownstream(env, id)
+		checkMulticast(t, env, m, n)
 		if n != nil {
-			if !json.Valid(nackJSON("x", id, n)) {
+			if !json.Valid(NackJSON("x", id, n)) {
 				t.Fatalf("invalid nack JSON for %q", payload)
 			}
 			return
@@ -187,7 +188,7 @@ func FuzzDecodeStanza(f *testing.F) {
 		if m.TTL < 0 || m.TTL > MaxTTL {
 			t.Fatalf("accepted ttl %d", m.TTL)
 		}
-		out := deviceCopyJSON(m, "REG", "123", "app", "", 1)
+		out := DeviceCopyJSON(m, "REG", "123", "app", "", 1)
 		if !json.Valid(out) {
 			t.Fatalf("device copy is invalid JSON: %s (from %q)", out, payload)
 		}
@@ -283,7 +284,7 @@ func TestDuplicateTopLevelFields(t *testing.T) {
 		`{"to":"R","message_id":"m","message_id":"n"}`,
 		`{"to":"R","message_id":"m","message_type":"ack","message_type":"nack"}`,
 	} {
-		if _, _, serr := decodeEnvelope([]byte(in)); serr == nil || !strings.Contains(serr.text, "JSON_PARSING_ERROR : Duplicate field") {
+		if _, _, serr := decodeEnvelope([]byte(in)); serr == nil || !strings.Contains(serr.Text, "JSON_PARSING_ERROR : Duplicate field") {
 			t.Errorf("%s: got %v, want a stanza error", in, serr)
 		}
 	}
@@ -310,7 +311,7 @@ func TestDuplicateTopLevelFields(t *testing.T) {
 		t.Errorf("repeated notification key: %v", n)
 	}
 	// Names match exactly, as in CCS: another spelling is another field.
-	if _, _, serr := decodeEnvelope([]byte(`{"to":"R","Message_ID":"m"}`)); serr == nil || !strings.Contains(serr.text, "Missing Required Field: message_id") {
+	if _, _, serr := decodeEnvelope([]byte(`{"to":"R","Message_ID":"m"}`)); serr == nil || !strings.Contains(serr.Text, "Missing Required Field: message_id") {
 		t.Errorf("Message_ID taken for message_id: %v", serr)
 	}
 }
@@ -393,5 +394,21 @@ func checkAcceptedData(t *testing.T, sent, stored json.RawMessage) {
 	var a, b map[string]any
 	if json.Unmarshal(sent, &a) != nil || json.Unmarshal(stored, &b) != nil || !reflect.DeepEqual(a, b) {
 		t.Fatalf("stored data %q does not mean %q", stored, sent)
+	}
+}
+
+// checkMulticast holds for any stanza whose "to" is a string and whose ids
+// are within bounds: validating it once as a multicast and making the copy
+// for its own "to" gives what validating it directly gave.
+func checkMulticast(t *testing.T, env *Stanza, m *Downstream, n *Nack) {
+	t.Helper()
+	to, ok := jsonString(env.To)
+	if !ok || len(to) > limit.MaxIDBytes || len(env.ID) > limit.MaxIDBytes {
+		return
+	}
+	var got Downstream
+	gotN := env.Multicast().For(to, env.ID, &got)
+	if !reflect.DeepEqual(gotN, n) || (n == nil && !reflect.DeepEqual(&got, m)) {
+		t.Fatalf("multicast copy differs: %v %+v, direct %v %+v", gotN, got, n, m)
 	}
 }

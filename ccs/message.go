@@ -1,4 +1,4 @@
-package fanout
+package ccs
 
 import (
 	"bytes"
@@ -35,10 +35,12 @@ const (
 // The id and name fields of a message are bounded by limit.MaxIDBytes,
 // shared with the HTTP APIs (see internal/limit/ids.go).
 
-// envelope is every top-level field ccsd reads from a JSON stanza of either
-// side. Fields stay raw until validated so that each type error can be
-// reported against its field, the way CCS did.
-type envelope struct {
+// Stanza is one decoded CCS JSON message of either side (or the body of a
+// legacy HTTP send): every top-level field ccsd reads, raw. Fields stay raw
+// until validated so that each type error can be reported against its
+// field, the way CCS did. Decode makes one; Downstream, Upstream and the
+// Checked accessors validate it.
+type Stanza struct {
 	MessageType              json.RawMessage `json:"message_type"`
 	MessageID                json.RawMessage `json:"message_id"`
 	To                       json.RawMessage `json:"to"`
@@ -55,6 +57,13 @@ type envelope struct {
 	RestrictedPackageName    json.RawMessage `json:"restricted_package_name"`
 	Data                     json.RawMessage `json:"data"`
 	Notification             json.RawMessage `json:"notification"`
+	// RegistrationIDs and NotificationKey are legacy HTTP targets (spec
+	// §11), read by the HTTP send only.
+	RegistrationIDs json.RawMessage `json:"registration_ids"`
+	NotificationKey json.RawMessage `json:"notification_key"`
+
+	// ID is the decoded message_id; "" for a legacy HTTP body.
+	ID string `json:"-"`
 
 	// dup is the first top-level member name given twice, "" if none.
 	// decodeEnvelope bounces a repeated message_id or message_type (the
@@ -65,7 +74,7 @@ type envelope struct {
 
 // field returns the envelope field a top-level member name fills, nil for
 // a name ccsd does not read. Names match exactly, as in CCS.
-func (env *envelope) field(name string) *json.RawMessage {
+func (env *Stanza) field(name string) *json.RawMessage {
 	switch name {
 	case "message_type":
 		return &env.MessageType
@@ -99,6 +108,10 @@ func (env *envelope) field(name string) *json.RawMessage {
 		return &env.Data
 	case "notification":
 		return &env.Notification
+	case "registration_ids":
+		return &env.RegistrationIDs
+	case "notification_key":
+		return &env.NotificationKey
 	}
 	return nil
 }
@@ -107,9 +120,9 @@ func (env *envelope) field(name string) *json.RawMessage {
 // through but that no message may be: one with a repeated top-level member,
 // or a message_id longer than limit.MaxIDBytes. Acks skip it: they store
 // nothing and are matched by their id only.
-func (env *envelope) check(id string) *Nack {
+func (env *Stanza) check(id string) *Nack {
 	if env.dup != "" {
-		return invalidJSON("JSON_PARSING_ERROR", "Duplicate field: "+clip(env.dup))
+		return InvalidJSON("JSON_PARSING_ERROR", "Duplicate field: "+clip(env.dup))
 	}
 	if len(id) > limit.MaxIDBytes {
 		return tooLong("message_id")
@@ -118,7 +131,7 @@ func (env *envelope) check(id string) *Nack {
 }
 
 func tooLong(field string) *Nack {
-	return invalidJSON("INVALID_PARAMETERS", "Field \""+field+"\" is longer than "+strconv.Itoa(limit.MaxIDBytes)+" bytes")
+	return InvalidJSON("INVALID_PARAMETERS", "Field \""+field+"\" is longer than "+strconv.Itoa(limit.MaxIDBytes)+" bytes")
 }
 
 // clip shortens client text quoted in an error description: the answer
@@ -131,25 +144,27 @@ func clip(s string) string {
 	return strconv.Quote(s[:max]) + "..."
 }
 
-// stanzaError is input so broken that no nack can answer it (no usable
+// StanzaError is input so broken that no nack can answer it (no usable
 // message_id): the stanza is bounced with an XMPP stanza error instead.
-type stanzaError struct{ text string }
+// Text is the stanza error's text, in CCS's own form.
+type StanzaError struct{ Text string }
 
-func (e *stanzaError) Error() string { return e.text }
+// Error returns the text.
+func (e *StanzaError) Error() string { return e.Text }
 
-func parsingError(text string) *stanzaError {
+func parsingError(text string) *StanzaError {
 	// The trailing newline is part of the text in CCS's own sample.
-	return &stanzaError{text: "InvalidJson: JSON_PARSING_ERROR : " + text + "\n"}
+	return &StanzaError{Text: "InvalidJson: JSON_PARSING_ERROR : " + text + "\n"}
 }
 
 // decodeEnvelope parses one JSON object and extracts its message_id. Any
 // failure is a stanza error: without a message_id there is nothing a nack
 // could be correlated with. Members are read one by one, not through
 // encoding/json, so that a repeated name is seen (see jsonr.go).
-func decodeEnvelope(payload []byte) (*envelope, string, *stanzaError) {
+func decodeEnvelope(payload []byte) (*Stanza, string, *StanzaError) {
 	if !json.Valid(payload) {
 		// Decoded again only for encoding/json's description of the fault.
-		err := json.Unmarshal(payload, new(envelope))
+		err := json.Unmarshal(payload, new(Stanza))
 		if err == nil {
 			err = errors.New("the message is not valid JSON")
 		}
@@ -165,7 +180,7 @@ func decodeEnvelope(payload []byte) (*envelope, string, *stanzaError) {
 		}
 		return nil, "", parsingError("the message must be a JSON object")
 	}
-	env := &envelope{}
+	env := &Stanza{}
 	if serr := env.fill(&r); serr != nil {
 		return nil, "", serr
 	}
@@ -179,13 +194,14 @@ func decodeEnvelope(payload []byte) (*envelope, string, *stanzaError) {
 	if id == "" {
 		return nil, "", parsingError("Empty Required Field: message_id")
 	}
+	env.ID = id
 	return env, id, nil
 }
 
 // fill sets the envelope's fields from the object's members and records
 // the first repeated name. A repeated message_id or message_type leaves the
 // message without one meaning: that is a stanza error.
-func (env *envelope) fill(r *objectReader) *stanzaError {
+func (env *Stanza) fill(r *objectReader) *StanzaError {
 	var others keySet // names ccsd does not read, for repeats among them
 	for key, val, more := r.next(); more; key, val, more = r.next() {
 		name, _ := jsonString(key)
@@ -242,7 +258,7 @@ func jsonString(raw json.RawMessage) (string, bool) {
 }
 
 func typeError(field, want string, raw json.RawMessage) *Nack {
-	return invalidJSON("JSON_TYPE_ERROR", "Field \""+field+"\" must be a JSON "+want+": "+string(raw))
+	return InvalidJSON("JSON_TYPE_ERROR", "Field \""+field+"\" must be a JSON "+want+": "+string(raw))
 }
 
 func optString(raw json.RawMessage, field string) (string, *Nack) {
@@ -286,18 +302,19 @@ func optTTL(raw json.RawMessage, def int64) (int64, *Nack) {
 	n, err := strconv.ParseInt(text, 10, 64)
 	if err != nil {
 		if f, ferr := strconv.ParseFloat(text, 64); ferr == nil && raw[0] != '"' {
-			return 0, invalidJSON("INVALID_TTL", "time_to_live must be a whole number of seconds: "+strconv.FormatFloat(f, 'g', -1, 64))
+			return 0, InvalidJSON("INVALID_TTL", "time_to_live must be a whole number of seconds: "+strconv.FormatFloat(f, 'g', -1, 64))
 		}
 		return 0, typeError("time_to_live", "java.lang.Number", raw)
 	}
 	if n < 0 || n > MaxTTL {
-		return 0, invalidJSON("INVALID_TTL", "time_to_live must be between 0 and 2419200: "+text)
+		return 0, InvalidJSON("INVALID_TTL", "time_to_live must be between 0 and 2419200: "+text)
 	}
 	return n, nil
 }
 
-// downstream is a validated message from an app server.
-type downstream struct {
+// Downstream is a validated downstream message: from an app server (or a
+// device writing to its group), typed, ready to route.
+type Downstream struct {
 	MessageID         string
 	To                string
 	CollapseKey       string
@@ -313,81 +330,121 @@ type downstream struct {
 }
 
 // validateDownstream checks every field of a downstream message (spec §3).
-func validateDownstream(env *envelope, id string) (*downstream, *Nack) {
-	m := &downstream{MessageID: id}
-	n := env.check(id)
+func validateDownstream(env *Stanza, id string) (*Downstream, *Nack) {
+	if n := env.head(id); n != nil {
+		return nil, n
+	}
+	if isAbsent(env.To) {
+		return nil, InvalidJSON("MISSING_REGISTRATION", "Missing Required Field: to")
+	}
+	to, n := optString(env.To, "to")
 	if n != nil {
 		return nil, n
 	}
+	if n := CheckTo(to); n != nil {
+		return nil, n
+	}
+	m := &Downstream{MessageID: id, To: to}
+	if n := env.body(m); n != nil {
+		return nil, n
+	}
+	return m, nil
+}
+
+// head checks what comes before the target: repeats, the message_id, and
+// the unsupported condition.
+func (env *Stanza) head(id string) *Nack {
+	if n := env.check(id); n != nil {
+		return n
+	}
 	if !isAbsent(env.Condition) {
-		return nil, invalidJSON("INVALID_PARAMETERS", "condition (topic messaging) is not supported by this server")
+		return InvalidJSON("INVALID_PARAMETERS", "condition (topic messaging) is not supported by this server")
 	}
-	if isAbsent(env.To) {
-		return nil, invalidJSON("MISSING_REGISTRATION", "Missing Required Field: to")
+	return nil
+}
+
+// CheckTo validates a downstream target already read as a string: present,
+// and not a topic (topic messaging is not served). Its length is checked
+// where it is read.
+func CheckTo(to string) *Nack {
+	if to == "" {
+		return InvalidJSON("MISSING_REGISTRATION", "Empty Required Field: to")
 	}
-	if m.To, n = optString(env.To, "to"); n != nil {
-		return nil, n
+	if strings.HasPrefix(to, "/topics/") {
+		return InvalidJSON("INVALID_PARAMETERS", "topic messaging is not supported by this server")
 	}
-	if m.To == "" {
-		return nil, invalidJSON("MISSING_REGISTRATION", "Empty Required Field: to")
-	}
-	if strings.HasPrefix(m.To, "/topics/") {
-		return nil, invalidJSON("INVALID_PARAMETERS", "topic messaging is not supported by this server")
-	}
+	return nil
+}
+
+// body checks the fields after the target and fills them into m.
+func (env *Stanza) body(m *Downstream) *Nack {
+	var n *Nack
 	if m.CollapseKey, n = optString(env.CollapseKey, "collapse_key"); n != nil {
-		return nil, n
+		return n
 	}
 	if m.Priority, n = optString(env.Priority, "priority"); n != nil {
-		return nil, n
+		return n
 	}
 	if m.Priority != "" && m.Priority != "normal" && m.Priority != "high" {
-		return nil, invalidJSON("INVALID_PARAMETERS", `priority must be "normal" or "high": `+m.Priority)
+		return InvalidJSON("INVALID_PARAMETERS", `priority must be "normal" or "high": `+m.Priority)
 	}
 	if m.TTL, n = optTTL(env.TimeToLive, DefaultTTL); n != nil {
-		return nil, n
+		return n
 	}
 	if _, n = optBool(env.DelayWhileIdle, "delay_while_idle"); n != nil {
-		return nil, n
+		return n
 	}
 	if m.Receipt, n = optBool(env.DeliveryReceiptRequested, "delivery_receipt_requested"); n != nil {
-		return nil, n
+		return n
 	}
 	if m.DryRun, n = optBool(env.DryRun, "dry_run"); n != nil {
-		return nil, n
+		return n
 	}
-	if _, n = optBool(env.ContentAvailable, "content_available"); n != nil {
-		return nil, n
+	if m.ContentAvailable, n = optFlag(env.ContentAvailable, "content_available"); n != nil {
+		return n
 	}
-	if !isAbsent(env.ContentAvailable) {
-		m.ContentAvailable = env.ContentAvailable
-	}
-	if _, n = optBool(env.MutableContent, "mutable_content"); n != nil {
-		return nil, n
-	}
-	if !isAbsent(env.MutableContent) {
-		m.MutableContent = env.MutableContent
+	if m.MutableContent, n = optFlag(env.MutableContent, "mutable_content"); n != nil {
+		return n
 	}
 	if m.RestrictedPackage, n = optString(env.RestrictedPackageName, "restricted_package_name"); n != nil {
+		return n
+	}
+	return env.payload(m)
+}
+
+// optFlag checks a boolean that is passed on as written: its raw text, nil
+// when absent.
+func optFlag(raw json.RawMessage, field string) (json.RawMessage, *Nack) {
+	if _, n := optBool(raw, field); n != nil {
 		return nil, n
 	}
+	if isAbsent(raw) {
+		return nil, nil
+	}
+	return raw, nil
+}
+
+// payload checks data and notification and their size together.
+func (env *Stanza) payload(m *Downstream) *Nack {
+	var n *Nack
 	size := 0
 	if m.Data, size, n = validateData(env.Data); n != nil {
-		return nil, n
+		return n
 	}
 	if !isAbsent(env.Notification) {
 		if env.Notification[0] != '{' {
-			return nil, typeError("notification", "object", env.Notification)
+			return typeError("notification", "object", env.Notification)
 		}
 		if k, dup := DuplicateKey(env.Notification); dup {
-			return nil, invalidJSON("JSON_PARSING_ERROR", "Duplicate key in notification: "+clip(k))
+			return InvalidJSON("JSON_PARSING_ERROR", "Duplicate key in notification: "+clip(k))
 		}
 		m.Notification = env.Notification
 		size += len(env.Notification)
 	}
 	if size > MaxDataSize {
-		return nil, invalidJSON("MESSAGE_TOO_BIG", "the data payload is "+strconv.Itoa(size)+" bytes, more than the 4096 allowed")
+		return InvalidJSON("MESSAGE_TOO_BIG", "the data payload is "+strconv.Itoa(size)+" bytes, more than the 4096 allowed")
 	}
-	return m, nil
+	return nil
 }
 
 // validateData checks the data object: an object whose keys are neither
@@ -410,10 +467,10 @@ func validateData(raw json.RawMessage) (json.RawMessage, int, *Nack) {
 	for key, val, more := r.next(); more; key, val, more = r.next() {
 		k, _ := jsonString(key)
 		if reservedDataKey(k) {
-			return nil, 0, invalidJSON("INVALID_DATA_KEY", "data key is reserved: "+k)
+			return nil, 0, InvalidJSON("INVALID_DATA_KEY", "data key is reserved: "+k)
 		}
 		if !keys.add(k) {
-			return nil, 0, invalidJSON("JSON_PARSING_ERROR", "Duplicate key in data: "+clip(k))
+			return nil, 0, InvalidJSON("JSON_PARSING_ERROR", "Duplicate key in data: "+clip(k))
 		}
 		size += len(k)
 		rewrite = rewrite || !compactString(key)
@@ -431,7 +488,7 @@ func validateData(raw json.RawMessage) (json.RawMessage, int, *Nack) {
 		raw = compactData(raw)
 	}
 	if len(raw) > MaxDataJSONBytes {
-		return nil, 0, invalidJSON("MESSAGE_TOO_BIG", "the data payload is "+strconv.Itoa(len(raw))+" bytes of JSON, more than the "+strconv.Itoa(MaxDataJSONBytes)+" allowed: too many characters that need escaping")
+		return nil, 0, InvalidJSON("MESSAGE_TOO_BIG", "the data payload is "+strconv.Itoa(len(raw))+" bytes of JSON, more than the "+strconv.Itoa(MaxDataJSONBytes)+" allowed: too many characters that need escaping")
 	}
 	return raw, size, nil
 }

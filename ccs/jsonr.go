@@ -1,4 +1,4 @@
-package fanout
+package ccs
 
 // A reader for the members of one JSON object, used instead of decoding into
 // a map or a struct because both silently keep only one of two members with

@@ -1,11 +1,13 @@
-package fanout
+package ccs
 
 import "strconv"
 
 // The stanzas ccsd writes, rendered once as JSON bytes. Field names and
 // shapes follow spec §4–§7; see docs/device-protocol.md for the device side.
 
-func ackJSON(from, messageID string) []byte {
+// AckJSON is the ack of message messageID; from is the "to" the message
+// named, omitted when empty (a device's messages).
+func AckJSON(from, messageID string) []byte {
 	o := newObject(make([]byte, 0, 64+len(from)+len(messageID)))
 	o.strIf("from", from)
 	o.str("message_id", messageID)
@@ -13,7 +15,8 @@ func ackJSON(from, messageID string) []byte {
 	return o.done()
 }
 
-func nackJSON(from, messageID string, n *Nack) []byte {
+// NackJSON is the nack of message messageID with n's code and description.
+func NackJSON(from, messageID string, n *Nack) []byte {
 	o := newObject(make([]byte, 0, 128+len(from)+len(messageID)+len(n.Description)))
 	o.strIf("from", from)
 	o.str("message_id", messageID)
@@ -23,7 +26,8 @@ func nackJSON(from, messageID string, n *Nack) []byte {
 	return o.done()
 }
 
-func drainingJSON(messageID string) []byte {
+// DrainingJSON is the CONNECTION_DRAINING control message (spec §4.5).
+func DrainingJSON(messageID string) []byte {
 	o := newObject(nil)
 	o.str("message_type", "control")
 	o.str("control_type", "CONNECTION_DRAINING")
@@ -31,9 +35,9 @@ func drainingJSON(messageID string) []byte {
 	return o.done()
 }
 
-// receiptJSON is the delivery receipt of spec §6: status fields inside data,
+// ReceiptJSON is the delivery receipt of spec §6: status fields inside data,
 // "from" the literal CCS host, message_id prefixed "dr2:".
-func receiptJSON(originalID, regID, app string, sentMs int64) []byte {
+func ReceiptJSON(originalID, regID, app string, sentMs int64) []byte {
 	o := newObject(make([]byte, 0, 256))
 	o.str("message_type", "receipt")
 	o.str("from", "gcm.googleapis.com")
@@ -49,10 +53,10 @@ func receiptJSON(originalID, regID, app string, sentMs int64) []byte {
 	return o.done()
 }
 
-// deviceCopyJSON is what a device receives for a downstream message. from is
+// DeviceCopyJSON is what a device receives for a downstream message. from is
 // the sender id, or the notification key when the message came through a
 // group (then notificationKey is set too).
-func deviceCopyJSON(m *downstream, regID, from, app, notificationKey string, sentMs int64) []byte {
+func DeviceCopyJSON(m *Downstream, regID, from, app, notificationKey string, sentMs int64) []byte {
 	o := newObject(make([]byte, 0, 160+len(m.Data)+len(m.Notification)))
 	o.str("message_id", m.MessageID)
 	o.str("to", regID)
@@ -70,9 +74,9 @@ func deviceCopyJSON(m *downstream, regID, from, app, notificationKey string, sen
 	return o.done()
 }
 
-// upstreamJSON is what an app server receives for a device's upstream
+// UpstreamJSON is what an app server receives for a device's upstream
 // message (spec §5.1).
-func upstreamJSON(category string, data []byte, messageID, fromRegID string, ttl int64) []byte {
+func UpstreamJSON(category string, data []byte, messageID, fromRegID string, ttl int64) []byte {
 	o := newObject(make([]byte, 0, 128+len(data)))
 	o.str("category", category)
 	o.rawIf("data", data)
@@ -82,10 +86,10 @@ func upstreamJSON(category string, data []byte, messageID, fromRegID string, ttl
 	return o.done()
 }
 
-// groupAckJSON answers a message sent to a notification_key (spec §9.2):
+// GroupAckJSON answers a message sent to a notification_key (spec §9.2):
 // the ack carries the group's counts, and always the message_id so that
 // clients that correlate by it (every one we read) can.
-func groupAckJSON(key, messageID string, success int, failed []string) []byte {
+func GroupAckJSON(key, messageID string, success int, failed []string) []byte {
 	o := newObject(make([]byte, 0, 128+len(key)+len(messageID)+len(failed)*64))
 	o.str("from", key)
 	o.str("message_id", messageID)
@@ -95,5 +99,18 @@ func groupAckJSON(key, messageID string, success int, failed []string) []byte {
 	if len(failed) > 0 {
 		o.strs("failed_registration_ids", failed)
 	}
+	return o.done()
+}
+
+// DeletedMessagesJSON is the deleted_messages message a device receives
+// in place of messages that overflowed its queue.
+func DeletedMessagesJSON(messageID, regID, sender, app string, sentMs int64) []byte {
+	o := newObject(make([]byte, 0, 160))
+	o.str("message_type", "deleted_messages")
+	o.str("message_id", messageID)
+	o.str("to", regID)
+	o.str("from", sender)
+	o.strIf("category", app)
+	o.int("sent", sentMs)
 	return o.done()
 }
