@@ -156,9 +156,12 @@ func TestReceiptShape(t *testing.T) {
 
 // FuzzDecodeStanza feeds arbitrary JSON stanzas through the decoder and the
 // validators of both sides. Nothing may panic; whatever is accepted must
-// render to valid JSON. Seeds: testdata/stanzas.
+// render to valid JSON. Seeds: ../testdata/stanzas.
 func FuzzDecodeStanza(f *testing.F) {
-	seeds, _ := filepath.Glob("testdata/stanzas/*.json")
+	seeds, _ := filepath.Glob(filepath.Join("..", "testdata", "stanzas", "*.json"))
+	if len(seeds) == 0 {
+		f.Fatal("no seeds in testdata/stanzas")
+	}
 	for _, p := range seeds {
 		b, err := os.ReadFile(p)
 		if err != nil {
