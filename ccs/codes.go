@@ -23,26 +23,34 @@ const (
 // What is not here is answered by HTTP with status 400 for the whole
 // request: unparsable JSON and fields of the wrong type.
 var httpNames = map[string]string{
-	string(CodeBadRegistration):           "InvalidRegistration",
-	string(CodeDeviceUnregistered):        "NotRegistered",
-	string(CodeServiceUnavailable):        "Unavailable",
-	string(CodeConnectionDraining):        "Unavailable",
-	string(CodeInternalServerError):       "InternalServerError",
-	string(CodeDeviceMessageRateExceeded): "DeviceMessageRateExceeded",
-	"INVALID_JSON/MISSING_REGISTRATION":   "MissingRegistration",
-	"INVALID_JSON/MESSAGE_TOO_BIG":        "MessageTooBig",
-	"INVALID_JSON/INVALID_DATA_KEY":       "InvalidDataKey",
-	"INVALID_JSON/INVALID_TTL":            "InvalidTtl",
-	"INVALID_JSON/INVALID_PACKAGE_NAME":   "InvalidPackageName",
+	string(CodeBadRegistration):             "InvalidRegistration",
+	"BAD_REGISTRATION/" + SubSenderMismatch: "MismatchSenderId",
+	string(CodeDeviceUnregistered):          "NotRegistered",
+	string(CodeServiceUnavailable):          "Unavailable",
+	string(CodeConnectionDraining):          "Unavailable",
+	string(CodeInternalServerError):         "InternalServerError",
+	string(CodeDeviceMessageRateExceeded):   "DeviceMessageRateExceeded",
+	"INVALID_JSON/MISSING_REGISTRATION":     "MissingRegistration",
+	"INVALID_JSON/MESSAGE_TOO_BIG":          "MessageTooBig",
+	"INVALID_JSON/INVALID_DATA_KEY":         "InvalidDataKey",
+	"INVALID_JSON/INVALID_TTL":              "InvalidTtl",
+	"INVALID_JSON/INVALID_PACKAGE_NAME":     "InvalidPackageName",
 }
+
+// SubSenderMismatch marks a BAD_REGISTRATION whose token is valid but
+// belongs to another sender: XMPP says BAD_REGISTRATION, all CCS
+// documents, and the legacy HTTP API MismatchSenderId (spec §11).
+const SubSenderMismatch = "SENDER_MISMATCH"
 
 // Nack is a refused message: a code and the human-readable
 // error_description that goes with it.
 type Nack struct {
 	Code        Code
 	Description string
-	// Sub is the INVALID_JSON sub-code (MISSING_REGISTRATION, INVALID_TTL,
-	// JSON_TYPE_ERROR, ...), empty for other codes.
+	// Sub refines the code: for INVALID_JSON its sub-code
+	// (MISSING_REGISTRATION, INVALID_TTL, JSON_TYPE_ERROR, ...); for other
+	// codes a distinction only the legacy HTTP API makes (SubSenderMismatch).
+	// It is not written to XMPP: CCS's nacks carry only the code.
 	Sub string
 }
 
@@ -61,11 +69,13 @@ func InvalidJSON(subcode, text string) *Nack {
 // that HTTP answers with status 400 for the whole request instead.
 func (n *Nack) HTTPError() (string, bool) {
 	key := string(n.Code)
-	if n.Code == CodeInvalidJSON {
-		if n.Sub == "" {
-			return "", false
+	if n.Code == CodeInvalidJSON && n.Sub == "" {
+		return "", false
+	}
+	if n.Sub != "" {
+		if name, ok := httpNames[key+"/"+n.Sub]; ok || n.Code == CodeInvalidJSON {
+			return name, ok
 		}
-		key += "/" + n.Sub
 	}
 	name, ok := httpNames[key]
 	return name, ok

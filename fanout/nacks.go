@@ -28,8 +28,12 @@ func registrationNack(to string, err error) *ccs.Nack {
 	switch {
 	case errors.Is(err, store.ErrUnregistered):
 		return &ccs.Nack{Code: ccs.CodeDeviceUnregistered, Description: "Device unregistered"}
-	case errors.Is(err, store.ErrNotFound), err == errOtherSender:
+	case errors.Is(err, store.ErrNotFound):
 		return &ccs.Nack{Code: ccs.CodeBadRegistration, Description: "Invalid token on 'to' field: " + to}
+	case err == errOtherSender:
+		// The same words as for an unknown token: nothing about the other
+		// sender shows; only HTTP's name differs (MismatchSenderId).
+		return &ccs.Nack{Code: ccs.CodeBadRegistration, Sub: ccs.SubSenderMismatch, Description: "Invalid token on 'to' field: " + to}
 	default:
 		return storeNack(err)
 	}
