@@ -41,61 +41,13 @@ func TestInteropGoXMPP(t *testing.T) {
 	app := login(s.Info.XMPPAddr, s.Sender+"@gcm.googleapis.com", s.APIKey)
 	dev := login(s.Info.DeviceAddr, d.ID+"@gcm.googleapis.com", d.Token)
 
-	recvGCM := func(c *goxmpp.Client) (string, map[string]any) {
-		t.Helper()
-		type result struct {
-			typ string
-			v   map[string]any
-			err error
-		}
-		ch := make(chan result, 1)
-		go func() {
-			for {
-				st, err := c.Recv()
-				if err != nil {
-					ch <- result{err: err}
-					return
-				}
-				chat, ok := st.(goxmpp.Chat)
-				if !ok {
-					continue
-				}
-				for _, e := range chat.OtherElem {
-					if e.XMLName.Space == "google:mobile:data" && e.XMLName.Local == "gcm" {
-						var text string
-						if err := xml.Unmarshal([]byte("<x>"+e.InnerXML+"</x>"), &struct {
-							T *string `xml:",chardata"`
-						}{&text}); err != nil {
-							ch <- result{err: err}
-							return
-						}
-						var v map[string]any
-						err := json.Unmarshal([]byte(text), &v)
-						ch <- result{typ: chat.Type, v: v, err: err}
-						return
-					}
-				}
-			}
-		}()
-		select {
-		case r := <-ch:
-			if r.err != nil {
-				t.Fatalf("go-xmpp recv: %v", r.err)
-			}
-			return r.typ, r.v
-		case <-time.After(wait):
-			t.Fatal("go-xmpp: nothing received")
-			return "", nil
-		}
-	}
-
 	if _, err := app.SendOrg(`<message id="i1"><gcm xmlns="google:mobile:data">{"to":"` + reg + `","message_id":"interop-1","data":{"x":"1 &amp; 2"}}</gcm></message>`); err != nil {
 		t.Fatal(err)
 	}
-	if _, ack := recvGCM(app); ack["message_type"] != "ack" || ack["message_id"] != "interop-1" {
+	if _, _, ack := recvGCM(t, app); ack["message_type"] != "ack" || ack["message_id"] != "interop-1" {
 		t.Fatalf("ack: %v", ack)
 	}
-	_, m := recvGCM(dev)
+	_, _, m := recvGCM(t, dev)
 	if data, _ := m["data"].(map[string]any); m["message_id"] != "interop-1" || data["x"] != "1 & 2" {
 		t.Fatalf("device got %v", m)
 	}
@@ -105,11 +57,65 @@ func TestInteropGoXMPP(t *testing.T) {
 	if _, err := dev.SendOrg(`<message><gcm xmlns="google:mobile:data">{"to":"` + s.Sender + `@gcm.googleapis.com","category":"com.example","message_id":"up-1","data":{"y":"z"}}</gcm></message>`); err != nil {
 		t.Fatal(err)
 	}
-	if _, a := recvGCM(dev); a["message_type"] != "ack" || a["message_id"] != "up-1" {
+	if _, _, a := recvGCM(t, dev); a["message_type"] != "ack" || a["message_id"] != "up-1" {
 		t.Fatalf("device ack: %v", a)
 	}
-	typ, up := recvGCM(app)
+	from, typ, up := recvGCM(t, app)
+	if from != "devices@gcm.googleapis.com" {
+		t.Errorf("upstream from=%q, want devices@gcm.googleapis.com (spec §5.1)", from)
+	}
 	if typ != "normal" || up["from"] != reg || up["message_id"] != "up-1" || !strings.HasPrefix(up["category"].(string), "com.example") {
 		t.Fatalf("upstream at go-xmpp app server: type=%q %v", typ, up)
+	}
+}
+
+// recvGCM returns the next gcm message go-xmpp receives: its from, its type
+// attribute and its JSON.
+func recvGCM(t *testing.T, c *goxmpp.Client) (from, typ string, v map[string]any) {
+	t.Helper()
+	type result struct {
+		from string
+		typ  string
+		v    map[string]any
+		err  error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		for {
+			st, err := c.Recv()
+			if err != nil {
+				ch <- result{err: err}
+				return
+			}
+			chat, ok := st.(goxmpp.Chat)
+			if !ok {
+				continue
+			}
+			for _, e := range chat.OtherElem {
+				if e.XMLName.Space == "google:mobile:data" && e.XMLName.Local == "gcm" {
+					var text string
+					if err := xml.Unmarshal([]byte("<x>"+e.InnerXML+"</x>"), &struct {
+						T *string `xml:",chardata"`
+					}{&text}); err != nil {
+						ch <- result{err: err}
+						return
+					}
+					var v map[string]any
+					err := json.Unmarshal([]byte(text), &v)
+					ch <- result{from: chat.Remote, typ: chat.Type, v: v, err: err}
+					return
+				}
+			}
+		}
+	}()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			t.Fatalf("go-xmpp recv: %v", r.err)
+		}
+		return r.from, r.typ, r.v
+	case <-time.After(wait):
+		t.Fatal("go-xmpp: nothing received")
+		return "", "", nil
 	}
 }

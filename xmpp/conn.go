@@ -48,6 +48,7 @@ type Conn struct {
 	jid      string
 	remote   net.Addr
 	idBase   []byte        // prefix of the ids of stanzas we send
+	address  []byte        // ` from="..." to="JID"` of TypeNormal messages, or nil
 	seq      atomic.Uint64 // suffix of the ids of stanzas we send
 
 	mu      sync.RWMutex // Send/Bounce (read lock) against close (write lock)
@@ -76,6 +77,11 @@ func newConn(s *Server, id uint64, log zerolog.Logger, wire *wireConn, identity,
 		done:       make(chan struct{}),
 	}
 	c.idBase = append([]byte(s.idPrefix+"-"), strconv.FormatUint(id, 36)+"-"...)
+	if s.cfg.DeliveryFrom != "" {
+		c.address = appendEscapedAttr(append(c.address, ` from="`...), s.cfg.DeliveryFrom)
+		c.address = appendEscapedAttr(append(c.address, `" to="`...), jid)
+		c.address = append(c.address, '"')
+	}
 	return c
 }
 
@@ -94,13 +100,14 @@ func (c *Conn) Done() <-chan struct{} { return c.done }
 
 // Send queues <message id="..."[ type="typ"]><gcm xmlns="google:mobile:data">
 // payload</gcm></message>. typ "" writes no type attribute (CCS ack, nack and
-// control messages); "normal" is for upstream messages and receipts. The
+// control messages); "normal" is for upstream messages and receipts, and
+// carries from and to when Config.DeliveryFrom is set. The
 // payload is escaped (& < > only) and copied: the caller may reuse it. Send
 // never blocks: it returns ErrClosed once the connection is closing, and if
 // the bounded queue is full the peer is a slow consumer: it returns
 // ErrQueueFull and closes the connection.
 func (c *Conn) Send(payload []byte, typ string) error {
-	b := make([]byte, 0, len(payload)+len(c.idBase)+96+len(payload)/16)
+	b := make([]byte, 0, len(payload)+len(c.idBase)+len(c.address)+96+len(payload)/16)
 	b = append(b, `<message id="`...)
 	b = append(b, c.idBase...)
 	b = strconv.AppendUint(b, c.seq.Add(1), 36)
@@ -109,6 +116,9 @@ func (c *Conn) Send(payload []byte, typ string) error {
 		b = append(b, ` type="`...)
 		b = appendEscapedAttr(b, typ)
 		b = append(b, '"')
+	}
+	if typ == TypeNormal {
+		b = append(b, c.address...)
 	}
 	b = append(b, '>')
 	b = append(b, gcmOpen...)

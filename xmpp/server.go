@@ -172,6 +172,11 @@ type Config struct {
 	// server hold SendQueue of them. Past it the connection is closed like
 	// for SendQueue (slow consumer). Default 1 MiB.
 	SendQueueBytes int
+	// DeliveryFrom, when set, addresses every message of TypeNormal this
+	// server sends: from=DeliveryFrom and to=the connection's bound JID.
+	// CCS wrote upstream messages and receipts to app servers that way,
+	// from="devices@gcm.googleapis.com" (spec §5.1). "" writes neither.
+	DeliveryFrom string
 }
 
 // Server accepts XMPP client connections over direct TLS.

@@ -163,6 +163,7 @@ func (a *app) newXMPPServers(tlsConf *tls.Config, aliases []string, senders *aut
 		}),
 		Logger:              log.With().Str("component", "xmpp").Str("side", "app-server").Logger(),
 		MaxConnsPerIdentity: fanout.MaxAppServerConns, // the session policy is fanout's
+		DeliveryFrom:        "devices@" + cfg.domain,  // spec §5.1
 		HandshakeTimeout:    cfg.handshakeTimeout,
 		MaxUnauthPerAddr:    cfg.maxUnauthPerAddr,
 		Conns:               conns,
