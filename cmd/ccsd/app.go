@@ -131,10 +131,21 @@ func openStore(cfg serveConfig, log zerolog.Logger) (*bolt.DB, error) {
 	return db, nil
 }
 
+// googleHosts are the host names app servers were written against: the CCS
+// XMPP endpoints and the legacy HTTP ones. A self-signed certificate covers
+// them, so that an app server whose host name is mapped to ccsd (e.g. in
+// /etc/hosts) passes its hostname check once it trusts cert.pem.
+var googleHosts = []string{
+	"fcm-xmpp.googleapis.com", "gcm-xmpp.googleapis.com", // CCS, ports 5235/5236
+	"gcm-http.googleapis.com", "android.googleapis.com", // /gcm/send, /gcm/notification
+}
+
 // loadTLS loads the certificate of --tls-cert/--tls-key, or creates a
-// self-signed one for the loopback names, --domain and its aliases.
+// self-signed one for the loopback names, --domain and its aliases, and
+// Google's CCS and legacy HTTP host names.
 func loadTLS(cfg serveConfig, aliases []string, log zerolog.Logger) (*tls.Config, error) {
 	hosts := append([]string{"localhost", "127.0.0.1", "::1", cfg.domain}, aliases...)
+	hosts = append(hosts, googleHosts...)
 	cert, created, err := xmpp.LoadOrCreateCertificate(cfg.tlsCert, cfg.tlsKey, hosts)
 	if err != nil {
 		return nil, fmt.Errorf("TLS certificate: %w", err)
