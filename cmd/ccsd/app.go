@@ -53,6 +53,7 @@ type app struct {
 	// Set by Start once every port is bound.
 	started                       bool
 	lXMPP, lDevice, lHTTP, lAdmin net.Listener
+	bound                         []net.Listener // by listenAll, in newApp; served by Start
 	errc                          chan error // one result per Serve call, see served
 }
 
@@ -70,6 +71,9 @@ func newApp(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (_ *app, err 
 		}
 	}()
 	nofile := raiseFileLimit(log) // every connection is a file: 1024 would cap clients long before the machine does
+	if a.bound, err = listenAll(cfg); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.data, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
@@ -237,25 +241,12 @@ func (a *app) newHTTPServers(tlsConf *tls.Config, senders *auth.Senders, devices
 	a.state, a.instance, a.httpLog = state, instance, httpLog
 }
 
-// Start binds every listener before serving any, so that a taken port
-// fails the start cleanly (nothing served, the bound ports closed again);
-// then it serves them all, marks the run up and writes run.json with the
-// bound addresses. Listener failures after that arrive on Failed. Call
-// Shutdown after Start whatever it returned.
+// Start serves every listener newApp bound, marks the run up and writes
+// run.json with the bound addresses. Listener failures after that arrive
+// on Failed. Call Shutdown after Start whatever it returned.
 func (a *app) Start() error {
 	cfg := a.cfg
-	addrs := []struct{ name, addr string }{
-		{"xmpp", cfg.xmppAddr}, {"device", cfg.deviceAddr}, {"http", cfg.httpAddr}, {"admin", cfg.adminAddr},
-	}
-	ls := make([]net.Listener, 0, len(addrs))
-	for _, b := range addrs {
-		l, err := net.Listen("tcp", b.addr)
-		if err != nil {
-			closeListeners(ls...)
-			return fmt.Errorf("listen %s on %s: %w", b.name, b.addr, err)
-		}
-		ls = append(ls, l)
-	}
+	ls := a.bound
 	lXMPP, lDevice, lHTTP, lAdmin := ls[0], ls[1], ls[2], ls[3]
 	lHTTP = limitHTTP(lHTTP, a.conns, cfg.maxHTTPConnsPerIP, a.httpLog)
 	a.lXMPP, a.lDevice, a.lHTTP, a.lAdmin = lXMPP, lDevice, lHTTP, lAdmin
@@ -339,9 +330,38 @@ func (a *app) stop(ctx context.Context) {
 	}
 }
 
+// listenAll binds every public and admin address, first of all: a busy
+// port then fails the start before a data directory, a database or a
+// default sender exists. The error names every busy address and the flag
+// that moves it.
+func listenAll(cfg serveConfig) ([]net.Listener, error) {
+	addrs := []struct{ name, flag, addr string }{
+		{"xmpp", "--xmpp-addr", cfg.xmppAddr}, {"device", "--device-addr", cfg.deviceAddr},
+		{"http", "--http-addr", cfg.httpAddr}, {"admin", "--admin-addr", cfg.adminAddr},
+	}
+	ls := make([]net.Listener, 0, len(addrs))
+	var errs []error
+	for _, b := range addrs {
+		l, err := net.Listen("tcp", b.addr)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("listen %s on %s: %w (choose another address with %s, or port 0 for any free one)", b.name, b.addr, err, b.flag))
+			continue
+		}
+		ls = append(ls, l)
+	}
+	if len(errs) > 0 {
+		closeListeners(ls...)
+		return nil, errors.Join(errs...)
+	}
+	return ls, nil
+}
+
 // release closes what newApp built, in reverse order: the router, the
 // device sweep, the store last. A part newApp did not get to is skipped.
 func (a *app) release() error {
+	if !a.started {
+		closeListeners(a.bound...)
+	}
 	if a.router != nil {
 		_ = a.router.Close() // after stop's Close a second one is harmless; its error was logged there
 	}

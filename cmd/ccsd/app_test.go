@@ -130,16 +130,21 @@ func TestAppLifecycle(t *testing.T) {
 	}
 }
 
-// TestAppStartPortTaken: a taken port fails Start before anything serves;
-// the ports bound before it are free again, no run.json is written, and
-// Shutdown releases the store.
-func TestAppStartPortTaken(t *testing.T) {
-	taken, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// TestAppPortsTaken: busy ports fail newApp before anything is created
+// (no data directory, no database, no default sender printed), every busy
+// port is named with the flag that moves it, and the ports bound meanwhile
+// are free again.
+func TestAppPortsTaken(t *testing.T) {
+	var taken [2]net.Listener
+	for i := range taken {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		taken[i] = l
 	}
-	defer taken.Close()
-	free := make([]string, 3) // xmpp, device, http: bound before admin
+	free := make([]string, 2) // xmpp, http
 	for i := range free {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -148,31 +153,32 @@ func TestAppStartPortTaken(t *testing.T) {
 		free[i] = l.Addr().String()
 		l.Close()
 	}
-	cfg := appConfig(t, "--xmpp-addr", free[0], "--device-addr", free[1], "--http-addr", free[2],
-		"--admin-addr", taken.Addr().String())
-	a, err := newApp(cfg, zerolog.Nop(), io.Discard)
-	if err != nil {
-		t.Fatal(err)
+	cfg := appConfig(t, "--xmpp-addr", free[0], "--device-addr", taken[0].Addr().String(), "--http-addr", free[1],
+		"--admin-addr", taken[1].Addr().String())
+	cfg.data = filepath.Join(cfg.data, "fresh")
+	var stdout strings.Builder
+	_, err := newApp(cfg, zerolog.Nop(), &stdout)
+	if err == nil {
+		t.Fatal("newApp with two ports taken succeeded")
 	}
-	if err := a.Start(); err == nil || !strings.Contains(err.Error(), "listen admin") {
-		t.Fatalf("Start with the admin port taken: %v", err)
+	for _, want := range []string{"listen device on " + taken[0].Addr().String(), "--device-addr", "listen admin on " + taken[1].Addr().String(), "--admin-addr", "port 0"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
 	}
 	for _, addr := range free {
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
-			t.Errorf("%s not closed again after the failed Start: %v", addr, err)
+			t.Errorf("%s not closed again after the failed start: %v", addr, err)
 			continue
 		}
 		l.Close()
 	}
-	if _, err := readRunInfo(cfg.data); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("run.json after a failed Start: %v", err)
+	if _, err := os.Stat(cfg.data); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the data directory exists after a failed start: %v", err)
 	}
-	if err := a.Shutdown(context.Background()); err != nil {
-		t.Fatalf("Shutdown after a failed Start: %v", err)
-	}
-	if storeLocked(t, cfg.data) {
-		t.Error("the store is still held after Shutdown")
+	if stdout.Len() != 0 {
+		t.Errorf("a failed start printed a default sender: %q", stdout.String())
 	}
 }
 
