@@ -476,13 +476,22 @@ func TestEnvironmentFlags(t *testing.T) {
 	}
 
 	t.Setenv("CCSD_DRAIN_GRACE", "soon")
-	if code, _, errs := ccsd(t, "serve"); code != exitUsage || !strings.Contains(errs, "CCSD_DRAIN_GRACE") {
-		t.Errorf("bad CCSD_DRAIN_GRACE: %d %q", code, errs)
+	if code, _, errs := ccsd(t, "serve"); code != exitUsage || !strings.Contains(errs, "CCSD_DRAIN_GRACE") ||
+		!strings.Contains(errs, "want a duration such as") {
+		t.Errorf("bad CCSD_DRAIN_GRACE: %d %q, want the variable named and the format it takes", code, errs)
 	}
 	t.Setenv("CCSD_DRAIN_GRACE", "1s")
 	t.Setenv("CCSD_ADMIN_ADDR", "0.0.0.0:5280")
-	if code, _, _ := ccsd(t, "serve", "--log-format", "json"); code != exitUsage {
+	t.Setenv("CCSD_XMPP_ADR", "127.0.0.1:1") // misspelt
+	code, _, errs := ccsd(t, "serve", "--log-format", "json")
+	if code != exitUsage {
 		t.Errorf("non-loopback CCSD_ADMIN_ADDR: %d", code)
+	}
+	if !strings.Contains(errs, `CCSD_ADMIN_ADDR \"0.0.0.0:5280\" is not a loopback address`) || strings.Contains(errs, "--admin-addr \\\"") {
+		t.Errorf("the complaint about CCSD_ADMIN_ADDR does not name the variable: %s", errs)
+	}
+	if !strings.Contains(errs, `"variable":"CCSD_XMPP_ADR"`) || strings.Contains(errs, `"variable":"CCSD_DATA"`) {
+		t.Errorf("unknown CCSD_XMPP_ADR not warned about (or a known one was): %s", errs)
 	}
 }
 

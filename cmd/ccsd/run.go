@@ -115,10 +115,17 @@ func isTerminal(w io.Writer) bool {
 // on the command line from its environment variable CCSD_<FLAG>. It returns
 // the positional arguments. flag.ErrHelp means -h was asked for.
 func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
+	pos, _, err := parseFlagsEnv(fs, args)
+	return pos, err
+}
+
+// parseFlagsEnv is parseFlags that also tells which flags took their value
+// from the environment, so that a later complaint about a value can name
+// the variable the user actually set.
+func parseFlagsEnv(fs *flag.FlagSet, args []string) (pos []string, fromEnv map[string]bool, err error) {
 	for {
 		if err := fs.Parse(args); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if fs.NArg() == 0 {
 			break
@@ -128,6 +135,7 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	fromEnv = map[string]bool{}
 	var errs []error
 	fs.VisitAll(func(f *flag.Flag) {
 		if given[f.Name] {
@@ -135,15 +143,65 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 		}
 		name := envName(f.Name)
 		if v, ok := os.LookupEnv(name); ok {
+			fromEnv[f.Name] = true
 			if err := fs.Set(f.Name, v); err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: %w", name, v, err))
+				errs = append(errs, fmt.Errorf("%s=%q: %w (want %s, like --%s's default %q)", name, v, err, valueKind(f), f.Name, f.DefValue))
 			}
 		}
 	})
 	if len(errs) > 0 {
-		return nil, envError{errors.Join(errs...)}
+		return nil, nil, envError{errors.Join(errs...)}
 	}
-	return pos, nil
+	return pos, fromEnv, nil
+}
+
+// valueKind says in words what a flag's value looks like.
+func valueKind(f *flag.Flag) string {
+	switch fmt.Sprintf("%T", f.Value) {
+	case "*flag.durationValue":
+		return "a duration such as 500ms, 10s, 2m or 1h30m"
+	case "*flag.intValue", "*flag.int64Value", "*flag.uintValue", "*flag.uint64Value":
+		return "a whole number"
+	case "*flag.boolValue":
+		return "true or false"
+	default:
+		return "a string"
+	}
+}
+
+// unknownEnv lists the CCSD_* variables of the environment that no flag of
+// the given sets reads: most likely misspelt, and otherwise silently
+// ignored.
+func unknownEnv(sets ...*flag.FlagSet) []string {
+	known := map[string]bool{}
+	for _, fs := range sets {
+		fs.VisitAll(func(f *flag.Flag) { known[envName(f.Name)] = true })
+	}
+	var out []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, "CCSD_") && !known[name] {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// fromEnvNames rewrites "--flag" in a complaint about flag values as
+// "CCSD_FLAG" for the flags whose value came from the environment.
+func fromEnvNames(err error, fromEnv map[string]bool) error {
+	text := err.Error()
+	changed := false
+	for name := range fromEnv {
+		if strings.Contains(text, "--"+name+" ") {
+			text = strings.ReplaceAll(text, "--"+name+" ", envName(name)+" ")
+			changed = true
+		}
+	}
+	if !changed {
+		return err
+	}
+	return errors.New(text)
 }
 
 // envError is a bad value in a CCSD_* environment variable.

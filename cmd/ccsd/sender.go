@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -273,4 +274,15 @@ func (c *adminClient) call(ctx context.Context, method, path string, in, out any
 		return fmt.Errorf("admin %s %s: decode answer: %w", method, path, err)
 	}
 	return nil
+}
+
+// senderFlagNames is a flag set holding every flag of the sender commands,
+// so that "ccsd serve" does not call their CCSD_* variables unknown.
+func senderFlagNames() *flag.FlagSet {
+	fs := flag.NewFlagSet("sender", flag.ContinueOnError)
+	fs.String("data", "", "")
+	fs.String("id", "", "")
+	var lf logFlags
+	lf.register(fs)
+	return fs
 }

@@ -97,7 +97,8 @@ func (q *quotaFlags) apply(c *fanout.Config) {
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var cfg serveConfig
-	pos, err := parseFlags(serveFlags(&cfg, stderr), args)
+	fs := serveFlags(&cfg, stderr)
+	pos, fromEnv, err := parseFlagsEnv(fs, args)
 	if err != nil {
 		return flagError(err, stderr)
 	}
@@ -111,8 +112,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return exitUsage
 	}
 	activeLogger.Store(&log)
+	for _, name := range unknownEnv(fs, senderFlagNames()) {
+		log.Warn().Str("variable", name).Msg("no ccsd flag reads this environment variable (misspelt?); it is ignored")
+	}
 	if err := cfg.check(); err != nil {
-		log.Error().Err(err).Msg("invalid flags")
+		log.Error().Err(fromEnvNames(err, fromEnv)).Msg("invalid flags")
 		return exitUsage
 	}
 	if err := serve(ctx, cfg, log, stdout); err != nil {
