@@ -403,6 +403,10 @@ func (s *Server) handle(raw net.Conn, key string) {
 	tc, err := s.handshake(raw)
 	id := s.nextID.Add(1)
 	log := s.log.With().Uint64("conn", id).Str("remote", raw.RemoteAddr().String()).Logger()
+	if errors.Is(err, errPlaintext) {
+		log.Info().Msg("xmpp: plain-text client on a direct-TLS port; told to start TLS first")
+		return
+	}
 	if err != nil {
 		log.Debug().Err(err).Msg("xmpp: tls handshake failed")
 		_ = raw.Close()
@@ -439,7 +443,11 @@ func (s *Server) handshake(raw net.Conn) (*tls.Conn, error) {
 	_ = raw.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
 	stop := context.AfterFunc(s.ctx, func() { _ = raw.SetDeadline(aLongTimeAgo) })
 	defer stop()
-	tc := tls.Server(raw, s.cfg.TLS)
+	c, err := sniffTLS(raw)
+	if err != nil {
+		return nil, fmt.Errorf("xmpp: before tls: %w", err)
+	}
+	tc := tls.Server(c, s.cfg.TLS)
 	if err := tc.Handshake(); err != nil {
 		return nil, fmt.Errorf("xmpp: tls handshake: %w", err)
 	}
@@ -479,7 +487,14 @@ func (s *Server) negotiationFailed(ctx context.Context, log zerolog.Logger, wire
 	default:
 		cond = "undefined-condition"
 	}
-	log.Info().Err(err).Str("reason", cond).Msg("xmpp: negotiation failed")
+	switch {
+	case n.authFail && errors.Is(err, errThrottled):
+		log.Info().Str("reason", "temporary-auth-failure").Msg("xmpp: login refused: too many failed logins")
+	case n.authFail:
+		log.Info().Str("reason", "not-authorized").Msg("xmpp: login failed: wrong credentials")
+	default:
+		log.Info().Err(err).Str("reason", cond).Msg("xmpp: negotiation failed")
+	}
 	var b []byte
 	if wire.written.Load() == 0 {
 		b = renderStreamHeader(s.cfg.Domain)
@@ -501,7 +516,7 @@ func lingerClose(w *wireConn) {
 	raw := w.netConn()
 	_ = w.Conn.SetWriteDeadline(time.Now().Add(time.Second))
 	_ = w.Conn.CloseWrite()
-	if tcp, ok := raw.(*net.TCPConn); ok {
+	if tcp, ok := raw.(interface{ CloseWrite() error }); ok {
 		_ = tcp.CloseWrite()
 		_ = raw.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
 		_, _ = io.CopyN(io.Discard, raw, 64<<10)
