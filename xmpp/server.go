@@ -487,12 +487,7 @@ func (s *Server) negotiationFailed(ctx context.Context, log zerolog.Logger, wire
 	default:
 		cond = "undefined-condition"
 	}
-	switch {
-	case n.authFail && errors.Is(err, errThrottled):
-		log.Info().Str("reason", "temporary-auth-failure").Msg("xmpp: login refused: too many failed logins")
-	case n.authFail:
-		log.Info().Str("reason", "not-authorized").Msg("xmpp: login failed: wrong credentials")
-	default:
+	if !n.authFail { // a failed login was logged, once and clearly, where it failed
 		log.Info().Err(err).Str("reason", cond).Msg("xmpp: negotiation failed")
 	}
 	var b []byte
