@@ -41,8 +41,8 @@ func (r *Router) downstreamAllowed(regID string) bool { return r.q.down.Allow(re
 // upstream queue is at its cap, in messages or bytes. The usage read is the
 // committed one, so concurrent pushes may overshoot the cap by the messages
 // in flight (at most MaxPending per device session). Receipts are not
-// refused: they are bounded by the downstream limits, and a device's ack
-// must not fail.
+// refused when the device acks (a device's ack must not fail): receiptRoom
+// bounds them earlier, at the downstream message that asks for one.
 func (r *Router) upstreamRoom(sender string) *ccs.Nack {
 	u := r.st.UpstreamUsage(sender)
 	full := (r.cfg.MaxUpstreamQueued > 0 && u.Messages >= r.cfg.MaxUpstreamQueued) ||
