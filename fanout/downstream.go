@@ -35,6 +35,9 @@ func (r *Router) resolve(sender string, m *ccs.Downstream) (*plan, *ccs.Nack) {
 		if m.DryRun {
 			return p, nil
 		}
+		if nk := r.receiptRoom(sender, m); nk != nil {
+			return p, nk
+		}
 		if !r.downstreamAllowed(reg.ID) {
 			return p, ccs.RateExceeded("Downstream")
 		}
@@ -58,6 +61,9 @@ func (r *Router) resolve(sender string, m *ccs.Downstream) (*plan, *ccs.Nack) {
 	}
 	if m.RestrictedPackage != "" && m.RestrictedPackage != g.App {
 		return p, ccs.InvalidJSON("INVALID_PACKAGE_NAME", "restricted_package_name does not match the group's package: "+m.RestrictedPackage)
+	}
+	if nk := r.receiptRoom(sender, m); nk != nil {
+		return p, nk
 	}
 	now := r.nowMs()
 	p.key = g.Key
@@ -112,8 +118,12 @@ func (r *Router) newEnqueue(sender, messageID string, now int64) *store.Enqueue 
 func (r *Router) addCopy(p *plan, m *ccs.Downstream, reg store.Registration, from, key string, now int64) {
 	p.success++
 	expires := now + m.TTL*1000
+	// The presence lookup only when something below reads it: a load
+	// test that lifts the bounds pays none per message.
+	online := (m.TTL == 0 || r.cfg.MaxQueuedPerRegistration > 0 ||
+		(m.CollapseKey != "" && r.cfg.MaxCollapseKeys > 0)) && r.deviceOnline(reg.DeviceID)
 	if m.TTL == 0 {
-		if !r.deviceOnline(reg.DeviceID) {
+		if !online {
 			return
 		}
 		expires = now + r.cfg.ZeroTTLGrace.Milliseconds()
@@ -127,7 +137,9 @@ func (r *Router) addCopy(p *plan, m *ccs.Downstream, reg store.Registration, fro
 		Expires:     expires,
 		Receipt:     m.Receipt,
 		Payload:     ccs.DeviceCopyJSON(m, reg.ID, from, reg.App, key, now),
-		MaxQueued:   r.maxQueued(reg.DeviceID),
+		MaxQueued:   r.maxQueued(online),
+		// Read by the store only for a message with a collapse key.
+		MaxCollapseKeys: r.maxCollapseKeys(online),
 	})
 }
 
@@ -151,6 +163,10 @@ func (r *Router) submit(e *store.Enqueue) func() *ccs.Nack {
 		if e.Discarded > 0 {
 			r.log.Info().Str("sender", e.SenderID).Str("message_id", e.MessageID).Int("discarded", e.Discarded).
 				Msg("registration queue full: its messages were replaced by deleted_messages")
+		}
+		if e.Evicted > 0 {
+			r.log.Info().Str("sender", e.SenderID).Str("message_id", e.MessageID).Int("evicted", e.Evicted).
+				Msg("registration holds its most collapse keys: the oldest collapsible message was deleted")
 		}
 		for i := range e.Messages {
 			r.wakeDevice(e.Messages[i].DeviceID)

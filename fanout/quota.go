@@ -41,8 +41,8 @@ func (r *Router) downstreamAllowed(regID string) bool { return r.q.down.Allow(re
 // upstream queue is at its cap, in messages or bytes. The usage read is the
 // committed one, so concurrent pushes may overshoot the cap by the messages
 // in flight (at most MaxPending per device session). Receipts are not
-// refused: they are bounded by the downstream limits, and a device's ack
-// must not fail.
+// refused when the device acks (a device's ack must not fail): receiptRoom
+// bounds them earlier, at the downstream message that asks for one.
 func (r *Router) upstreamRoom(sender string) *ccs.Nack {
 	u := r.st.UpstreamUsage(sender)
 	full := (r.cfg.MaxUpstreamQueued > 0 && u.Messages >= r.cfg.MaxUpstreamQueued) ||
@@ -51,6 +51,20 @@ func (r *Router) upstreamRoom(sender string) *ccs.Nack {
 		return nil
 	}
 	return &ccs.Nack{Code: ccs.CodeServiceUnavailable, Description: "The app server's upstream queue is full: retry later"}
+}
+
+// receiptRoom refuses a downstream message that asks for a delivery
+// receipt while its sender's upstream queue, where the receipt would wait,
+// is at its cap: the app server may retry it later (after reading its
+// queue over XMPP) or send it without a receipt. Nothing already accepted
+// is dropped for it: receipts of messages accepted before the cap was
+// reached are still queued when their devices ack, so the queue overshoots
+// the cap by at most those messages. One in-memory read, no store write.
+func (r *Router) receiptRoom(sender string, m *ccs.Downstream) *ccs.Nack {
+	if !m.Receipt || m.DryRun || r.upstreamRoom(sender) == nil {
+		return nil
+	}
+	return &ccs.Nack{Code: ccs.CodeServiceUnavailable, Description: "The app server's upstream queue, where delivery receipts wait, is full: read it over XMPP, or retry later"}
 }
 
 // bound makes an enqueue able to apply the per-registration queue bound.
@@ -62,18 +76,34 @@ func (r *Router) bound(e *store.Enqueue) *store.Enqueue {
 }
 
 // maxQueued is the bound on a registration's queued messages without a
-// collapse key, for a copy to deviceID. GCM's bound (100) is on what is
+// collapse key, for a copy to a device online or not. GCM's bound (100) is on what is
 // stored for an offline device. A device with a live session is sent its
 // messages as they come and acks them, so it may be behind by its window
 // plus a burst of the downstream rate without being slow: its bound is that
 // much higher, so that an honest device never loses messages to it, while
 // one that never acks still has a bounded queue.
-func (r *Router) maxQueued(deviceID string) int {
+func (r *Router) maxQueued(online bool) int {
 	max := r.cfg.MaxQueuedPerRegistration
 	if max <= 0 {
 		return 0
 	}
-	if r.deviceOnline(deviceID) {
+	if online {
+		max += r.cfg.DeviceWindow + r.q.down.Burst()
+	}
+	return max
+}
+
+// maxCollapseKeys is the bound on a registration's distinct queued collapse
+// keys, for a copy to a device online or not. GCM's bound (4) is on what is stored for an
+// offline device; a device with a live session is raised as in maxQueued,
+// so that keys sent faster than it acks are not lost while it is reading,
+// and one that never acks still holds a bounded number.
+func (r *Router) maxCollapseKeys(online bool) int {
+	max := r.cfg.MaxCollapseKeys
+	if max <= 0 {
+		return 0
+	}
+	if online {
 		max += r.cfg.DeviceWindow + r.q.down.Burst()
 	}
 	return max

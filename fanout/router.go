@@ -124,6 +124,10 @@ type Config struct {
 	// without a collapse key; the next one replaces them all with one
 	// deleted_messages message [100, GCM's; negative: unlimited].
 	MaxQueuedPerRegistration int
+	// MaxCollapseKeys bounds the distinct collapse keys queued per
+	// registration; a new key past it deletes the registration's oldest
+	// queued message with a collapse key [4, GCM's; negative: unlimited].
+	MaxCollapseKeys int
 	// Now is the clock [time.Now].
 	Now func() time.Time
 	// Presence tracks the live device sessions [an in-process map; a
@@ -166,6 +170,7 @@ func (c *Config) setDefaults() {
 	defaultInt(&c.DownstreamRate, 240)
 	defaultInt(&c.MaxUpstreamQueued, 100000)
 	defaultInt(&c.MaxQueuedPerRegistration, 100)
+	defaultInt(&c.MaxCollapseKeys, 4)
 	if c.MaxUpstreamQueuedBytes == 0 {
 		c.MaxUpstreamQueuedBytes = 256 << 20
 	}

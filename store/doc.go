@@ -77,6 +77,15 @@
 // (RegID, CollapseKey), in the same write: at most one per key is queued,
 // the newest, with a new Seq.
 //
+// A message with MaxCollapseKeys > 0 and a collapse key its registration
+// has not queued, whose registration already has MaxCollapseKeys distinct
+// collapse keys queued, first deletes the oldest (lowest Seq) of those
+// messages, in the same write, and counts it in Enqueue.Evicted: a
+// registration holds at most MaxCollapseKeys keys and the newest ones are
+// kept. The deleted message is gone as if acked (its Ack gets
+// ErrNotFound). The reserved key of a deleted_messages message does not
+// count and is never deleted by this bound.
+//
 // A message with MaxQueued > 0 whose registration already has MaxQueued
 // queued messages without a collapse key is not stored: those messages are
 // deleted and the message Enqueue.Overflow renders (deleted_messages)

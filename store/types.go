@@ -43,6 +43,15 @@ type Message struct {
 	// (the message's Seq stays 0). Messages with a collapse key are bounded
 	// by collapsing and are neither counted nor deleted.
 	MaxQueued int
+	// MaxCollapseKeys, read by Enqueue only and not stored, bounds the
+	// distinct collapse keys queued for this message's registration (0:
+	// unbounded), as GCM kept at most 4 per device and app. A message
+	// with a collapse key not yet queued for its registration, which finds
+	// MaxCollapseKeys keys queued, first deletes the oldest (lowest Seq)
+	// queued message of that registration with a collapse key: it is never
+	// delivered. A message replacing its own key's message deletes nothing
+	// else. The deleted_messages message Overflow renders is not counted.
+	MaxCollapseKeys int
 }
 
 // Enqueue is one atomic write of one or more messages (a group fan-out puts
@@ -61,6 +70,9 @@ type Enqueue struct {
 	// Discarded is set by Enqueue: how many messages overflows deleted,
 	// the overflowing ones included.
 	Discarded int
+	// Evicted is set by Enqueue: how many queued messages the collapse key
+	// bound (Message.MaxCollapseKeys) deleted.
+	Evicted int
 }
 
 // Registration is an app instance on a device registered for one sender: the

@@ -53,6 +53,7 @@ type quotaFlags struct {
 	maxUpstreamQueued int
 	maxUpstreamBytes  int64
 	maxQueuedPerRegID int
+	maxCollapseKeys   int
 }
 
 func (q *quotaFlags) register(fs *flag.FlagSet) {
@@ -61,6 +62,7 @@ func (q *quotaFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&q.maxUpstreamQueued, "max-upstream-queued", 100000, "upstream messages and receipts queued per sender; past it devices are nacked SERVICE_UNAVAILABLE (0: unlimited)")
 	fs.Int64Var(&q.maxUpstreamBytes, "max-upstream-queued-bytes", 256<<20, "bytes of upstream messages and receipts queued per sender; past it devices are nacked SERVICE_UNAVAILABLE (0: unlimited)")
 	fs.IntVar(&q.maxQueuedPerRegID, "max-queued-per-registration", 100, "messages without collapse_key queued per registration; the next one replaces them all with one deleted_messages message, as GCM did (0: unlimited)")
+	fs.IntVar(&q.maxCollapseKeys, "max-collapse-keys", 4, "distinct collapse keys queued per registration, as GCM kept; a new key past it deletes the registration's oldest queued message with a collapse key, undelivered (0: unlimited)")
 }
 
 func (q *quotaFlags) check() error {
@@ -71,6 +73,7 @@ func (q *quotaFlags) check() error {
 		{"--upstream-rate", int64(q.upstreamRate)}, {"--downstream-rate", int64(q.downstreamRate)},
 		{"--max-upstream-queued", int64(q.maxUpstreamQueued)}, {"--max-upstream-queued-bytes", q.maxUpstreamBytes},
 		{"--max-queued-per-registration", int64(q.maxQueuedPerRegID)},
+		{"--max-collapse-keys", int64(q.maxCollapseKeys)},
 	} {
 		if f.v < 0 {
 			return fmt.Errorf("%s %d: must not be negative (0 disables the limit)", f.name, f.v)
@@ -93,6 +96,7 @@ func (q *quotaFlags) apply(c *fanout.Config) {
 	c.MaxUpstreamQueued = int(off(int64(q.maxUpstreamQueued)))
 	c.MaxUpstreamQueuedBytes = off(q.maxUpstreamBytes)
 	c.MaxQueuedPerRegistration = int(off(int64(q.maxQueuedPerRegID)))
+	c.MaxCollapseKeys = int(off(int64(q.maxCollapseKeys)))
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {

@@ -31,6 +31,13 @@
 //	queues    deviceID → nested bucket: seq → Message (without DeviceID and Seq)
 //	collapse  part(regID) part(collapseKey) → part(deviceID) be64(seq) of the one
 //	          queued message holding that collapse key
+//	regcollapse part(regID) be64(seq) → deviceID: each registration's queued
+//	          messages with a collapse key (the reserved deleted_messages key
+//	          excepted), oldest first, so Message.MaxCollapseKeys counts its
+//	          distinct keys and finds the oldest with one prefix seek. Written
+//	          with the collapse entry; at most MaxCollapseKeys per
+//	          registration when bounded. meta "regcollapse" marks a file
+//	          whose index is built (Open builds it once from collapse)
 //	upstream  senderID → nested bucket: seq → Upstream (without SenderID and Seq)
 //	dedup     part(senderID) part(messageID) → be64(dedupUntil ms)
 //	expiry    be64(expires ms) kind part(id) tail → empty. kind 'm': id = deviceID,
@@ -47,8 +54,9 @@
 //
 // The expiry index is ordered by time, so Sweep reads it from the start and
 // stops at the first entry in the future: it touches only what expired.
-// Every delete of a queued message (ack, collapse, unregister, sweep) also
-// deletes its expiry and collapse entries in the same transaction. Records
+// Every delete of a queued message (ack, collapse, collapse-key bound,
+// unregister, sweep) also deletes its expiry, collapse and regcollapse
+// entries in the same transaction. Records
 // with Expires <= 0 never expire and have no expiry entry. Queue buckets are
 // never deleted when they empty, so sequence numbers only grow and a
 // session's "after" cursor stays valid.

@@ -7,13 +7,14 @@ import (
 	"go.etcd.io/bbolt"
 )
 
-// assertIndexes checks that the expiry and collapse indexes describe
+// assertIndexes checks that the expiry, collapse and regcollapse indexes describe
 // exactly the records that exist: no dangling entry, no missing one.
 func assertIndexes(t *testing.T, db *DB) {
 	t.Helper()
 	err := db.view(func(tx *bbolt.Tx) error {
 		want := map[string]bool{}
 		collapseWant := map[string]string{}
+		regCollapseWant := map[string]string{}
 		tx.Bucket(bucketQueues).ForEach(func(dev, _ []byte) error {
 			q := tx.Bucket(bucketQueues).Bucket(dev)
 			return q.ForEach(func(k, v []byte) error {
@@ -31,6 +32,9 @@ func assertIndexes(t *testing.T, db *DB) {
 						t.Errorf("two queued messages share collapse key %q", ck)
 					}
 					collapseWant[ck] = string(append(appendPart(nil, m.DeviceID), k...))
+					if m.CollapseKey != deletedMessagesKey {
+						regCollapseWant[string(collapsibleKey(m.RegID, m.Seq))] = m.DeviceID
+					}
 				}
 				return nil
 			})
@@ -72,6 +76,17 @@ func assertIndexes(t *testing.T, db *DB) {
 		})
 		if n != len(collapseWant) {
 			t.Errorf("collapse index has %d entries, want %d", n, len(collapseWant))
+		}
+		n = 0
+		tx.Bucket(bucketRegCollapse).ForEach(func(k, v []byte) error {
+			n++
+			if dev, ok := regCollapseWant[string(k)]; !ok || dev != string(v) {
+				t.Errorf("regcollapse entry %x -> %q, want %q (listed %v)", k, v, dev, ok)
+			}
+			return nil
+		})
+		if n != len(regCollapseWant) {
+			t.Errorf("regcollapse index has %d entries, want %d", n, len(regCollapseWant))
 		}
 		return nil
 	})

@@ -102,7 +102,7 @@ func claimDedup(tx *bbolt.Tx, dk []byte, e *store.Enqueue, now int64) error {
 // putCopies appends each copy (encoded in vals) to its device's queue, or
 // lets the registration's queue bound discard it (Enqueue.Overflow).
 func putCopies(tx *bbolt.Tx, e *store.Enqueue, vals [][]byte) error {
-	e.Discarded = 0
+	e.Discarded, e.Evicted = 0, 0
 	queues := tx.Bucket(bucketQueues)
 	var q *bbolt.Bucket
 	var qdev string
@@ -124,6 +124,11 @@ func putCopies(tx *bbolt.Tx, e *store.Enqueue, vals [][]byte) error {
 			e.Discarded += n + 1
 			continue
 		}
+		n, err := evictCollapsible(tx, m)
+		if err != nil {
+			return err
+		}
+		e.Evicted += n
 		if err := putMessage(tx, q, m, vals[i]); err != nil {
 			return err
 		}
@@ -140,7 +145,7 @@ func recordDedup(tx *bbolt.Tx, dk []byte, e *store.Enqueue) error {
 }
 
 // putMessage appends m (encoded as val) to its device's queue q, with its
-// expiry and collapse index entries, and sets m.Seq. A collapse key first
+// expiry and collapse index entries (collapse, regcollapse), and sets m.Seq. A collapse key first
 // deletes the queued message holding it; a message without one is counted
 // for its registration.
 func putMessage(tx *bbolt.Tx, q *bbolt.Bucket, m *store.Message, val []byte) error {
@@ -173,7 +178,10 @@ func putMessage(tx *bbolt.Tx, q *bbolt.Bucket, m *store.Message, val []byte) err
 	}
 	if ck != nil {
 		cv := binary.BigEndian.AppendUint64(appendPart(nil, m.DeviceID), seq)
-		return collapse.Put(ck, cv)
+		if err := collapse.Put(ck, cv); err != nil {
+			return err
+		}
+		return indexCollapsible(tx, m)
 	}
 	return addRegQueued(tx, m.RegID, 1)
 }
@@ -239,6 +247,9 @@ func deleteMessage(tx *bbolt.Tx, deviceID string, seq uint64) (store.Message, er
 		}
 	}
 	if m.CollapseKey != "" {
+		if err := unindexCollapsible(tx, m.RegID, seq); err != nil {
+			return store.Message{}, err
+		}
 		collapse := tx.Bucket(bucketCollapse)
 		ck := compositeKey(m.RegID, m.CollapseKey)
 		if cur := collapse.Get(ck); cur != nil {

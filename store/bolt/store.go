@@ -84,16 +84,22 @@ var (
 	// bucketRegQueued: regID → be64 count of its queued messages without a
 	// collapse key (see regqueued.go).
 	bucketRegQueued = []byte("regqueued")
+	// bucketRegCollapse: part(regID) be64(seq) → deviceID, the queued
+	// messages with a collapse key of each registration, oldest first
+	// (see regcollapse.go).
+	bucketRegCollapse = []byte("regcollapse")
 
 	keyVersion = []byte("version")
 	// keyRegQueued marks a database whose regqueued counts are built.
 	keyRegQueued = []byte("regqueued")
+	// keyRegCollapse marks a database whose regcollapse index is built.
+	keyRegCollapse = []byte("regcollapse")
 )
 
 var allBuckets = [][]byte{
 	bucketMeta, bucketSenders, bucketDevices, bucketRegs, bucketRegIndex,
 	bucketQueues, bucketCollapse, bucketUpstream, bucketDedup, bucketExpiry,
-	bucketDevCreated, bucketTombstones, bucketRegQueued,
+	bucketDevCreated, bucketTombstones, bucketRegQueued, bucketRegCollapse,
 }
 
 // Open opens or creates the database at path, creating its buckets and
@@ -158,7 +164,7 @@ func initSchema(bdb *bbolt.DB) error {
 			if err := meta.Put(keyVersion, binary.BigEndian.AppendUint32(nil, SchemaVersion)); err != nil {
 				return err
 			}
-			return countRegQueued(tx)
+			return buildIndexes(tx)
 		}
 		if len(v) != 4 {
 			return fmt.Errorf("schema version record is %d bytes: %w", len(v), errCorrupt)
@@ -166,8 +172,17 @@ func initSchema(bdb *bbolt.DB) error {
 		if got := binary.BigEndian.Uint32(v); got != SchemaVersion {
 			return fmt.Errorf("schema version %d is not supported by this build (it knows version %d); use a newer ccsd", got, SchemaVersion)
 		}
-		return countRegQueued(tx)
+		return buildIndexes(tx)
 	})
+}
+
+// buildIndexes builds, once, the indexes a file written before they existed
+// lacks.
+func buildIndexes(tx *bbolt.Tx) error {
+	if err := countRegQueued(tx); err != nil {
+		return err
+	}
+	return buildRegCollapse(tx)
 }
 
 // Close stops accepting writes, commits the writes already queued, and

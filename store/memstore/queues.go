@@ -36,7 +36,7 @@ func (db *DB) EnqueueAsync(ctx context.Context, e *store.Enqueue) store.Write {
 		}
 		delete(db.dedup, dk)
 	}
-	e.Discarded = 0
+	e.Discarded, e.Evicted = 0, 0
 	for i := range e.Messages {
 		m := &e.Messages[i]
 		m.Seq = 0
@@ -44,6 +44,7 @@ func (db *DB) EnqueueAsync(ctx context.Context, e *store.Enqueue) store.Write {
 			e.Discarded += db.overflow(e, m) + 1
 			continue
 		}
+		e.Evicted += db.evictCollapsible(m)
 		db.putMessage(m)
 	}
 	if e.MessageID != "" && e.DedupUntil >= now {
@@ -60,6 +61,31 @@ func (db *DB) regQueued(deviceID, regID string) int {
 		return 0
 	}
 	return len(seqsOf(q.msgs, func(m *store.Message) bool { return m.RegID == regID && m.CollapseKey == "" }))
+}
+
+// evictCollapsible applies m.MaxCollapseKeys: when m brings a collapse key
+// its registration has not queued and the registration holds that many
+// keys, its oldest messages with a collapse key (the reserved one aside)
+// are deleted until one slot is free. It returns how many.
+func (db *DB) evictCollapsible(m *store.Message) int {
+	if m.MaxCollapseKeys <= 0 || m.CollapseKey == "" || m.CollapseKey == deletedMessagesKey {
+		return 0
+	}
+	if _, ok := db.collapse[[2]string{m.RegID, m.CollapseKey}]; ok {
+		return 0
+	}
+	q := db.queues[m.DeviceID]
+	if q == nil {
+		return 0
+	}
+	held := seqsOf(q.msgs, func(q *store.Message) bool {
+		return q.RegID == m.RegID && q.CollapseKey != "" && q.CollapseKey != deletedMessagesKey
+	})
+	n := max(len(held)-m.MaxCollapseKeys+1, 0)
+	for _, seq := range held[:n] {
+		db.deleteMessage(m.DeviceID, seq)
+	}
+	return n
 }
 
 // overflow deletes m's registration's messages without a collapse key and
@@ -92,7 +118,7 @@ func (db *DB) putMessage(m *store.Message) {
 	q.next++
 	m.Seq = q.next
 	c := *m
-	c.Payload, c.MaxQueued = cloneBytes(m.Payload), 0
+	c.Payload, c.MaxQueued, c.MaxCollapseKeys = cloneBytes(m.Payload), 0, 0
 	q.msgs = append(q.msgs, c)
 	if m.CollapseKey != "" {
 		db.collapse[ck] = where{m.DeviceID, m.Seq}

@@ -345,6 +345,89 @@ var queueTests = []test{
 			t.Fatalf("r2 overflow discarded %d, want %d", e.Discarded, max+1)
 		}
 	}},
+	// CollapseKeyBound: past Message.MaxCollapseKeys distinct keys the
+	// oldest collapsible message of the registration is deleted; a key
+	// already queued only replaces its own message; other registrations,
+	// messages without a key and the reserved deleted_messages key are
+	// neither counted nor deleted; 0 is unbounded.
+	{"CollapseKeyBound", func(t *testing.T, x *env) {
+		db, ctx := x.db, x.ctx
+		const max = 4
+		enq := func(e *store.Enqueue) *store.Enqueue {
+			t.Helper()
+			if err := db.Enqueue(ctx, e); err != nil {
+				t.Fatal(err)
+			}
+			return e
+		}
+		pending := func(want ...string) []store.Message {
+			t.Helper()
+			p, _ := db.Pending("d1", 0, 0, 0)
+			if !slices.Equal(ids(p), want) {
+				t.Fatalf("queued %v, want %v", ids(p), want)
+			}
+			return p
+		}
+		enq(&store.Enqueue{Messages: []store.Message{msg("d1", "r1", "plain")}})
+		var seqs []uint64
+		for i := 1; i <= 6; i++ {
+			id := "k" + strconv.Itoa(i)
+			e := enq(collapsing("r1", id, id, max))
+			if want := min(i-min(i, max), 1); e.Evicted != want {
+				t.Fatalf("%s evicted %d, want %d", id, e.Evicted, want)
+			}
+			seqs = append(seqs, e.Messages[0].Seq)
+		}
+		pending("plain", "k3", "k4", "k5", "k6")
+		if _, err := db.Ack(ctx, "d1", seqs[0], nil); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("Ack of an evicted message: %v, want ErrNotFound", err)
+		}
+		// A key already queued replaces its own message, evicting nothing.
+		if e := enq(collapsing("r1", "k4b", "k4", max)); e.Evicted != 0 {
+			t.Fatalf("replacing k4 evicted %d", e.Evicted)
+		}
+		pending("plain", "k3", "k5", "k6", "k4b")
+		// Another registration on the same device has its own four.
+		for i := 1; i <= max; i++ {
+			if e := enq(collapsing("r2", "o"+strconv.Itoa(i), "k"+strconv.Itoa(i), max)); e.Evicted != 0 {
+				t.Fatalf("r2 key %d evicted %d", i, e.Evicted)
+			}
+		}
+		pending("plain", "k3", "k5", "k6", "k4b", "o1", "o2", "o3", "o4")
+		// deleted_messages (reserved key) neither counts nor goes.
+		enq(overflowing("r1", "over", 1))
+		pending("k3", "k5", "k6", "k4b", "o1", "o2", "o3", "o4", "deleted-over")
+		if e := enq(collapsing("r1", "k7", "k7", max)); e.Evicted != 1 {
+			t.Fatalf("k7 evicted %d, want 1", e.Evicted)
+		}
+		pending("k5", "k6", "k4b", "o1", "o2", "o3", "o4", "deleted-over", "k7")
+		// An ack frees a slot: the next new key evicts nothing.
+		p := pending("k5", "k6", "k4b", "o1", "o2", "o3", "o4", "deleted-over", "k7")
+		if _, err := db.Ack(ctx, "d1", p[0].Seq, nil); err != nil {
+			t.Fatal(err)
+		}
+		if e := enq(collapsing("r1", "k8", "k8", max)); e.Evicted != 0 {
+			t.Fatalf("k8 after an ack evicted %d", e.Evicted)
+		}
+		// Unbounded: every key stays.
+		for i := 1; i <= 6; i++ {
+			if e := enq(collapsing("r3", "u"+strconv.Itoa(i), "k"+strconv.Itoa(i), 0)); e.Evicted != 0 {
+				t.Fatalf("unbounded key %d evicted %d", i, e.Evicted)
+			}
+		}
+		p, _ = db.Pending("d1", 0, 0, 0)
+		if got := ids(p); len(got) != 15 || got[14] != "u6" {
+			t.Fatalf("after six unbounded keys: %v", got)
+		}
+	}},
+}
+
+// collapsing returns an Enqueue of one message of reg on d1 with collapse
+// key ck, under a bound of max collapse keys per registration.
+func collapsing(reg, id, ck string, max int) *store.Enqueue {
+	m := msg("d1", reg, id)
+	m.CollapseKey, m.MaxCollapseKeys = ck, max
+	return &store.Enqueue{Messages: []store.Message{m}}
 }
 
 // overflowing returns an Enqueue of one message of reg on d1 bounded at max
