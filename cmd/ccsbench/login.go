@@ -63,6 +63,11 @@ func (b *bench) loginPhase(parent context.Context, lr *loginReport) []*loginDial
 	cfg := b.cfg
 	ctx, cancel := context.WithTimeout(parent, cfg.duration)
 	defer cancel()
+	// A dial whose deadline (the context's) has passed fails with a
+	// timeout before the context's own timer has marked it done: the
+	// deadline, not ctx.Err, says when the run is over.
+	end, _ := ctx.Deadline()
+	over := func() bool { return ctx.Err() != nil || !time.Now().Before(end) }
 	var logins, failures, cut atomic.Int64
 	dialers := make([]*loginDialer, cfg.conns)
 	b.start = time.Now()
@@ -72,7 +77,7 @@ func (b *bench) loginPhase(parent context.Context, lr *loginReport) []*loginDial
 		ld := &loginDialer{}
 		dialers[i] = ld
 		wg.Go(func() {
-			for k := i; ctx.Err() == nil; k += cfg.conns {
+			for k := i; !over(); k += cfg.conns {
 				d := b.devices[k%len(b.devices)]
 				t0 := b.now()
 				err := b.loginOnce(ctx, d)
@@ -81,7 +86,7 @@ func (b *bench) loginPhase(parent context.Context, lr *loginReport) []*loginDial
 					t1 := b.now()
 					ld.lat, ld.at = append(ld.lat, t1-t0), append(ld.at, t1)
 					logins.Add(1)
-				case ctx.Err() != nil:
+				case over():
 					cut.Add(1)
 				default:
 					failures.Add(1)

@@ -14,14 +14,15 @@ import (
 // lines go through it so that they never land in the middle of the
 // progress line.
 type live struct {
-	w     io.Writer
-	on    bool
-	mu    sync.Mutex
-	shown bool // a progress line is on the screen
+	w        io.Writer
+	on       bool
+	interval time.Duration // between two updates: a second
+	mu       sync.Mutex
+	shown    bool // a progress line is on the screen
 }
 
 // newLive returns the display for w: active only when w is a terminal.
-func newLive(w io.Writer) *live { return &live{w: w, on: isTerminal(w)} }
+func newLive(w io.Writer) *live { return &live{w: w, on: isTerminal(w), interval: time.Second} }
 
 // isTerminal reports whether w is a character device (a terminal).
 func isTerminal(w io.Writer) bool {
@@ -66,7 +67,7 @@ func (l *live) clear() {
 	}
 }
 
-// every shows line() once a second until the returned stop is called,
+// every shows line() every interval until the returned stop is called,
 // which erases it. Off a terminal it starts nothing.
 func (l *live) every(line func() string) (stop func()) {
 	if !l.on {
@@ -75,7 +76,7 @@ func (l *live) every(line func() string) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		t := time.NewTicker(time.Second)
+		t := time.NewTicker(l.interval)
 		defer t.Stop()
 		for {
 			select {

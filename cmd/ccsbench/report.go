@@ -310,8 +310,15 @@ func (r *report) writeText(w io.Writer) {
 	p("ccsbench %s: ccsd at xmpp %s, device %s, https %s", r.Scenario, r.Server.XMPPAddr, r.Server.DeviceAddr, r.Server.HTTPAddr)
 	p("machine: %s/%s, %d CPUs (GOMAXPROCS %d), %s, %s; ccsbench and ccsd share it", m.GOOS, m.GOARCH, m.NumCPU, m.GOMAXPROCS, cpu, m.GoVersion)
 	c := r.Config
-	p("config: %d devices, %d app-server connections, %d messages, window %d, payload %d B, cap %gs",
-		c.Devices, c.Conns, c.Messages, c.Window, c.PayloadBytes, c.DurationSeconds)
+	switch r.Scenario {
+	case scenarioIdle:
+		p("config: %d device sessions, %d app-server connections, held %gs", c.Devices, c.Conns, c.DurationSeconds)
+	case scenarioLogin:
+		p("config: %d devices, %d parallel dialers, for %gs", c.Devices, c.Conns, c.DurationSeconds)
+	default:
+		p("config: %d devices, %d app-server connections, %d messages, window %d, payload %d B, cap %gs",
+			c.Devices, c.Conns, c.Messages, c.Window, c.PayloadBytes, c.DurationSeconds)
+	}
 	if r.Group != nil {
 		p("        %d groups of %d registrations", r.Group.Groups, r.Group.GroupSize)
 	}

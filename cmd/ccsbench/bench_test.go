@@ -1,0 +1,265 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"math"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ccsd/ccsd/internal/ccsdtest"
+)
+
+// TestIdle holds sessions and checks what the idle scenario reports: every
+// session held, and a positive, finite RSS per session from /proc. (This
+// file sorts before main_test.go, so the shared server is still small when
+// it runs and the sessions' memory shows in its RSS.)
+func TestIdle(t *testing.T) {
+	s := server(t)
+	code, r, stderr := runBench(t, "--data", s.Data, "--scenario", "idle", "--devices", "300", "--conns", "2", "--duration", "1s")
+	if r == nil {
+		t.Fatalf("exit %d and no summary; stderr:\n%s", code, stderr)
+	}
+	if code != exitOK || !r.OK || r.Idle == nil {
+		t.Fatalf("exit %d, ok %v, problems %v, errors %v, idle %+v\n%s", code, r.OK, r.Problems, r.Errors, r.Idle, stderr)
+	}
+	ir := r.Idle
+	if ir.Sessions != 300 || ir.Held != 300 || ir.AppConns != 2 || ir.HoldSeconds < 1 || ir.ConnectPerSec <= 0 {
+		t.Errorf("idle %+v", ir)
+	}
+	if ir.RSSPerSession == nil || ir.RSSBefore == nil || ir.RSSAfter == nil {
+		t.Fatalf("no RSS figures with --data: %+v", ir)
+	}
+	per := *ir.RSSPerSession
+	if per <= 0 || math.IsInf(per, 0) || per > 1<<20 || *ir.RSSAfter <= *ir.RSSBefore {
+		t.Errorf("RSS %d -> %d, %.1f B per session", *ir.RSSBefore, *ir.RSSAfter, per)
+	}
+	// With a ccsd that serves /metrics the heap and goroutines come too.
+	if ir.HeapPerSession != nil && (*ir.HeapPerSession <= 0 || ir.HeapBefore == nil) {
+		t.Errorf("heap per session %v", *ir.HeapPerSession)
+	}
+	if ir.GoroutinesPerSession != nil && *ir.GoroutinesPerSession <= 0 {
+		t.Errorf("goroutines per session %v", *ir.GoroutinesPerSession)
+	}
+	if r.ServerCPUSeconds == nil || r.Server.PID != s.Info.PID {
+		t.Errorf("server pid %d (want %d), cpu %v", r.Server.PID, s.Info.PID, r.ServerCPUSeconds)
+	}
+	t.Logf("%d sessions: RSS %.1f KiB per session", ir.Held, per/1024)
+}
+
+// openCount counts ccsd's "connection open" log lines (one per XMPP
+// session past negotiation) and returns them by remote IP.
+func openCount(logs string) (int, map[string]int) {
+	re := regexp.MustCompile(`"remote":"([0-9.]+):[0-9]+"[^\n]*"message":"xmpp: connection open"|"message":"xmpp: connection open"[^\n]*"remote":"([0-9.]+):[0-9]+"`)
+	ips := map[string]int{}
+	n := 0
+	for _, m := range re.FindAllStringSubmatch(logs, -1) {
+		n++
+		ips[m[1]+m[2]]++
+	}
+	return n, ips
+}
+
+// TestLogin runs the login scenario: every login counted is a session
+// ccsd opened, none failed, and the figures agree with one another.
+func TestLogin(t *testing.T) {
+	s := server(t)
+	before, _ := openCount(s.Logs())
+	code, r, stderr := runBench(t, "--data", s.Data, "--scenario", "login", "--devices", "8", "--conns", "4", "--duration", "1s")
+	if r == nil {
+		t.Fatalf("exit %d and no summary; stderr:\n%s", code, stderr)
+	}
+	lr := r.Login
+	if code != exitOK || !r.OK || lr == nil {
+		t.Fatalf("exit %d, ok %v, problems %v, errors %v, login %+v", code, r.OK, r.Problems, r.Errors, lr)
+	}
+	if lr.Logins <= 0 || lr.Failures != 0 || lr.Attempts != lr.Logins || lr.Dialers != 4 || lr.PerSec <= 0 {
+		t.Errorf("login %+v", lr)
+	}
+	if lr.Latency.N != int(lr.Logins) || lr.Latency.P50 <= 0 || lr.Latency.P50 > lr.Latency.Max {
+		t.Errorf("latency %+v for %d logins", lr.Latency, lr.Logins)
+	}
+	var inTimeline int64
+	for _, sec := range r.Timeline {
+		inTimeline += sec.Logins
+	}
+	if inTimeline != lr.Logins {
+		t.Errorf("timeline counts %d logins, summary %d", inTimeline, lr.Logins)
+	}
+	if lr.ServerCPUMsPerLogin == nil || *lr.ServerCPUMsPerLogin <= 0 || r.ServerCPUSeconds == nil {
+		t.Errorf("server CPU per login %v, server CPU %v", lr.ServerCPUMsPerLogin, r.ServerCPUSeconds)
+	}
+	// ccsd logs each session it opened: at least every login counted,
+	// at most those plus the attempts cut at the end.
+	var opened int
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n, _ := openCount(s.Logs())
+		if opened = n - before; int64(opened) >= lr.Logins || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if int64(opened) < lr.Logins || int64(opened) > lr.Logins+lr.Cut {
+		t.Errorf("ccsd opened %d sessions for %d logins (%d cut)", opened, lr.Logins, lr.Cut)
+	}
+}
+
+// TestRate: with --rate the senders hold to the offered load. At 200/s,
+// 400 messages cannot be sent in less than the 1.995 s the schedule takes
+// for the last one; the achieved rate is within a generous band.
+func TestRate(t *testing.T) {
+	s := server(t)
+	for _, sc := range []string{"downstream", "upstream"} {
+		t.Run(sc, func(t *testing.T) {
+			code, r, stderr := runBench(t, "--data", s.Data, "--scenario", sc, "--devices", "4", "--conns", "2",
+				"--messages", "400", "--rate", "200", "--duration", "20s")
+			checkClean(t, code, r, stderr, 400, 1)
+			if r == nil {
+				return
+			}
+			if r.OfferedPerSec != 200 || r.Config.Rate != 200 {
+				t.Errorf("offered %v, config rate %v", r.OfferedPerSec, r.Config.Rate)
+			}
+			if r.SentPerSec < 100 || r.SentPerSec > 300 || r.AcceptPerSec > 300 {
+				t.Errorf("offered 200/s: sent %.1f/s, accepted %.1f/s", r.SentPerSec, r.AcceptPerSec)
+			}
+			if r.ElapsedSeconds < 1.9 {
+				t.Errorf("400 messages at 200/s done in %.2fs", r.ElapsedSeconds)
+			}
+			var sent, acc int64
+			for _, sec := range r.Timeline {
+				sent += sec.Sent
+				acc += sec.Accepted
+			}
+			if len(r.Timeline) < 2 || sent != 400 || acc != 400 {
+				t.Errorf("timeline: %d seconds, %d sent, %d accepted", len(r.Timeline), sent, acc)
+			}
+			if strings.Contains(stderr, "\r") {
+				t.Errorf("progress line written to a stderr that is not a terminal: %q", stderr)
+			}
+		})
+	}
+}
+
+// TestSourceAddrs: on a server whose per-address checkin and register
+// limits are low, --source-addrs spreads the devices over enough addresses
+// that the limits are not hit, and ccsd sees sessions from each address;
+// the same run from one address is refused by the limit.
+func TestSourceAddrs(t *testing.T) {
+	p, err := ccsdtest.Start(ccsdBin, filepath.Join(t.TempDir(), "data"), "--drain-grace", "1s",
+		"--checkin-burst", "8", "--checkin-interval", "1h", "--register-burst", "8", "--register-interval", "1h",
+		"--downstream-rate", "0", "--upstream-rate", "0", "--max-queued-per-registration", "0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Stop(syscall.SIGTERM) })
+
+	args := []string{"--data", p.Data, "--devices", "24", "--conns", "2", "--messages", "200"}
+	code, r, stderr := runBench(t, append(args, "--source-addrs", "4")...)
+	checkClean(t, code, r, stderr, 200, 1)
+	if r != nil && r.Config.SourceAddrs != 4 {
+		t.Errorf("config source_addrs %d", r.Config.SourceAddrs)
+	}
+	_, ips := openCount(p.Logs())
+	for i := range 4 {
+		ip := sourceAddr(i).String()
+		if ips[ip] == 0 {
+			t.Errorf("ccsd saw no session from %s: %v", ip, ips)
+		}
+	}
+
+	// From 127.0.0.1 alone the 24 checkins exceed the burst of 8.
+	code, r, stderr = runBench(t, args...)
+	if code != exitFail || r != nil || !strings.Contains(stderr, "429") {
+		t.Errorf("one address: exit %d, report %v, stderr %s", code, r != nil, stderr)
+	}
+}
+
+// TestLive: the progress line rewrites itself with a carriage return,
+// log lines erase it first, and stop leaves the line clean.
+func TestLive(t *testing.T) {
+	var mu syncBuffer
+	l := &live{w: &mu, on: true, interval: 5 * time.Millisecond}
+	stop := l.every(func() string { return "progress 42" })
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(mu.String(), "progress 42") && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	l.logf("a log line\n")
+	stop()
+	out := mu.String()
+	if !strings.HasPrefix(out, "\r\x1b[Kprogress 42") || !strings.Contains(out, "progress 42\r\x1b[Ka log line\n") {
+		t.Errorf("output %q", out)
+	}
+	if !strings.HasSuffix(out, "\r\x1b[K") && !strings.HasSuffix(out, "a log line\n") {
+		t.Errorf("not erased at the end: %q", out)
+	}
+
+	off := newLive(&mu)
+	if off.on || isTerminal(&bytes.Buffer{}) {
+		t.Error("a buffer is taken for a terminal")
+	}
+}
+
+// TestParseMetrics reads unlabelled samples of a Prometheus exposition and
+// the idle figures computed from two samples.
+func TestParseMetrics(t *testing.T) {
+	m := parseMetrics([]byte("# HELP go_goroutines x\n# TYPE go_goroutines gauge\ngo_goroutines 12\n" +
+		"go_memstats_heap_alloc_bytes 1.5e+06\nccsd_sessions{kind=\"device\"} 3\nbad line\n"))
+	if len(m) != 2 || m["go_goroutines"] != 12 || m["go_memstats_heap_alloc_bytes"] != 1.5e6 {
+		t.Fatalf("%v", m)
+	}
+	ir := &idleReport{Sessions: 10}
+	ir.fill(serverSample{rss: 1000, rssOK: true, metrics: m},
+		serverSample{rss: 21480, rssOK: true, metrics: map[string]float64{"go_goroutines": 32, "go_memstats_heap_alloc_bytes": 1.6e6}})
+	if ir.RSSPerSession == nil || *ir.RSSPerSession != 2048 || *ir.GoroutinesPerSession != 2 || *ir.HeapPerSession != 1e4 {
+		t.Fatalf("%+v", ir)
+	}
+	ir = &idleReport{Sessions: 10}
+	ir.fill(serverSample{}, serverSample{})
+	if ir.RSSPerSession != nil || ir.HeapPerSession != nil || ir.GoroutinesPerSession != nil {
+		t.Fatalf("figures without samples: %+v", ir)
+	}
+}
+
+// TestPacer: messages are due at start + seq/rate; rate 0 never waits.
+func TestPacer(t *testing.T) {
+	start := time.Now()
+	p := newPacer(start, 1000)
+	defer p.stop()
+	if got := p.due(500).Sub(start); got != 500*time.Millisecond {
+		t.Errorf("due(500) at 1000/s: %v", got)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if p.wait(ctx, 1_000_000) {
+		t.Error("wait returned true on a done context")
+	}
+	if !newPacer(start, 0).wait(context.Background(), 1_000_000) {
+		t.Error("unpaced wait refused")
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the progress goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
