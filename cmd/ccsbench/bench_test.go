@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/xml"
+	"io"
 	"math"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -70,7 +73,8 @@ func openCount(logs string) (int, map[string]int) {
 func TestLogin(t *testing.T) {
 	s := server(t)
 	before, _ := openCount(s.Logs())
-	code, r, stderr := runBench(t, "--data", s.Data, "--scenario", "login", "--devices", "8", "--conns", "4", "--duration", "1s")
+	page := filepath.Join(t.TempDir(), "login.html")
+	code, r, stderr := runBench(t, "--data", s.Data, "--scenario", "login", "--devices", "8", "--conns", "4", "--duration", "1s", "--html", page)
 	if r == nil {
 		t.Fatalf("exit %d and no summary; stderr:\n%s", code, stderr)
 	}
@@ -94,6 +98,7 @@ func TestLogin(t *testing.T) {
 	if lr.ServerCPUMsPerLogin == nil || *lr.ServerCPUMsPerLogin <= 0 || r.ServerCPUSeconds == nil {
 		t.Errorf("server CPU per login %v, server CPU %v", lr.ServerCPUMsPerLogin, r.ServerCPUSeconds)
 	}
+	checkHTML(t, page, 3)
 	// ccsd logs each session it opened: at least every login counted,
 	// at most those plus the attempts cut at the end.
 	var opened int
@@ -117,8 +122,9 @@ func TestRate(t *testing.T) {
 	s := server(t)
 	for _, sc := range []string{"downstream", "upstream"} {
 		t.Run(sc, func(t *testing.T) {
+			page := filepath.Join(t.TempDir(), sc+".html")
 			code, r, stderr := runBench(t, "--data", s.Data, "--scenario", sc, "--devices", "4", "--conns", "2",
-				"--messages", "400", "--rate", "200", "--duration", "20s")
+				"--messages", "400", "--rate", "200", "--duration", "20s", "--html", page)
 			checkClean(t, code, r, stderr, 400, 1)
 			if r == nil {
 				return
@@ -140,6 +146,7 @@ func TestRate(t *testing.T) {
 			if len(r.Timeline) < 2 || sent != 400 || acc != 400 {
 				t.Errorf("timeline: %d seconds, %d sent, %d accepted", len(r.Timeline), sent, acc)
 			}
+			checkHTML(t, page, 7)
 			if strings.Contains(stderr, "\r") {
 				t.Errorf("progress line written to a stderr that is not a terminal: %q", stderr)
 			}
@@ -262,4 +269,48 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// checkHTML checks an --html page: well-formed XML, the wanted number of
+// chart lines, and nothing that loads from elsewhere or runs.
+func checkHTML(t *testing.T, file string, lines int) {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := xml.NewDecoder(bytes.NewReader(b))
+	polylines, svgs := 0, 0
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("page is not well-formed: %v\n%s", err, b)
+		}
+		se, ok := tok.(xml.StartElement)
+		if !ok {
+			continue
+		}
+		switch se.Name.Local {
+		case "polyline":
+			polylines++
+		case "svg":
+			svgs++
+		case "script", "link", "img", "iframe", "object", "style":
+			t.Errorf("page has a <%s> element", se.Name.Local)
+		}
+		for _, a := range se.Attr {
+			if a.Name.Local == "src" || a.Name.Local == "href" {
+				t.Errorf("page loads %s=%q", a.Name.Local, a.Value)
+			}
+		}
+	}
+	if polylines != lines || svgs != 2 {
+		t.Errorf("page has %d charts with %d lines; want 2 with %d", svgs, polylines, lines)
+	}
+	if !bytes.Contains(b, []byte("ccsbench ")) || !bytes.Contains(b, []byte("OK")) {
+		t.Errorf("page lacks the summary")
+	}
 }

@@ -93,6 +93,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return exitFail
 		}
 	}
+	if cfg.html != "" {
+		if err := rep.writeHTML(cfg.html); err != nil {
+			fmt.Fprintln(stderr, "ccsbench:", err)
+			return exitFail
+		}
+	}
 	if cfg.json {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
