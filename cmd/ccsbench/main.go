@@ -141,7 +141,7 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&cfg.window, "window", 100, "unanswered messages allowed per connection (CCS's limit is 100)")
 	fs.IntVar(&cfg.groupSize, "group-size", 10, "registrations per device group (scenario group)")
 	fs.IntVar(&cfg.payload, "payload", 64, "bytes of the data value in every message")
-	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "hard cap on the measured phase")
+	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "hard cap on the measured phase (idle, login: its length)")
 	fs.DurationVar(&cfg.setupTimeout, "setup-timeout", 60*time.Second, "hard cap on setup (sender, devices, groups, logins)")
 	fs.BoolVar(&cfg.json, "json", false, "write the summary as JSON")
 	fs.Float64Var(&cfg.rate, "rate", 0, "offered load in messages per second, paced (downstream, group, upstream; 0: as fast as the windows allow)")
