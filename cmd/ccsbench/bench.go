@@ -140,7 +140,7 @@ func execute(ctx context.Context, cfg *config, tlsConf *tls.Config, log io.Write
 	cancel()
 	rep.SetupSeconds = time.Since(setupStart).Seconds()
 	if err != nil {
-		return nil, fmt.Errorf("setup: %w", err)
+		return nil, setupError(err)
 	}
 	b.logf("setup done in %.2fs: sender %s, %d devices, %d groups, %d app-server connections",
 		rep.SetupSeconds, b.sender, len(b.devices), len(b.groups), len(b.apps))

@@ -183,7 +183,7 @@ func TestSourceAddrs(t *testing.T) {
 
 	// From 127.0.0.1 alone the 24 checkins exceed the burst of 8.
 	code, r, stderr = runBench(t, args...)
-	if code != exitFail || r != nil || !strings.Contains(stderr, "429") {
+	if code != exitFail || r != nil || !strings.Contains(stderr, "429") || !strings.Contains(stderr, "--source-addrs N") {
 		t.Errorf("one address: exit %d, report %v, stderr %s", code, r != nil, stderr)
 	}
 }
@@ -312,5 +312,38 @@ func checkHTML(t *testing.T, file string, lines int) {
 	}
 	if !bytes.Contains(b, []byte("ccsbench ")) || !bytes.Contains(b, []byte("OK")) {
 		t.Errorf("page lacks the summary")
+	}
+}
+
+// TestTextSummaries: the idle and login scenarios' text summaries say what
+// they measured; without --data ccsd's memory and CPU are unknown, and
+// said to be.
+func TestTextSummaries(t *testing.T) {
+	s := server(t)
+	explicit := []string{"--xmpp-addr", s.Info.XMPPAddr, "--device-addr", s.Info.DeviceAddr,
+		"--http-addr", s.Info.HTTPAddr, "--admin-addr", s.Info.AdminAddr, "--ca", filepath.Join(s.Data, "cert.pem")}
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--data", s.Data, "--scenario", "idle", "--devices", "5", "--conns", "1", "--duration", "200ms"},
+			[]string{"hold: 5 of 5 sessions held", "KiB per session", "\nOK\n"}},
+		{append([]string{"--scenario", "idle", "--devices", "3", "--conns", "1", "--duration", "200ms"}, explicit...),
+			[]string{"hold: 3 of 3 sessions held", "ccsd RSS: unknown", "\nOK\n"}},
+		{[]string{"--data", s.Data, "--scenario", "login", "--devices", "2", "--conns", "2", "--duration", "300ms", "--source-addrs", "2"},
+			[]string{"from 2 source addresses 127.0.0.1..127.0.0.2", "cpu per login: ccsd ", " ms, ccsbench", "\nOK\n"}},
+		{append([]string{"--scenario", "login", "--devices", "2", "--conns", "2", "--duration", "300ms"}, explicit...),
+			[]string{"cpu per login: ccsd unknown", "\nOK\n"}},
+	} {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), c.args, &out, &errb)
+		for _, w := range c.want {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("%q: exit %d, no %q in\n%s\nstderr:\n%s", c.args, code, w, out.String(), errb.String())
+			}
+		}
+		if code != exitOK {
+			t.Errorf("%q: exit %d", c.args, code)
+		}
 	}
 }

@@ -68,3 +68,12 @@ func checkIPv4Loopback(addr string) error {
 	}
 	return fmt.Errorf("%s is not an IPv4 loopback address, which 127.0.0.x sources need", addr)
 }
+
+// setupError wraps a setup failure, with a hint when ccsd's per-address
+// limits refused it (HTTP 429 from /checkin or /c2dm/register3).
+func setupError(err error) error {
+	if strings.Contains(err.Error(), ": 429 ") {
+		return fmt.Errorf("setup: %w (ccsd's per-address limits: start it with --checkin-burst 0 --register-burst 0, or spread the run with --source-addrs N)", err)
+	}
+	return fmt.Errorf("setup: %w", err)
+}

@@ -64,10 +64,10 @@ func (b *bench) runIdle(ctx context.Context, rep *report) (*report, error) {
 	sctx, cancel := context.WithTimeout(ctx, cfg.setupTimeout)
 	defer cancel()
 	if err := b.setupRegs(sctx, true); err != nil {
-		return nil, fmt.Errorf("setup: %w", err)
+		return nil, setupError(err)
 	}
 	if err := b.connectApps(sctx); err != nil {
-		return nil, fmt.Errorf("setup: %w", err)
+		return nil, setupError(err)
 	}
 	rep.SetupSeconds = time.Since(setupStart).Seconds()
 	before := b.sampleServer(ctx)

@@ -43,7 +43,7 @@ func (b *bench) runLogin(ctx context.Context, rep *report) (*report, error) {
 	cancel()
 	rep.SetupSeconds = time.Since(setupStart).Seconds()
 	if err != nil {
-		return nil, fmt.Errorf("setup: %w", err)
+		return nil, setupError(err)
 	}
 	b.logf("setup done in %.2fs: %d devices checked in", rep.SetupSeconds, len(b.devices))
 
@@ -160,6 +160,10 @@ func (b *bench) fillLogin(r *report, dialers []*loginDialer) {
 	}
 	if lr.Failures > 0 {
 		r.Problems = append(r.Problems, fmt.Sprintf("%d of %d logins failed", lr.Failures, lr.Attempts))
+		if perAddr := (b.cfg.conns + b.cfg.sourceAddrs - 1) / b.cfg.sourceAddrs; perAddr > 32 {
+			r.Problems = append(r.Problems, fmt.Sprintf("%d dialers per source address exceed ccsd's default --max-unauth-per-addr 32: use --source-addrs %d or lift that limit",
+				perAddr, (b.cfg.conns+31)/32))
+		}
 	}
 	r.OK = len(r.Problems) == 0
 }
