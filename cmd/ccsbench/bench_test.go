@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
+	"fmt"
 	"io"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -344,6 +347,36 @@ func TestTextSummaries(t *testing.T) {
 		}
 		if code != exitOK {
 			t.Errorf("%q: exit %d", c.args, code)
+		}
+	}
+}
+
+// TestMetricsEndpoint: the figures come from an admin endpoint that
+// serves /metrics; one without (404, or not the exposition format) gives
+// none, and the idle scenario then reports the heap as unknown.
+func TestMetricsEndpoint(t *testing.T) {
+	with := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/metrics" {
+			http.NotFound(w, r)
+			return
+		}
+		fmt.Fprint(w, "# TYPE go_goroutines gauge\ngo_goroutines 7\ngo_memstats_heap_alloc_bytes 4096\n")
+	}))
+	defer with.Close()
+	without := httptest.NewServer(http.NotFoundHandler())
+	defer without.Close()
+	html := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "<html>hello</html>") }))
+	defer html.Close()
+
+	api := func(s *httptest.Server) *httpAPI {
+		return newHTTPAPI("127.0.0.1:1", s.Listener.Addr().String(), nil, newDialPool(1), 1)
+	}
+	if m := api(with).metrics(context.Background()); m["go_goroutines"] != 7 || m["go_memstats_heap_alloc_bytes"] != 4096 {
+		t.Errorf("metrics %v", m)
+	}
+	for _, s := range []*httptest.Server{without, html} {
+		if m := api(s).metrics(context.Background()); m != nil {
+			t.Errorf("metrics from a server without them: %v", m)
 		}
 	}
 }
