@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -355,12 +356,16 @@ func TestTextSummaries(t *testing.T) {
 // serves /metrics; one without (404, or not the exposition format) gives
 // none, and the idle scenario then reports the heap as unknown.
 func TestMetricsEndpoint(t *testing.T) {
+	var gcs atomic.Int64
 	with := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/metrics" {
+		switch {
+		case r.URL.Path == "/debug/pprof/heap" && r.URL.Query().Get("gc") == "1":
+			gcs.Add(1)
+		case r.URL.Path == "/metrics":
+			fmt.Fprint(w, "# TYPE go_goroutines gauge\ngo_goroutines 7\ngo_memstats_heap_alloc_bytes 4096\n")
+		default:
 			http.NotFound(w, r)
-			return
 		}
-		fmt.Fprint(w, "# TYPE go_goroutines gauge\ngo_goroutines 7\ngo_memstats_heap_alloc_bytes 4096\n")
 	}))
 	defer with.Close()
 	without := httptest.NewServer(http.NotFoundHandler())
@@ -374,9 +379,15 @@ func TestMetricsEndpoint(t *testing.T) {
 	if m := api(with).metrics(context.Background()); m["go_goroutines"] != 7 || m["go_memstats_heap_alloc_bytes"] != 4096 {
 		t.Errorf("metrics %v", m)
 	}
+	if !api(with).collect(context.Background()) || gcs.Load() != 1 {
+		t.Errorf("collect: %d collections asked", gcs.Load())
+	}
 	for _, s := range []*httptest.Server{without, html} {
 		if m := api(s).metrics(context.Background()); m != nil {
 			t.Errorf("metrics from a server without them: %v", m)
 		}
+	}
+	if api(without).collect(context.Background()) {
+		t.Error("collect reported success without pprof")
 	}
 }

@@ -33,6 +33,10 @@ type idleReport struct {
 	GoroutinesAfter      *float64 `json:"goroutines_after,omitempty"`
 	GoroutinesPerSession *float64 `json:"goroutines_per_session,omitempty"`
 
+	// HeapAfterGC says the heap figures follow a collection ccsd made on
+	// request (/debug/pprof/heap?gc=1) just before each sample.
+	HeapAfterGC bool `json:"heap_after_gc"`
+
 	ClientFileLimit uint64 `json:"client_file_limit,omitempty"` // ccsbench's open-file limit
 }
 
@@ -41,11 +45,14 @@ type serverSample struct {
 	rss     int64
 	rssOK   bool
 	metrics map[string]float64 // nil without /metrics
+	gc      bool               // ccsd collected garbage just before
 }
 
-// sampleServer reads ccsd's RSS (with a known pid) and its /metrics.
+// sampleServer has ccsd collect its garbage when it serves pprof, then
+// reads its RSS (with a known pid) and its /metrics.
 func (b *bench) sampleServer(ctx context.Context) serverSample {
 	var s serverSample
+	s.gc = b.api.collect(ctx)
 	if rss, err := serverRSS(b.cfg.pid); err == nil {
 		s.rss, s.rssOK = rss, true
 	}
@@ -155,6 +162,7 @@ func (ir *idleReport) fill(before, after serverSample) {
 		}
 	}
 	pick("go_memstats_heap_alloc_bytes", &ir.HeapBefore, &ir.HeapAfter, &ir.HeapPerSession)
+	ir.HeapAfterGC = ir.HeapPerSession != nil && before.gc && after.gc
 	pick("go_goroutines", &ir.GoroutinesBefore, &ir.GoroutinesAfter, &ir.GoroutinesPerSession)
 }
 
@@ -195,7 +203,11 @@ func (r *report) writeIdle(p func(string, ...any)) {
 		p("  ccsd RSS: unknown (pass --data of a ccsd on this machine)")
 	}
 	if ir.HeapPerSession != nil {
-		p("  ccsd Go heap %.1f MiB -> %.1f MiB: %s per session", *ir.HeapBefore/(1<<20), *ir.HeapAfter/(1<<20), kib(ir.HeapPerSession))
+		gc := "at whatever time ccsd last collected"
+		if ir.HeapAfterGC {
+			gc = "live, after a collection"
+		}
+		p("  ccsd Go heap (%s) %.1f MiB -> %.1f MiB: %s per session", gc, *ir.HeapBefore/(1<<20), *ir.HeapAfter/(1<<20), kib(ir.HeapPerSession))
 	} else {
 		p("  ccsd Go heap: unknown (no /metrics on the admin endpoint)")
 	}

@@ -60,6 +60,19 @@ func (h *httpAPI) metrics(ctx context.Context) map[string]float64 {
 	return m
 }
 
+// collect asks ccsd for a garbage collection through the admin endpoint's
+// /debug/pprof/heap?gc=1 (Go's pprof, when ccsd serves it), so that the
+// heap figure read next is the live heap, not live plus garbage. It
+// reports whether the endpoint answered.
+func (h *httpAPI) collect(ctx context.Context) bool {
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+h.adminAddr+"/debug/pprof/heap?gc=1", nil)
+	if err != nil {
+		return false
+	}
+	code, _, err := do(h.plain, req)
+	return err == nil && code == http.StatusOK
+}
+
 // parseMetrics reads the unlabelled samples of a Prometheus text
 // exposition ("name value [timestamp]"); comments and labelled samples are
 // skipped.
