@@ -289,7 +289,7 @@ func (b *bench) connectDevices(ctx context.Context) error {
 	defer stopLive()
 	return parallel(ctx, cfg.devices, 16, func(ctx context.Context, i int) error {
 		d := b.devices[i]
-		x, err := dialXMPP(ctx, b.pool.pick(), cfg.deviceAddr, b.tls, d.id, d.token, cfg.domain, "device "+strconv.Itoa(i))
+		x, err := dialXMPP(ctx, b.pool.pick(), cfg.deviceAddr, b.tls, d.id, d.token, cfg.domain, "device "+strconv.Itoa(i), b.deviceBuf())
 		if err != nil {
 			return err
 		}
@@ -299,12 +299,21 @@ func (b *bench) connectDevices(ctx context.Context) error {
 	})
 }
 
+// deviceBuf returns the read buffer size of a device session: small for
+// the idle scenario, whose sessions only wait.
+func (b *bench) deviceBuf() int {
+	if b.cfg.scenario == scenarioIdle {
+		return smallReadBuf
+	}
+	return bigReadBuf
+}
+
 // connectApps logs --conns app-server connections in as the run's sender.
 func (b *bench) connectApps(ctx context.Context) error {
 	cfg := b.cfg
 	b.apps = make([]*appConn, cfg.conns)
 	return parallel(ctx, cfg.conns, 16, func(ctx context.Context, i int) error {
-		x, err := dialXMPP(ctx, b.pool.pick(), cfg.xmppAddr, b.tls, b.sender+"@"+cfg.domain, b.apiKey, cfg.domain, "app-server "+strconv.Itoa(i))
+		x, err := dialXMPP(ctx, b.pool.pick(), cfg.xmppAddr, b.tls, b.sender+"@"+cfg.domain, b.apiKey, cfg.domain, "app-server "+strconv.Itoa(i), bigReadBuf)
 		if err != nil {
 			return err
 		}

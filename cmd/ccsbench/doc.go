@@ -53,7 +53,9 @@
 // session (go_memstats_heap_alloc_bytes) and goroutines per session
 // (go_goroutines), else it says they are unknown. RSS counts what the Go
 // runtime holds, garbage of the logins included, so it is an upper bound
-// of a session's cost. When ccsd also serves Go's pprof on the admin
+// of a session's cost, and only meaningful on a ccsd that has not carried
+// a larger load since it started: one that has may reuse or release the
+// memory that load left, and the summary then warns. When ccsd also serves Go's pprof on the admin
 // endpoint, ccsbench requests /debug/pprof/heap?gc=1 before each sample,
 // so that the heap figure is the live heap (heap_after_gc in the JSON);
 // otherwise it varies with when ccsd last collected. The run fails if any

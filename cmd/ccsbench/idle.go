@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"time"
 )
 
@@ -38,6 +39,9 @@ type idleReport struct {
 	HeapAfterGC bool `json:"heap_after_gc"`
 
 	ClientFileLimit uint64 `json:"client_file_limit,omitempty"` // ccsbench's open-file limit
+	// ClientRSSPerSession is what each session cost ccsbench itself, to
+	// plan how many one process can hold.
+	ClientRSSPerSession *float64 `json:"client_rss_per_session_bytes,omitempty"`
 }
 
 // serverSample is what ccsd's memory looked like at one moment.
@@ -78,6 +82,7 @@ func (b *bench) runIdle(ctx context.Context, rep *report) (*report, error) {
 	}
 	rep.SetupSeconds = time.Since(setupStart).Seconds()
 	before := b.sampleServer(ctx)
+	self0, selfErr := serverRSS(os.Getpid())
 	connStart := time.Now()
 	if err := b.connectDevices(sctx); err != nil {
 		return nil, fmt.Errorf("opening the sessions: %w", err)
@@ -90,6 +95,10 @@ func (b *bench) runIdle(ctx context.Context, rep *report) (*report, error) {
 	probe := b.startProbe(rep)
 	b.hold(ctx)
 	after := b.sampleServer(ctx)
+	if self1, err := serverRSS(os.Getpid()); err == nil && selfErr == nil {
+		v := round1(float64(self1-self0) / float64(cfg.devices))
+		ir.ClientRSSPerSession = &v
+	}
 	probe.stop(rep)
 	rep.ElapsedSeconds = time.Since(b.start).Seconds()
 	ir.HoldSeconds = rep.ElapsedSeconds
@@ -182,6 +191,11 @@ func (b *bench) fillIdle(r *report) {
 	if len(r.Errors) > 0 {
 		r.Problems = append(r.Problems, fmt.Sprintf("%d connection or protocol errors", len(r.Errors)))
 	}
+	if ir.RSSPerSession != nil && *ir.RSSPerSession <= 0 {
+		// The Go runtime reused, or returned to the system, memory that
+		// earlier load had left: the difference says nothing of a session.
+		r.Warnings = append(r.Warnings, "ccsd's RSS did not grow with the sessions: it reused or released memory left by earlier load; restart ccsd for a clean figure")
+	}
 	r.OK = len(r.Problems) == 0
 }
 
@@ -213,6 +227,9 @@ func (r *report) writeIdle(p func(string, ...any)) {
 	}
 	if ir.GoroutinesPerSession != nil {
 		p("  ccsd goroutines %.0f -> %.0f: %.2f per session", *ir.GoroutinesBefore, *ir.GoroutinesAfter, *ir.GoroutinesPerSession)
+	}
+	if ir.ClientRSSPerSession != nil {
+		p("  ccsbench RSS: %.1f KiB per session (open-file limit %d)", *ir.ClientRSSPerSession/1024, ir.ClientFileLimit)
 	}
 	p("  cpu during the hold: ccsbench %.2fs, ccsd %s", r.ClientCPUSeconds, r.serverCPU())
 	r.writeTail(p)

@@ -105,7 +105,7 @@ func (b *bench) loginPhase(parent context.Context, lr *loginReport) []*loginDial
 // loginOnce logs device d in, then ends the stream and closes the
 // connection at once.
 func (b *bench) loginOnce(ctx context.Context, d *device) error {
-	x, err := dialXMPP(ctx, b.pool.pick(), b.cfg.deviceAddr, b.tls, d.id, d.token, b.cfg.domain, "device "+strconv.Itoa(d.idx))
+	x, err := dialXMPP(ctx, b.pool.pick(), b.cfg.deviceAddr, b.tls, d.id, d.token, b.cfg.domain, "device "+strconv.Itoa(d.idx), smallReadBuf)
 	if err != nil {
 		return err
 	}

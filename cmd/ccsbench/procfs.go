@@ -11,7 +11,8 @@ import (
 	"strings"
 )
 
-// serverRSS returns the resident set size of process pid in bytes, from
+// serverRSS returns the resident set size of process pid (ccsd, or
+// ccsbench itself) in bytes, from
 // the VmRSS line of /proc/PID/status.
 func serverRSS(pid int) (int64, error) {
 	if pid <= 0 {

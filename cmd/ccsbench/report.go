@@ -69,6 +69,8 @@ type report struct {
 
 	Errors   []string `json:"errors"`
 	Problems []string `json:"problems"`
+	// Warnings are about figures to doubt, not a failed run.
+	Warnings []string `json:"warnings,omitempty"`
 	OK       bool     `json:"ok"`
 }
 
@@ -392,6 +394,9 @@ func (r *report) writeTail(p func(string, ...any)) {
 	}
 	for _, e := range r.Errors {
 		p("  error: %s", e)
+	}
+	for _, w := range r.Warnings {
+		p("WARNING: %s", w)
 	}
 	if r.OK {
 		p("OK")
