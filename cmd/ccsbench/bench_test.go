@@ -56,6 +56,9 @@ func TestIdle(t *testing.T) {
 	if r.ServerCPUSeconds == nil || r.Server.PID != s.Info.PID {
 		t.Errorf("server pid %d (want %d), cpu %v", r.Server.PID, s.Info.PID, r.ServerCPUSeconds)
 	}
+	if ir.ClientRSSPerSession == nil || ir.ClientFileLimit == 0 || len(r.Warnings) != 0 {
+		t.Errorf("client RSS per session %v, file limit %d, warnings %v", ir.ClientRSSPerSession, ir.ClientFileLimit, r.Warnings)
+	}
 	t.Logf("%d sessions: RSS %.1f KiB per session", ir.Held, per/1024)
 }
 

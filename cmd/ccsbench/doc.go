@@ -58,8 +58,9 @@
 // memory that load left, and the summary then warns. When ccsd also serves Go's pprof on the admin
 // endpoint, ccsbench requests /debug/pprof/heap?gc=1 before each sample,
 // so that the heap figure is the live heap (heap_after_gc in the JSON);
-// otherwise it varies with when ccsd last collected. The run fails if any
-// session ends during the hold.
+// otherwise it varies with when ccsd last collected. It also gives
+// ccsbench's own RSS per session, to plan how many sessions one ccsbench
+// process can hold. The run fails if any session ends during the hold.
 //
 // login: --conns dialers log devices in for --duration, each login a new
 // TCP connection with a full TLS handshake (no session resumption), SASL
