@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,7 +52,8 @@ type bench struct {
 	cfg     *config
 	log     io.Writer
 	tls     *tls.Config
-	dialer  *net.Dialer
+	pool    *dialPool
+	live    *live // the progress line on a terminal
 	api     *httpAPI
 	sender  string
 	apiKey  string
@@ -62,17 +62,18 @@ type bench struct {
 	groups  []devGroup
 	copies  int // copies expected per message: 1, or the group size
 
-	n       int
-	suffix  []byte                  // JSON after the message_id value: ","data":{...}}
-	prefix  func(seq int) []byte    // JSON up to the message_id value
-	idChar  byte                    // 'm' downstream/group, 'u' upstream
-	start   time.Time               // the measured phase's time origin
-	state   []atomic.Int32          // per sequence number
-	sentAt  []atomic.Int64          // ns since start
-	ackAt   []atomic.Int64          // ns since start
-	counts  []atomic.Int32          // per seq*copies+pos: copies received
-	firstAt []atomic.Int64          // per seq*copies+pos: first receipt
-	abort   context.CancelCauseFunc // ends the measured phase on a failure
+	n          int
+	suffix     []byte                  // JSON after the message_id value: ","data":{...}}
+	prefix     func(seq int) []byte    // JSON up to the message_id value
+	idChar     byte                    // 'm' downstream/group, 'u' upstream
+	start      time.Time               // the measured phase's time origin
+	state      []atomic.Int32          // per sequence number
+	sentAt     []atomic.Int64          // ns since start
+	ackAt      []atomic.Int64          // ns since start
+	counts     []atomic.Int32          // per seq*copies+pos: copies received
+	firstAt    []atomic.Int64          // per seq*copies+pos: first receipt
+	abort      context.CancelCauseFunc // ends the measured phase on a failure
+	deviceEnds atomic.Int64            // device streams that ended (idle), our own closes excluded
 
 	answered, acked, nacked, expected, unique      atomic.Int64
 	dups, unexpected, dupAnswers, stanzaErrors     atomic.Int64
@@ -100,7 +101,7 @@ type ccsJSON struct {
 }
 
 func (b *bench) logf(format string, args ...any) {
-	fmt.Fprintf(b.log, "ccsbench: "+format+"\n", args...)
+	b.live.logf("ccsbench: "+format+"\n", args...)
 }
 
 // fail records an error; during the measured phase it also ends it.
@@ -121,40 +122,68 @@ func (b *bench) now() int64 { return int64(time.Since(b.start)) }
 // execute sets up, measures and tears down; the report is nil only when
 // setup failed before anything was measured.
 func execute(ctx context.Context, cfg *config, tlsConf *tls.Config, log io.Writer) (*report, error) {
-	b := &bench{cfg: cfg, log: log, tls: tlsConf, dialer: loopbackDialer(), nacks: map[string]int64{}}
-	b.api = newHTTPAPI(cfg.httpAddr, cfg.adminAddr, tlsConf, b.dialer, 16)
+	b := &bench{cfg: cfg, log: log, tls: tlsConf, pool: newDialPool(cfg.sourceAddrs), live: newLive(log), nacks: map[string]int64{}}
+	b.api = newHTTPAPI(cfg.httpAddr, cfg.adminAddr, tlsConf, b.pool, 16)
 	defer b.api.close()
 	rep := newReport(cfg)
+	defer b.teardown()
+	switch cfg.scenario {
+	case scenarioIdle:
+		return b.runIdle(ctx, rep)
+	case scenarioLogin:
+		return b.runLogin(ctx, rep)
+	}
 
 	setupStart := time.Now()
 	sctx, cancel := context.WithTimeout(ctx, cfg.setupTimeout)
 	err := b.setup(sctx)
 	cancel()
 	rep.SetupSeconds = time.Since(setupStart).Seconds()
-	defer b.teardown()
 	if err != nil {
-		return nil, fmt.Errorf("setup: %w", err)
+		return nil, setupError(err)
 	}
 	b.logf("setup done in %.2fs: sender %s, %d devices, %d groups, %d app-server connections",
 		rep.SetupSeconds, b.sender, len(b.devices), len(b.groups), len(b.apps))
 
-	rep.Machine.LoadAvg = loadAvg()
-	cpu0, _ := selfCPU()
-	srv0, srvErr := serverCPU(cfg.pid)
-	mach0, machErr := machineBusy()
+	probe := b.startProbe(rep)
 	b.measure(ctx)
 	b.logf("measured phase done")
-	cpu1, _ := selfCPU()
-	rep.ClientCPUSeconds = cpu1 - cpu0
-	if srvErr == nil {
-		if srv1, err := serverCPU(cfg.pid); err == nil {
-			v := srv1 - srv0
+	probe.stop(rep)
+	b.fill(rep)
+	return rep, nil
+}
+
+// cpuProbe holds the CPU counters read when a measured phase started.
+type cpuProbe struct {
+	b                      *bench
+	self, srv, mach        float64
+	selfErr, srvErr, mcErr error
+}
+
+// startProbe reads the CPU counters of ccsbench, ccsd and the machine.
+func (b *bench) startProbe(rep *report) *cpuProbe {
+	rep.Machine.LoadAvg = loadAvg()
+	p := &cpuProbe{b: b}
+	p.self, p.selfErr = selfCPU()
+	p.srv, p.srvErr = serverCPU(b.cfg.pid)
+	p.mach, p.mcErr = machineBusy()
+	return p
+}
+
+// stop fills rep's CPU seconds with what each used since startProbe.
+func (p *cpuProbe) stop(rep *report) {
+	if cpu1, err := selfCPU(); err == nil && p.selfErr == nil {
+		rep.ClientCPUSeconds = cpu1 - p.self
+	}
+	if p.srvErr == nil {
+		if srv1, err := serverCPU(p.b.cfg.pid); err == nil {
+			v := srv1 - p.srv
 			rep.ServerCPUSeconds = &v
 		}
 	}
-	if machErr == nil {
+	if p.mcErr == nil {
 		if mach1, err := machineBusy(); err == nil {
-			v := mach1 - mach0
+			v := mach1 - p.mach
 			rep.MachineCPUSeconds = &v
 			if rep.ServerCPUSeconds != nil {
 				o := max(0, v-rep.ClientCPUSeconds-*rep.ServerCPUSeconds)
@@ -162,13 +191,24 @@ func execute(ctx context.Context, cfg *config, tlsConf *tls.Config, log io.Write
 			}
 		}
 	}
-	b.fill(rep)
-	return rep, nil
 }
 
 // setup creates the sender, the devices and their registrations, the
 // groups, and logs every connection in.
 func (b *bench) setup(ctx context.Context) error {
+	if err := b.setupRegs(ctx, true); err != nil {
+		return err
+	}
+	if err := b.connectDevices(ctx); err != nil {
+		return err
+	}
+	return b.connectApps(ctx)
+}
+
+// setupRegs checks the server's pid, creates the sender and the devices
+// (with their registrations when register is true), and the groups of the
+// group scenario.
+func (b *bench) setupRegs(ctx context.Context, register bool) error {
 	cfg := b.cfg
 	if cfg.pid != 0 {
 		// run.json may be stale: only trust its pid (for the server's CPU
@@ -184,59 +224,96 @@ func (b *bench) setup(ctx context.Context) error {
 		return err
 	}
 	b.devices = make([]*device, cfg.devices)
+	var made atomic.Int64
+	stopLive := b.live.every(func() string {
+		return fmt.Sprintf("setup: %d of %d devices checked in", made.Load(), cfg.devices)
+	})
+	defer stopLive()
 	if err := parallel(ctx, cfg.devices, 16, func(ctx context.Context, i int) error {
 		id, token, err := b.api.checkin(ctx)
 		if err != nil {
 			return err
 		}
-		reg, err := b.api.register(ctx, id, token, b.sender, cfg.app)
-		if err != nil {
-			return err
+		var reg string
+		if register {
+			if reg, err = b.api.register(ctx, id, token, b.sender, cfg.app); err != nil {
+				return err
+			}
 		}
 		b.devices[i] = &device{idx: i, id: id, token: token, reg: reg, group: -1, sem: make(chan struct{}, cfg.window)}
+		made.Add(1)
 		return nil
 	}); err != nil {
 		return err
 	}
 	b.copies = 1
 	if cfg.scenario == scenarioGroup {
-		size := min(cfg.groupSize, cfg.devices)
-		b.copies = size
-		b.groups = make([]devGroup, cfg.devices/size)
-		if err := parallel(ctx, len(b.groups), 8, func(ctx context.Context, g int) error {
-			grp := devGroup{name: fmt.Sprintf("ccsbench-%d", g)}
-			regs := make([]string, 0, size)
-			for p := 0; p < size; p++ {
-				d := b.devices[g*size+p]
-				d.group, d.pos = g, p
-				grp.members = append(grp.members, d.idx)
-				regs = append(regs, d.reg)
-			}
-			key, err := b.api.createGroup(ctx, b.sender, b.apiKey, grp.name, regs)
-			if err != nil {
-				return err
-			}
-			grp.key = key
-			b.groups[g] = grp
-			return nil
-		}); err != nil {
+		return b.setupGroups(ctx)
+	}
+	return nil
+}
+
+// setupGroups creates devices/--group-size groups of --group-size
+// registrations.
+func (b *bench) setupGroups(ctx context.Context) error {
+	cfg := b.cfg
+	size := min(cfg.groupSize, cfg.devices)
+	b.copies = size
+	b.groups = make([]devGroup, cfg.devices/size)
+	return parallel(ctx, len(b.groups), 8, func(ctx context.Context, g int) error {
+		grp := devGroup{name: fmt.Sprintf("ccsbench-%d", g)}
+		regs := make([]string, 0, size)
+		for p := 0; p < size; p++ {
+			d := b.devices[g*size+p]
+			d.group, d.pos = g, p
+			grp.members = append(grp.members, d.idx)
+			regs = append(regs, d.reg)
+		}
+		key, err := b.api.createGroup(ctx, b.sender, b.apiKey, grp.name, regs)
+		if err != nil {
 			return err
 		}
-	}
-	if err := parallel(ctx, cfg.devices, 16, func(ctx context.Context, i int) error {
+		grp.key = key
+		b.groups[g] = grp
+		return nil
+	})
+}
+
+// connectDevices logs every device in on the device port.
+func (b *bench) connectDevices(ctx context.Context) error {
+	cfg := b.cfg
+	var done atomic.Int64
+	stopLive := b.live.every(func() string {
+		return fmt.Sprintf("setup: %d of %d device sessions logged in", done.Load(), cfg.devices)
+	})
+	defer stopLive()
+	return parallel(ctx, cfg.devices, 16, func(ctx context.Context, i int) error {
 		d := b.devices[i]
-		x, err := dialXMPP(ctx, b.dialer, cfg.deviceAddr, b.tls, d.id, d.token, cfg.domain, "device "+strconv.Itoa(i))
+		x, err := dialXMPP(ctx, b.pool.pick(), cfg.deviceAddr, b.tls, d.id, d.token, cfg.domain, "device "+strconv.Itoa(i), b.deviceBuf())
 		if err != nil {
 			return err
 		}
 		d.x = x
+		done.Add(1)
 		return nil
-	}); err != nil {
-		return err
+	})
+}
+
+// deviceBuf returns the read buffer size of a device session: small for
+// the idle scenario, whose sessions only wait.
+func (b *bench) deviceBuf() int {
+	if b.cfg.scenario == scenarioIdle {
+		return smallReadBuf
 	}
+	return bigReadBuf
+}
+
+// connectApps logs --conns app-server connections in as the run's sender.
+func (b *bench) connectApps(ctx context.Context) error {
+	cfg := b.cfg
 	b.apps = make([]*appConn, cfg.conns)
 	return parallel(ctx, cfg.conns, 16, func(ctx context.Context, i int) error {
-		x, err := dialXMPP(ctx, b.dialer, cfg.xmppAddr, b.tls, b.sender+"@"+cfg.domain, b.apiKey, cfg.domain, "app-server "+strconv.Itoa(i))
+		x, err := dialXMPP(ctx, b.pool.pick(), cfg.xmppAddr, b.tls, b.sender+"@"+cfg.domain, b.apiKey, cfg.domain, "app-server "+strconv.Itoa(i), bigReadBuf)
 		if err != nil {
 			return err
 		}
@@ -370,8 +447,8 @@ func (b *bench) measure(parent context.Context) {
 
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
-	progress := time.NewTicker(2 * time.Second)
-	defer progress.Stop()
+	stopLive := b.live.every(b.progressLine())
+	defer stopLive()
 	for !b.done() {
 		select {
 		case <-ctx.Done():
@@ -383,8 +460,6 @@ func (b *bench) measure(parent context.Context) {
 			abort(nil)
 			senders.Wait()
 			return
-		case <-progress.C:
-			b.logf("%.1fs: %d answered, %d copies received", time.Since(b.start).Seconds(), b.answered.Load(), b.unique.Load())
 		case <-tick.C:
 		}
 	}
@@ -441,10 +516,15 @@ func (b *bench) ended(err error) {
 }
 
 // sendLoop sends sequence numbers first, first+step, ... on x, keeping at
-// most cap(sem) unanswered.
+// most cap(sem) unanswered; with --rate, no message before its due time.
 func (b *bench) sendLoop(ctx context.Context, x *xconn, sem chan struct{}, first, step int) {
 	var js, st []byte
+	pace := newPacer(b.start, b.cfg.rate)
+	defer pace.stop()
 	for seq := first; seq < b.n; seq += step {
+		if !pace.wait(ctx, seq) {
+			return
+		}
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():

@@ -17,7 +17,8 @@
 // A load test sends far more to each registration than a phone would:
 // start the server with --downstream-rate 0 --upstream-rate 0
 // --max-queued-per-registration 0, or its per-registration limits (240 a
-// minute each way, 100 queued) refuse or replace much of the load.
+// minute each way, 100 queued) refuse or replace much of the load. See
+// "Large runs" below for the per-address limits.
 //
 // # Setup (not measured)
 //
@@ -42,6 +43,96 @@
 // to SENDER@gcm.googleapis.com with category --app, keeping at most
 // --window unanswered per device; the app-server connections ack each one.
 //
+// idle: the sender, the devices' registrations and --conns app-server
+// connections are made first; ccsd's memory is read ("before"); then the
+// --devices device sessions log in and all are held, idle, for --duration;
+// then the memory is read again ("after"), every session still open. It
+// reports ccsd's RSS per session, (after - before) / sessions, from VmRSS
+// in /proc/PID/status (with --data, as ccsd runs on this machine); when
+// the admin endpoint serves Prometheus /metrics, also the Go heap per
+// session (go_memstats_heap_alloc_bytes) and goroutines per session
+// (go_goroutines), else it says they are unknown. RSS counts what the Go
+// runtime holds, garbage of the logins included, so it is an upper bound
+// of a session's cost, and only meaningful on a ccsd that has not carried
+// a larger load since it started: one that has may reuse or release the
+// memory that load left, and the summary then warns. When ccsd also serves Go's pprof on the admin
+// endpoint, ccsbench requests /debug/pprof/heap?gc=1 before each sample,
+// so that the heap figure is the live heap (heap_after_gc in the JSON);
+// otherwise it varies with when ccsd last collected. It also gives
+// ccsbench's own RSS per session, to plan how many sessions one ccsbench
+// process can hold. The run fails if any session ends during the hold.
+//
+// login: --conns dialers log devices in for --duration, each login a new
+// TCP connection with a full TLS handshake (no session resumption), SASL
+// PLAIN and resource bind, then </stream:stream> and close. Dialer i uses
+// devices i, i+conns, ... (a device holds one session, so --devices must
+// be at least --conns; devices are checked in but not registered). It
+// reports logins per second, the latency from TCP connect to the bind
+// result, and the CPU time per login of ccsd (from /proc, with --data) and
+// of ccsbench. ccsbench spends about as much CPU per login as ccsd (the
+// client half of TLS): on a small machine logins per second is a bound of
+// the machine, and ccsd's CPU per login is the figure of ccsd alone.
+// Logins in progress when --duration ends are counted as "cut", not as
+// failures; any other failed login fails the run.
+//
+// # Options
+//
+// --rate N offers a fixed load of N messages per second, over every sender
+// of the run together (downstream, group, upstream): message seq is due at
+// start + seq/N, a sender that is early sleeps (one reused timer per
+// sender, no goroutine per message), one that is late sends every message
+// already due at once. Latency is only meaningful below saturation: run
+// with a rate below the maximum the unpaced run reaches. The summary gives
+// the offered rate and the achieved one (sent_per_sec: messages sent over
+// the time of the last send); if the achieved rate falls short, the
+// windows were full: ccsd (or the machine) is saturated at that rate.
+// --messages still sets the run's length: N times the seconds wanted. 0
+// (the default) sends as fast as the windows allow.
+//
+// --source-addrs N spreads the client's connections (XMPP and HTTPS) over
+// the source addresses 127.0.0.1 to 127.0.0.N (up to 65535: 127.0.255.255),
+// round-robin; on Linux every address of 127/8 is local with no
+// configuration. One source address has about 28,000 ephemeral ports
+// (net.ipv4.ip_local_port_range), and ccsd's per-address limits count
+// each address apart, so large runs need several. The server addresses
+// must then be IPv4 loopback (or localhost).
+//
+// --json prints the summary as one JSON object, for every scenario;
+// --html FILE also writes a self-contained page (no script, no style
+// sheet, no CDN: inline SVG only) with the summary and charts of
+// throughput and latency per second (logins and their latency for login).
+// The JSON "timeline" holds the same per-second figures: what was sent,
+// acked and delivered in [t, t+1) seconds after the start, and the p50/p99
+// latency of the acks and copies that arrived in that second. The last
+// second is usually partial.
+//
+// On a terminal, stderr shows one progress line, rewritten once a second
+// (counts so far and the rates of the last second); when stderr is not a
+// terminal (a pipe, a file, a test) nothing is shown.
+//
+// # Large runs
+//
+// A phone checks in, registers and logs in a few times; a load test does
+// it thousands of times from one machine, so lift ccsd's per-address
+// limits (or spread the run with --source-addrs so that no address meets
+// them):
+//
+//	--checkin-burst 0 --register-burst 0     checkins, register3 per address (20 at once, then 1/s)
+//	--max-unauth-per-addr -1                 XMPP connections not yet logged in per address (32)
+//	--max-http-conns-per-addr -1             open HTTPS connections per address (256)
+//	--downstream-rate 0 --upstream-rate 0 --max-queued-per-registration 0
+//
+// ccsbench opens at most 16 setup connections at a time, so only the login
+// scenario with --conns above 32 per source address meets
+// --max-unauth-per-addr. Each session is one open file in ccsd and in
+// ccsbench. ccsbench raises its soft open-file limit to the hard one;
+// ccsd does the same and keeps --max-conns below it, so for more sessions
+// than the hard limit (ulimit -Hn) raise it (systemd LimitNOFILE=). To
+// hold more sessions than one ccsbench process may open, run several:
+// start all but one with --scenario idle and a long --duration, and when
+// they hold their sessions run the last one; its per-session figures are
+// the cost of its sessions on top of the others'.
+//
 // # Reading the figures
 //
 // Time starts when the first message is queued. "accepted" is the messages
@@ -62,7 +153,8 @@
 // ("unexpected"). Delivery is at-least-once, so extra copies are reported
 // as "duplicates" but fail nothing. The exit code is 0 when every check
 // passed, 1 when one failed or the run was cut short by --duration, 2 for
-// bad flags or addresses.
+// bad flags or addresses. (For idle and login, --duration is the length of
+// the run, not a cap.)
 //
 // ccsbench and ccsd share the machine, so the summary names it (GOOS/GOARCH,
 // CPUs, CPU model) and gives the CPU seconds each process used during the

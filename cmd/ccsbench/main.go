@@ -28,6 +28,8 @@ const (
 	scenarioDownstream = "downstream"
 	scenarioGroup      = "group"
 	scenarioUpstream   = "upstream"
+	scenarioIdle       = "idle"
+	scenarioLogin      = "login"
 )
 
 // config is the parsed command line.
@@ -51,6 +53,9 @@ type config struct {
 	duration     time.Duration
 	setupTimeout time.Duration
 	json         bool
+	rate         float64 // messages per second offered; 0: as fast as the windows allow
+	sourceAddrs  int     // client source addresses 127.0.0.1..127.0.0.N
+	html         string  // file for the HTML report; "" for none
 
 	// From DATA/run.json, when --data is given.
 	pid      int
@@ -85,6 +90,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "ccsbench:", err)
 		if rep == nil {
+			return exitFail
+		}
+	}
+	if cfg.html != "" {
+		if err := rep.writeHTML(cfg.html); err != nil {
+			fmt.Fprintln(stderr, "ccsbench:", err)
 			return exitFail
 		}
 	}
@@ -123,16 +134,19 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&cfg.ca, "ca", "", "PEM certificate(s) to verify ccsd's TLS certificate (default DATA/cert.pem)")
 	fs.StringVar(&cfg.domain, "domain", "gcm.googleapis.com", "XMPP domain: stream 'to' and the sender JID's domain")
 	fs.StringVar(&cfg.app, "app", "com.ccsbench.app", "app (package name) every device registers")
-	fs.StringVar(&cfg.scenario, "scenario", scenarioDownstream, "downstream, group or upstream")
+	fs.StringVar(&cfg.scenario, "scenario", scenarioDownstream, "downstream, group, upstream, idle or login")
 	fs.IntVar(&cfg.devices, "devices", 50, "devices to check in, register and connect")
 	fs.IntVar(&cfg.conns, "conns", 4, "app-server XMPP connections")
 	fs.IntVar(&cfg.messages, "messages", 20000, "messages to send in total")
 	fs.IntVar(&cfg.window, "window", 100, "unanswered messages allowed per connection (CCS's limit is 100)")
 	fs.IntVar(&cfg.groupSize, "group-size", 10, "registrations per device group (scenario group)")
 	fs.IntVar(&cfg.payload, "payload", 64, "bytes of the data value in every message")
-	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "hard cap on the measured phase")
+	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "hard cap on the measured phase (idle, login: its length)")
 	fs.DurationVar(&cfg.setupTimeout, "setup-timeout", 60*time.Second, "hard cap on setup (sender, devices, groups, logins)")
 	fs.BoolVar(&cfg.json, "json", false, "write the summary as JSON")
+	fs.Float64Var(&cfg.rate, "rate", 0, "offered load in messages per second, paced (downstream, group, upstream; 0: as fast as the windows allow)")
+	fs.IntVar(&cfg.sourceAddrs, "source-addrs", 1, "spread the client's connections over source addresses 127.0.0.1..127.0.0.N (IPv4 loopback only)")
+	fs.StringVar(&cfg.html, "html", "", "also write a self-contained HTML page with throughput and latency per second to this file")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -159,9 +173,12 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 		return nil, errors.New("--ca is needed (or --data DIR, whose cert.pem is used)")
 	}
 	switch cfg.scenario {
-	case scenarioDownstream, scenarioGroup, scenarioUpstream:
+	case scenarioDownstream, scenarioGroup, scenarioUpstream, scenarioIdle, scenarioLogin:
 	default:
-		return nil, fmt.Errorf("--scenario %q: want downstream, group or upstream", cfg.scenario)
+		return nil, fmt.Errorf("--scenario %q: want downstream, group, upstream, idle or login", cfg.scenario)
+	}
+	if err := cfg.checkNew(); err != nil {
+		return nil, err
 	}
 	for _, v := range []struct {
 		flag string
@@ -169,7 +186,7 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 		min  int
 		max  int
 	}{
-		{"--devices", cfg.devices, 1, 100000},
+		{"--devices", cfg.devices, 1, 1_000_000},
 		{"--conns", cfg.conns, 1, 1000},
 		{"--messages", cfg.messages, 1, 50_000_000},
 		{"--window", cfg.window, 1, 100000},
@@ -187,6 +204,31 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 		return nil, errors.New("--domain and --app must not be empty")
 	}
 	return cfg, nil
+}
+
+// checkNew checks the flags of the rate, source-address and scenario
+// options.
+func (c *config) checkNew() error {
+	if c.rate < 0 || c.rate > 10_000_000 || c.rate != c.rate {
+		return fmt.Errorf("--rate %v: want 0 to 10000000 messages per second", c.rate)
+	}
+	if c.rate > 0 && (c.scenario == scenarioIdle || c.scenario == scenarioLogin) {
+		return fmt.Errorf("--rate applies to downstream, group and upstream, not %s", c.scenario)
+	}
+	if c.sourceAddrs < 1 || c.sourceAddrs > maxSourceAddrs {
+		return fmt.Errorf("--source-addrs %d: want 1 to %d", c.sourceAddrs, maxSourceAddrs)
+	}
+	if c.sourceAddrs > 1 {
+		for _, a := range []string{c.xmppAddr, c.deviceAddr, c.httpAddr} {
+			if err := checkIPv4Loopback(a); err != nil {
+				return fmt.Errorf("--source-addrs %d: %w", c.sourceAddrs, err)
+			}
+		}
+	}
+	if c.scenario == scenarioLogin && c.devices < c.conns {
+		return fmt.Errorf("--scenario login: --devices %d must be at least --conns %d (a device holds one session at a time)", c.devices, c.conns)
+	}
+	return nil
 }
 
 // fromRunInfo fills the addresses not given on the command line from

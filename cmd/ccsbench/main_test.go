@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -234,6 +235,16 @@ func TestRefusesNonLoopback(t *testing.T) {
 		t.Errorf("run.json with a remote address: exit %d, stderr %q", code, errb.String())
 	}
 
+	// 127.0.0.x sources cannot reach ::1.
+	var errSrc bytes.Buffer
+	args := []string{"--ca", ca, "--source-addrs", "2"}
+	for f, a := range good {
+		args = append(args, f, a)
+	}
+	if code := run(context.Background(), args, &out, &errSrc); code != exitUsage || !strings.Contains(errSrc.String(), "IPv4 loopback") {
+		t.Errorf("--source-addrs with ::1: exit %d, stderr %q", code, errSrc.String())
+	}
+
 	// And at connect time, whatever a name resolved to.
 	c, err := loopbackDialer().Dial("tcp", "192.0.2.7:5235")
 	if err == nil {
@@ -256,6 +267,26 @@ func TestUsage(t *testing.T) {
 		var out, errb bytes.Buffer
 		if code := run(context.Background(), args, &out, &errb); code != exitUsage || errb.Len() == 0 {
 			t.Errorf("%q: exit %d, stderr %q", args, code, errb.String())
+		}
+	}
+}
+
+// TestUsageNew: the flags of the idle, login, rate and source-address
+// options are checked before anything is dialed.
+func TestUsageNew(t *testing.T) {
+	addrs := []string{"--xmpp-addr", "127.0.0.1:1", "--device-addr", "127.0.0.1:2", "--http-addr", "127.0.0.1:3",
+		"--admin-addr", "127.0.0.1:4", "--ca", filepath.Join(tmpDir, "none.pem")}
+	for want, args := range map[string][]string{
+		"--rate -1":           {"--rate", "-1"},
+		"--rate NaN":          {"--rate", "NaN"},
+		"not idle":            {"--scenario", "idle", "--rate", "10"},
+		"--source-addrs 0":    {"--source-addrs", "0"},
+		"must be at least":    {"--scenario", "login", "--devices", "2", "--conns", "4"},
+		"want downstream, gr": {"--scenario", "offline"},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(context.Background(), append(slices.Clone(addrs), args...), &out, &errb); code != exitUsage || !strings.Contains(errb.String(), want) {
+			t.Errorf("%q: exit %d, stderr %q; want %q", args, code, errb.String(), want)
 		}
 	}
 }

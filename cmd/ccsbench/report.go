@@ -56,9 +56,21 @@ type report struct {
 	ClientStanzasRead int64    `json:"client_stanzas_read"`
 
 	Group *groupReport `json:"group,omitempty"`
+	Idle  *idleReport  `json:"idle,omitempty"`
+	Login *loginReport `json:"login,omitempty"`
+
+	// OfferedPerSec is --rate (0: unpaced); SentPerSec the rate achieved:
+	// messages sent divided by the time of the last send.
+	OfferedPerSec float64 `json:"offered_per_sec"`
+	SentPerSec    float64 `json:"sent_per_sec"`
+
+	// Timeline is the run per second (message scenarios and login).
+	Timeline []second `json:"timeline,omitempty"`
 
 	Errors   []string `json:"errors"`
 	Problems []string `json:"problems"`
+	// Warnings are about figures to doubt, not a failed run.
+	Warnings []string `json:"warnings,omitempty"`
 	OK       bool     `json:"ok"`
 }
 
@@ -92,6 +104,8 @@ type reportConfig struct {
 	PayloadBytes    int     `json:"payload_bytes"`
 	DurationSeconds float64 `json:"duration_cap_seconds"`
 	App             string  `json:"app"`
+	Rate            float64 `json:"rate,omitempty"`
+	SourceAddrs     int     `json:"source_addrs"`
 }
 
 // groupReport holds the group scenario's own figures.
@@ -143,10 +157,12 @@ func newReport(cfg *config) *report {
 		Config: reportConfig{
 			Devices: cfg.devices, Conns: cfg.conns, Messages: cfg.messages, Window: cfg.window,
 			PayloadBytes: cfg.payload, DurationSeconds: cfg.duration.Seconds(), App: cfg.app,
+			Rate: cfg.rate, SourceAddrs: cfg.sourceAddrs,
 		},
-		Nacks:    map[string]int64{},
-		Errors:   []string{},
-		Problems: []string{},
+		OfferedPerSec: cfg.rate,
+		Nacks:         map[string]int64{},
+		Errors:        []string{},
+		Problems:      []string{},
 	}
 	return r
 }
@@ -157,6 +173,7 @@ func (b *bench) fill(r *report) {
 	r.Server.Sender = b.sender
 	elapsed := time.Since(b.start)
 	ackNs, delNs, lastAck, lastDel := b.scan(r)
+	r.Timeline = b.timeline()
 	r.ElapsedSeconds = elapsed.Seconds()
 	r.Accepted = b.acked.Load()
 	r.Nacked = b.nacked.Load()
@@ -241,6 +258,12 @@ func (r *report) judge(b *bench) {
 // delivery latencies (ns) with the time (ns since the start) of the last
 // of each.
 func (b *bench) scan(r *report) (ackNs, delNs []int64, lastAck, lastDel int64) {
+	var lastSent int64
+	defer func() {
+		if lastSent > 0 {
+			r.SentPerSec = round1(float64(r.Sent) / time.Duration(lastSent).Seconds())
+		}
+	}()
 	for seq := 0; seq < b.n; seq++ {
 		st := b.state[seq].Load()
 		if st == stUnsent {
@@ -248,6 +271,7 @@ func (b *bench) scan(r *report) (ackNs, delNs []int64, lastAck, lastDel int64) {
 		}
 		r.Sent++
 		sent := b.sentAt[seq].Load()
+		lastSent = max(lastSent, sent)
 		if st == stAcked {
 			at := b.ackAt[seq].Load()
 			ackNs = append(ackNs, at-sent)
@@ -270,6 +294,11 @@ func (b *bench) scan(r *report) (ackNs, delNs []int64, lastAck, lastDel int64) {
 	return ackNs, delNs, lastAck, lastDel
 }
 
+// fmtLatency formats l for the text summary.
+func fmtLatency(l latency) string {
+	return fmt.Sprintf("p50 %.2f  p90 %.2f  p99 %.2f  max %.2f ms", l.P50, l.P90, l.P99, l.Max)
+}
+
 func round1(v float64) float64 { return float64(int64(v*10+0.5)) / 10 }
 
 // writeText writes the human summary.
@@ -283,12 +312,33 @@ func (r *report) writeText(w io.Writer) {
 	p("ccsbench %s: ccsd at xmpp %s, device %s, https %s", r.Scenario, r.Server.XMPPAddr, r.Server.DeviceAddr, r.Server.HTTPAddr)
 	p("machine: %s/%s, %d CPUs (GOMAXPROCS %d), %s, %s; ccsbench and ccsd share it", m.GOOS, m.GOARCH, m.NumCPU, m.GOMAXPROCS, cpu, m.GoVersion)
 	c := r.Config
-	p("config: %d devices, %d app-server connections, %d messages, window %d, payload %d B, cap %gs",
-		c.Devices, c.Conns, c.Messages, c.Window, c.PayloadBytes, c.DurationSeconds)
+	switch r.Scenario {
+	case scenarioIdle:
+		p("config: %d device sessions, %d app-server connections, held %gs", c.Devices, c.Conns, c.DurationSeconds)
+	case scenarioLogin:
+		p("config: %d devices, %d parallel dialers, for %gs", c.Devices, c.Conns, c.DurationSeconds)
+	default:
+		p("config: %d devices, %d app-server connections, %d messages, window %d, payload %d B, cap %gs",
+			c.Devices, c.Conns, c.Messages, c.Window, c.PayloadBytes, c.DurationSeconds)
+	}
 	if r.Group != nil {
 		p("        %d groups of %d registrations", r.Group.Groups, r.Group.GroupSize)
 	}
+	if c.SourceAddrs > 1 {
+		p("        from %d source addresses 127.0.0.1..%s", c.SourceAddrs, sourceAddr(c.SourceAddrs-1))
+	}
+	switch {
+	case r.Idle != nil:
+		r.writeIdle(p)
+		return
+	case r.Login != nil:
+		r.writeLogin(p)
+		return
+	}
 	p("setup: %.2fs", r.SetupSeconds)
+	if r.OfferedPerSec > 0 {
+		p("rate: offered %.1f/s, sent %.1f/s", r.OfferedPerSec, r.SentPerSec)
+	}
 	state := "complete"
 	if !r.Complete {
 		state = "INCOMPLETE"
@@ -301,9 +351,7 @@ func (r *report) writeText(w io.Writer) {
 	case scenarioUpstream:
 		acc, del = "accepted (ccsd acks to devices)", "delivered (at app servers)"
 	}
-	lat := func(l latency) string {
-		return fmt.Sprintf("p50 %.2f  p90 %.2f  p99 %.2f  max %.2f ms", l.P50, l.P90, l.P99, l.Max)
-	}
+	lat := fmtLatency
 	p("  %-36s %7d/%-7d %9.1f/s   latency %s", acc, r.Accepted, r.Sent, r.AcceptPerSec, lat(r.AckLatency))
 	p("  %-36s %7d/%-7d %9.1f/s   latency %s", del, r.Delivered, r.ExpectedCopies, r.DeliveriesPerSec, lat(r.DeliveryLatency))
 	nacks := "none"
@@ -322,11 +370,20 @@ func (r *report) writeText(w io.Writer) {
 	if r.Group != nil {
 		p("  group acks: success %d, failure %d", r.Group.AckSuccess, r.Group.AckFailure)
 	}
-	srv := "unknown (pass --data of the running ccsd)"
-	if r.ServerCPUSeconds != nil {
-		srv = fmt.Sprintf("%.2fs", *r.ServerCPUSeconds)
+	p("  cpu during the run: ccsbench %.2fs, ccsd %s; client wrote %d batches, read %d stanzas", r.ClientCPUSeconds, r.serverCPU(), r.ClientWrites, r.ClientStanzasRead)
+	r.writeTail(p)
+}
+
+// serverCPU returns ccsd's CPU seconds for the text summary.
+func (r *report) serverCPU() string {
+	if r.ServerCPUSeconds == nil {
+		return "unknown (pass --data of the running ccsd)"
 	}
-	p("  cpu during the run: ccsbench %.2fs, ccsd %s; client wrote %d batches, read %d stanzas", r.ClientCPUSeconds, srv, r.ClientWrites, r.ClientStanzasRead)
+	return fmt.Sprintf("%.2fs", *r.ServerCPUSeconds)
+}
+
+// writeTail writes the machine's load, the errors and the verdict.
+func (r *report) writeTail(p func(string, ...any)) {
 	if r.MachineCPUSeconds != nil {
 		other := ""
 		if r.OtherCPUSeconds != nil {
@@ -337,6 +394,9 @@ func (r *report) writeText(w io.Writer) {
 	}
 	for _, e := range r.Errors {
 		p("  error: %s", e)
+	}
+	for _, w := range r.Warnings {
+		p("WARNING: %s", w)
 	}
 	if r.OK {
 		p("OK")

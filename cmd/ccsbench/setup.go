@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -56,35 +57,54 @@ func checkLoopback(flag, addr string) error {
 }
 
 // httpAPI talks to ccsd's HTTPS (device and group) and admin endpoints.
+// It keeps one HTTPS client per source address of the pool and takes them
+// in turn, so that keep-alive connections do not pin every request to one
+// address.
 type httpAPI struct {
 	httpsAddr string
 	adminAddr string
-	tls       *http.Client
+	tlsCls    []*http.Client
+	next      atomic.Uint64
 	plain     *http.Client
 }
 
-func newHTTPAPI(httpsAddr, adminAddr string, tlsConf *tls.Config, dialer *net.Dialer, conns int) *httpAPI {
+func newHTTPAPI(httpsAddr, adminAddr string, tlsConf *tls.Config, pool *dialPool, conns int) *httpAPI {
 	noRedirect := func(*http.Request, []*http.Request) error { return errors.New("ccsbench follows no redirects") }
-	mk := func(tc *tls.Config) *http.Client {
+	mk := func(tc *tls.Config, dial func(context.Context, string, string) (net.Conn, error), idle int) *http.Client {
 		return &http.Client{
 			Timeout:       15 * time.Second,
 			CheckRedirect: noRedirect,
 			Transport: &http.Transport{
 				Proxy:               nil,
-				DialContext:         dialer.DialContext,
+				DialContext:         dial,
 				TLSClientConfig:     tc,
-				MaxIdleConnsPerHost: conns,
+				MaxIdleConnsPerHost: idle,
 				IdleConnTimeout:     30 * time.Second,
 				TLSHandshakeTimeout: 10 * time.Second,
 				ForceAttemptHTTP2:   false,
 			},
 		}
 	}
-	return &httpAPI{httpsAddr: httpsAddr, adminAddr: adminAddr, tls: mk(tlsConf), plain: mk(nil)}
+	h := &httpAPI{httpsAddr: httpsAddr, adminAddr: adminAddr, plain: mk(nil, pool.dialers[0].DialContext, conns)}
+	per := max(1, conns/len(pool.dialers))
+	for _, d := range pool.dialers {
+		h.tlsCls = append(h.tlsCls, mk(tlsConf, d.DialContext, per))
+	}
+	return h
+}
+
+// https returns the HTTPS client of the next source address.
+func (h *httpAPI) https() *http.Client {
+	if len(h.tlsCls) == 1 {
+		return h.tlsCls[0]
+	}
+	return h.tlsCls[(h.next.Add(1)-1)%uint64(len(h.tlsCls))]
 }
 
 func (h *httpAPI) close() {
-	h.tls.CloseIdleConnections()
+	for _, c := range h.tlsCls {
+		c.CloseIdleConnections()
+	}
 	h.plain.CloseIdleConnections()
 }
 
@@ -162,7 +182,7 @@ func (h *httpAPI) checkin(ctx context.Context) (id, token string, err error) {
 		return "", "", err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	code, body, err := do(h.tls, req)
+	code, body, err := do(h.https(), req)
 	if err != nil {
 		return "", "", fmt.Errorf("checkin: %w", err)
 	}
@@ -186,7 +206,7 @@ func (h *httpAPI) register(ctx context.Context, devID, devToken, sender, app str
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Authorization", "AidLogin "+devID+":"+devToken)
-	code, body, err := do(h.tls, req)
+	code, body, err := do(h.https(), req)
 	if err != nil {
 		return "", fmt.Errorf("register3: %w", err)
 	}
@@ -210,7 +230,7 @@ func (h *httpAPI) createGroup(ctx context.Context, sender, apiKey, name string, 
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "key="+apiKey)
 	req.Header.Set("project_id", sender)
-	code, body, err := do(h.tls, req)
+	code, body, err := do(h.https(), req)
 	if err != nil {
 		return "", fmt.Errorf("create group: %w", err)
 	}

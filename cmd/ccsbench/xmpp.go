@@ -70,9 +70,18 @@ type xconn struct {
 // errSASL is a refused login.
 var errSASL = errors.New("SASL authentication refused")
 
+// Read buffer sizes: large for connections that carry the load, small for
+// the sessions of idle and login, which read little and of which one
+// ccsbench holds many.
+const (
+	bigReadBuf   = 64 << 10
+	smallReadBuf = 4 << 10
+)
+
 // dialXMPP connects to addr with direct TLS, authenticates with SASL PLAIN
-// and binds a resource. The connection reads nothing until start.
-func dialXMPP(ctx context.Context, d *net.Dialer, addr string, tlsConf *tls.Config, user, pass, domain, name string) (*xconn, error) {
+// and binds a resource, reading through a buffer of readBuf bytes. The
+// connection reads nothing until start.
+func dialXMPP(ctx context.Context, d *net.Dialer, addr string, tlsConf *tls.Config, user, pass, domain, name string, readBuf int) (*xconn, error) {
 	raw, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
@@ -90,7 +99,7 @@ func dialXMPP(ctx context.Context, d *net.Dialer, addr string, tlsConf *tls.Conf
 	c := &xconn{
 		name:  name,
 		conn:  conn,
-		dec:   xml.NewDecoder(bufio.NewReaderSize(conn, 64<<10)),
+		dec:   xml.NewDecoder(bufio.NewReaderSize(conn, readBuf)),
 		kick:  make(chan struct{}, 1),
 		stop:  make(chan struct{}),
 		wdone: make(chan struct{}),
