@@ -75,9 +75,9 @@ func (c *counters) nack(p Peer, n *ccs.Nack) {
 // outcome, nacks and bounces by peer, limit refusals.
 type Stats struct {
 	// DownstreamXMPP and DownstreamHTTP count downstream messages acked to
-	// the app server (accepted: durably queued, or handled as a duplicate or
-	// a time_to_live 0 message to an offline device), by the API used. A
-	// message to a group counts once.
+	// the app server (accepted: durably queued, or handled as a duplicate,
+	// a dry run or a time_to_live 0 message to an offline device), by the
+	// API used. A message to a group counts once.
 	DownstreamXMPP, DownstreamHTTP uint64
 	// Delivered counts downstream copies written to device sessions (a copy
 	// sent again on a later session counts again); DeviceAcks the device
