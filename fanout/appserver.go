@@ -61,6 +61,7 @@ func (r *Router) OpenAppServer(c Conn) *AppServerStream {
 func (s *AppServerStream) Message(stanzaID string, payload []byte) {
 	st, serr := ccs.Decode(payload)
 	if serr != nil {
+		s.r.n.bounces[ToAppServer].Inc()
 		_ = s.c.Bounce(stanzaID, payload, serr.Text)
 		return
 	}
@@ -82,6 +83,7 @@ func (s *AppServerStream) Message(stanzaID string, payload []byte) {
 }
 
 func (s *AppServerStream) nack(st *ccs.Stanza, n *ccs.Nack) {
+	s.r.n.nack(ToAppServer, n)
 	_ = s.c.Send(ccs.NackJSON(st.Recipient(), st.ID, n), Answer)
 }
 
@@ -132,10 +134,13 @@ func (s *AppServerStream) reply(id string, p *plan, n *ccs.Nack) {
 		if p != nil {
 			to = p.to
 		}
+		s.r.n.nack(ToAppServer, n)
 		_ = s.c.Send(ccs.NackJSON(to, id, n), Answer)
 	case p.key != "":
+		s.r.n.downXMPP.Inc()
 		_ = s.c.Send(ccs.GroupAckJSON(p.key, id, p.success, p.failed), Answer)
 	default:
+		s.r.n.downXMPP.Inc()
 		_ = s.c.Send(ccs.AckJSON(p.to, id), Answer)
 	}
 }
@@ -165,6 +170,7 @@ func (s *AppServerStream) ack(st *ccs.Stanza) {
 		s.r.log.Debug().Str("sender", s.sender).Str("message_id", id).Msg("ack for no message in flight on this connection")
 		return
 	}
+	s.r.n.upAcks.Inc()
 	s.r.work.Add(1)
 	go func() {
 		defer s.r.work.Done()

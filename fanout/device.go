@@ -126,9 +126,11 @@ func (d *DeviceStream) deliver() {
 	d.mu.Unlock()
 	for i := range msgs {
 		if d.c.Send(msgs[i].Payload, Delivery) != nil {
+			d.r.n.delivered.Add(uint64(i))
 			return // closing; the next session delivers them again
 		}
 	}
+	d.r.n.delivered.Add(uint64(len(msgs)))
 	if len(msgs) == room {
 		d.Wake() // maybe more
 	}
@@ -139,6 +141,7 @@ func (d *DeviceStream) deliver() {
 func (d *DeviceStream) Message(stanzaID string, payload []byte) {
 	st, serr := ccs.Decode(payload)
 	if serr != nil {
+		d.r.n.bounces[ToDevice].Inc()
 		_ = d.c.Bounce(stanzaID, payload, serr.Text)
 		return
 	}
@@ -167,6 +170,7 @@ func (d *DeviceStream) Message(stanzaID string, payload []byte) {
 }
 
 func (d *DeviceStream) nack(id string, n *ccs.Nack) {
+	d.r.n.nack(ToDevice, n)
 	_ = d.c.Send(ccs.NackJSON("", id, n), Answer)
 }
 
@@ -177,6 +181,7 @@ func (d *DeviceStream) ack(id string) {
 	if !ok {
 		return // a duplicate ack, or a message collapsed meanwhile
 	}
+	d.r.n.deviceAcks.Inc()
 
 	d.r.work.Add(1)
 	go func() {
@@ -188,6 +193,7 @@ func (d *DeviceStream) ack(id string) {
 		_, err := d.r.st.Ack(context.Background(), d.id, f.seq, receipt)
 		switch {
 		case err == nil && receipt != nil:
+			d.r.n.receipts.Inc()
 			d.r.wakeSender(f.senderID)
 		case err != nil && !errors.Is(err, store.ErrNotFound):
 			d.r.log.Error().Err(err).Str("device", d.id).Str("message_id", id).Msg("ack device message")
@@ -275,6 +281,7 @@ func (d *DeviceStream) upstream(st *ccs.Stanza) {
 func (d *DeviceStream) answer(id string, n *ccs.Nack) {
 	d.pending.Add(-1)
 	if n == nil {
+		d.r.n.upAccepted.Inc()
 		_ = d.c.Send(ccs.AckJSON("", id), Answer)
 	} else {
 		d.nack(id, n)

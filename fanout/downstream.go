@@ -191,6 +191,16 @@ type SendResult struct {
 // endpoints, which validate a request once and route one typed message per
 // recipient; XMPP connections use the pipelined path of AppServerStream.
 func (r *Router) Send(ctx context.Context, sender string, m *ccs.Downstream) SendResult {
+	res := r.send(ctx, sender, m)
+	if res.Nack != nil {
+		r.n.nack(ToAppServer, res.Nack)
+	} else {
+		r.n.downHTTP.Inc()
+	}
+	return res
+}
+
+func (r *Router) send(ctx context.Context, sender string, m *ccs.Downstream) SendResult {
 	if r.draining.Load() {
 		return SendResult{Nack: &ccs.Nack{Code: ccs.CodeServiceUnavailable, Description: "Server is shutting down, retry later"}}
 	}

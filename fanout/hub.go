@@ -203,7 +203,9 @@ func (h *senderHub) dispatch() {
 			h.maxSent = max(h.maxSent, u.Seq)
 			// A failed Send means the connection is going away; its Closed
 			// frees the slot and rewinds the cursor.
-			_ = c.c.Send(u.Payload, Delivery)
+			if c.c.Send(u.Payload, Delivery) == nil {
+				h.r.n.upDelivered.Inc()
+			}
 		}
 		h.cursor = u.Seq
 	}

@@ -29,13 +29,20 @@ func newQuotas(cfg *Config) quotas {
 // upstreamAllowed spends one of the registration's upstream messages.
 func (r *Router) upstreamAllowed(regID string) *ccs.Nack {
 	if !r.q.up.Allow(regID) {
+		r.n.upRate.Inc()
 		return ccs.RateExceeded("Upstream")
 	}
 	return nil
 }
 
 // downstreamAllowed spends one of the registration's downstream messages.
-func (r *Router) downstreamAllowed(regID string) bool { return r.q.down.Allow(regID) }
+func (r *Router) downstreamAllowed(regID string) bool {
+	if !r.q.down.Allow(regID) {
+		r.n.downRate.Inc()
+		return false
+	}
+	return true
+}
 
 // upstreamRoom refuses a device upstream message when the sender's
 // upstream queue is at its cap, in messages or bytes. The usage read is the
@@ -50,6 +57,7 @@ func (r *Router) upstreamRoom(sender string) *ccs.Nack {
 	if !full {
 		return nil
 	}
+	r.n.upQueueFull.Inc()
 	return &ccs.Nack{Code: ccs.CodeServiceUnavailable, Description: "The app server's upstream queue is full: retry later"}
 }
 

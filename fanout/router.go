@@ -198,6 +198,7 @@ type Router struct {
 
 	q        quotas
 	overflow func(m *store.Message) store.Message // deletedMessages, bound once
+	n        *counters                            // what Stats reports
 
 	draining atomic.Bool
 	ids      atomic.Uint64
@@ -221,6 +222,7 @@ func New(cfg Config) (*Router, error) {
 		hubs:     make(map[string]*senderHub),
 		appConns: make(map[*AppServerStream]struct{}),
 		stop:     make(chan struct{}),
+		n:        newCounters(),
 	}
 	for _, a := range cfg.Aliases {
 		r.domains[a] = true

@@ -45,6 +45,13 @@ type AdminConfig struct {
 	// Revoked, if set, is called after a sender's key is revoked, so that
 	// its live sessions end too, not only its future logins.
 	Revoked func(senderID string)
+	// Metrics, if set, serves GET /metrics (the Prometheus text format).
+	// The handler comes from the caller, so that this package knows
+	// nothing of Prometheus.
+	Metrics http.Handler
+	// Debug, if set, serves everything under /debug/pprof/ (Go's pprof
+	// handlers, mounted on this mux only: never on the public listener).
+	Debug http.Handler
 }
 
 // Admin is the operator handler for the loopback admin listener:
@@ -56,6 +63,8 @@ type AdminConfig struct {
 //	GET  /healthz                    -> 200 {"status": "ok", "instance": "..."}
 //	GET  /readyz                     -> 200 {"status": "ready"}
 //	                                    503 {"status": "not ready", "reason": "store"|"draining"|"starting", "error"}
+//	GET  /metrics                    -> 200 Prometheus text format (when AdminConfig.Metrics is set)
+//	     /debug/pprof/...            -> Go's pprof handlers (when AdminConfig.Debug is set)
 //
 // Errors are {"error": "..."}: 400 bad input, 403 not from loopback or
 // cross-origin, 404 unknown sender, 409 sender exists, 413 body too large,
@@ -87,6 +96,12 @@ func NewAdmin(cfg AdminConfig) *Admin {
 	a.handleFunc("POST /admin/senders/{id}/revoke", a.revokeSender)
 	a.handleFunc("GET /healthz", a.healthz)
 	a.handleFunc("GET /readyz", a.readyz)
+	if cfg.Metrics != nil {
+		a.Handle("GET /metrics", cfg.Metrics)
+	}
+	if cfg.Debug != nil {
+		a.Handle("/debug/pprof/", cfg.Debug)
+	}
 
 	// A browser page on this machine can reach a loopback port; refuse
 	// cross-origin requests so it cannot create or revoke senders.

@@ -300,3 +300,44 @@ func TestAdminRefusalLogIsSampled(t *testing.T) {
 		t.Errorf("%d warnings logged for 500 refused requests, want 1 to 10", n)
 	}
 }
+
+// TestAdminMountsMetricsAndDebug: the handlers given in AdminConfig answer
+// GET /metrics and everything under /debug/pprof/, behind the same
+// loopback and Host checks as the rest; without them both paths are 404.
+func TestAdminMountsMetricsAndDebug(t *testing.T) {
+	senders := newAdminEnv(t).senders
+	named := func(name string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.WriteString(w, name+" "+r.URL.Path)
+		})
+	}
+	h := NewAdmin(AdminConfig{Senders: senders, Logger: zerolog.Nop(), Metrics: named("metrics"), Debug: named("debug")})
+	serve := func(h http.Handler, path, host, remote string) (int, string) {
+		req := httptest.NewRequest("GET", "http://"+host+path, nil)
+		req.RemoteAddr = remote
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code, rec.Body.String()
+	}
+	for path, want := range map[string]string{
+		"/metrics":               "metrics /metrics",
+		"/debug/pprof/":          "debug /debug/pprof/",
+		"/debug/pprof/goroutine": "debug /debug/pprof/goroutine",
+	} {
+		if code, body := serve(h, path, "localhost", "127.0.0.1:4000"); code != http.StatusOK || body != want {
+			t.Errorf("GET %s: %d %q, want 200 %q", path, code, body, want)
+		}
+		if code, _ := serve(h, path, "localhost", "192.0.2.7:4000"); code != http.StatusForbidden {
+			t.Errorf("GET %s from a remote address: %d, want 403", path, code)
+		}
+		if code, _ := serve(h, path, "evil.example", "127.0.0.1:4000"); code != http.StatusMisdirectedRequest {
+			t.Errorf("GET %s for a foreign Host: %d, want 421", path, code)
+		}
+	}
+	bare := NewAdmin(AdminConfig{Senders: senders, Logger: zerolog.Nop()})
+	for _, path := range []string{"/metrics", "/debug/pprof/"} {
+		if code, _ := serve(bare, path, "localhost", "127.0.0.1:4000"); code != http.StatusNotFound {
+			t.Errorf("GET %s without a handler: %d, want 404", path, code)
+		}
+	}
+}

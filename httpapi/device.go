@@ -53,6 +53,7 @@ type API struct {
 	maxBody int64
 
 	checkinLimit, registerLimit *limit.Rate
+	stats                       apiStats
 }
 
 // New returns the public API handler with POST /checkin and
@@ -89,6 +90,7 @@ type checkinResponse struct {
 // security_token.
 func (a *API) checkin(w http.ResponseWriter, r *http.Request) {
 	if ok, retry := a.checkinLimit.Reserve(limit.AddrKey(r.RemoteAddr)); !ok {
+		a.stats.checkinRefused.Add(1)
 		setRetryAfter(w, retry)
 		writeError(w, http.StatusTooManyRequests, "too many checkins from this address; retry later")
 		return
@@ -151,6 +153,7 @@ func (a *API) register(w http.ResponseWriter, r *http.Request) {
 	if ok, retry := a.registerLimit.Reserve(limit.AddrKey(r.RemoteAddr)); !ok {
 		// GCM clients retry SERVICE_NOT_AVAILABLE with exponential
 		// backoff; there is no register code for rate limiting.
+		a.stats.registerRefused.Add(1)
 		setRetryAfter(w, retry)
 		writeRegisterError(w, http.StatusTooManyRequests, codeServiceNotAvailable)
 		return

@@ -79,6 +79,9 @@ func TestCheckinRateLimitPerAddress(t *testing.T) {
 	if resp, body := e.post(t, e.clientFrom("127.0.0.2"), "/checkin", "", "", ""); resp.StatusCode != 200 {
 		t.Errorf("checkin from another address: %d %q", resp.StatusCode, body)
 	}
+	if st := e.api.Stats(); st != (Stats{CheckinRefused: 1}) {
+		t.Errorf("stats %+v, want the one refused checkin", st)
+	}
 }
 
 // TestRegisterRateLimitPerAddress: register3 past its burst is 429
@@ -110,6 +113,9 @@ func TestRegisterRateLimitPerAddress(t *testing.T) {
 	resp, body = e.post(t, e.clientFrom("127.0.0.2"), "/c2dm/register3", "application/x-www-form-urlencoded", form("a3"), authz)
 	if resp.StatusCode != 200 || !strings.HasPrefix(body, "token=") {
 		t.Errorf("register from another address: %d %q", resp.StatusCode, body)
+	}
+	if st := e.api.Stats(); st != (Stats{RegisterRefused: 1}) {
+		t.Errorf("stats %+v, want the one refused register3", st)
 	}
 }
 

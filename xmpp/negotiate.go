@@ -171,6 +171,7 @@ func (n *negotiation) authenticate(authzid, authcid, password string) error {
 	}
 	retry, allowed := lim.Check(n.addr, user)
 	if !allowed {
+		n.srv.stats.loginsThrottled.Add(1)
 		n.retry = retry
 		n.srv.log.Info().Str("remote", n.addr).Str("user", truncate(authcid, 128)).Dur("retry", retry).Msg("xmpp: login throttled")
 		return errThrottled
@@ -180,11 +181,14 @@ func (n *negotiation) authenticate(authzid, authcid, password string) error {
 		return sasl.ErrAuthn
 	}
 	if ok && user != "" && n.verify(user, password) {
+		n.srv.stats.loginsOK.Add(1)
 		lim.Succeeded(n.addr, user)
 		return nil
 	}
+	n.srv.stats.loginsFailed.Add(1)
 	n.srv.log.Info().Str("remote", n.addr).Str("user", truncate(authcid, 128)).Msg("xmpp: login failed")
 	if retry := lim.Failed(n.addr, user); retry > 0 {
+		n.srv.stats.loginsThrottled.Add(1)
 		n.retry = retry
 		return errThrottled
 	}

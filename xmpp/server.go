@@ -191,6 +191,7 @@ type Server struct {
 	cancel context.CancelFunc
 
 	nextID atomic.Uint64
+	stats  serverStats
 
 	mu          sync.Mutex
 	closed      bool
@@ -316,6 +317,7 @@ func (s *Server) Serve(l net.Listener) error {
 func (s *Server) admit(raw net.Conn) (key string, ok bool) {
 	key = limit.NetAddrKey(raw.RemoteAddr())
 	if !s.cfg.Conns.Acquire(limit.GlobalKey) {
+		s.stats.refusedGlobal.Add(1)
 		_ = raw.Close()
 		if s.warn.Allow("global") {
 			s.log.Warn().Str("remote", raw.RemoteAddr().String()).
@@ -324,6 +326,7 @@ func (s *Server) admit(raw net.Conn) (key string, ok bool) {
 		return key, false
 	}
 	if !s.unauth.Acquire(key) {
+		s.stats.refusedPerAddr.Add(1)
 		s.cfg.Conns.Release(limit.GlobalKey)
 		_ = raw.Close()
 		s.log.Debug().Str("remote", raw.RemoteAddr().String()).

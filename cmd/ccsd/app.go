@@ -24,6 +24,7 @@ import (
 	"github.com/ccsd/ccsd/groups"
 	"github.com/ccsd/ccsd/httpapi"
 	"github.com/ccsd/ccsd/internal/limit"
+	"github.com/ccsd/ccsd/internal/metrics"
 	"github.com/ccsd/ccsd/store"
 	"github.com/ccsd/ccsd/store/bolt"
 	"github.com/ccsd/ccsd/xmpp"
@@ -46,6 +47,12 @@ type app struct {
 	instance string // random id of this run, in run.json and /healthz
 	conns    *limit.Count
 	httpLog  zerolog.Logger
+	api      *httpapi.API
+
+	// Counts for /metrics that no serving package keeps: the failed-login
+	// budget's refusals on every port, the HTTPS listener's refusals.
+	loginRefusals limit.LoginRefusals
+	httpRefused   httpRefusals
 
 	appServers, deviceServer *xmpp.Server
 	httpServer, adminServer  *http.Server
@@ -168,6 +175,7 @@ func loadTLS(cfg serveConfig, aliases []string, log zerolog.Logger) (*tls.Config
 // limiter.
 func (a *app) newXMPPServers(tlsConf *tls.Config, aliases []string, senders *auth.Senders, devices *auth.Devices, logins *limit.Logins) {
 	cfg, log, router, conns := a.cfg, a.log, a.router, a.conns
+	counted := &a.loginRefusals
 	a.appServers = xmpp.NewServer(xmpp.Config{
 		Domain:  cfg.domain,
 		Aliases: aliases,
@@ -182,7 +190,7 @@ func (a *app) newXMPPServers(tlsConf *tls.Config, aliases []string, senders *aut
 		HandshakeTimeout:    cfg.handshakeTimeout,
 		MaxUnauthPerAddr:    cfg.maxUnauthPerAddr,
 		Conns:               conns,
-		Logins:              logins,
+		Logins:              counted.Wrap(logins),
 	})
 	a.deviceServer = xmpp.NewServer(xmpp.Config{
 		Domain:  cfg.domain,
@@ -196,7 +204,7 @@ func (a *app) newXMPPServers(tlsConf *tls.Config, aliases []string, senders *aut
 		HandshakeTimeout: cfg.handshakeTimeout,
 		MaxUnauthPerAddr: cfg.maxUnauthPerAddr,
 		Conns:            conns,
-		Logins:           logins.Scoped("device:"),
+		Logins:           counted.Wrap(logins.Scoped("device:")),
 	})
 }
 
@@ -209,8 +217,10 @@ func (a *app) newHTTPServers(tlsConf *tls.Config, senders *auth.Senders, devices
 	httpLog := log.With().Str("component", "http").Logger()
 	checkinRate, registerRate := cfg.devices.rates()
 	api := httpapi.New(httpapi.Config{Devices: devices, Logger: httpLog, CheckinLimit: checkinRate, RegisterLimit: registerRate})
-	httpapi.NewSendHandler(router, senders, logins, httpLog).Mount(api)
-	httpapi.NewNotificationHandler(groups.New(db, cfg.maxGroupMembers), senders, logins, httpLog).Mount(api)
+	a.api = api
+	keyLogins := a.loginRefusals.Wrap(logins)
+	httpapi.NewSendHandler(router, senders, keyLogins, httpLog).Mount(api)
+	httpapi.NewNotificationHandler(groups.New(db, cfg.maxGroupMembers), senders, keyLogins, httpLog).Mount(api)
 	admin := httpapi.NewAdmin(httpapi.AdminConfig{
 		Senders:  senders,
 		Logger:   log.With().Str("component", "admin").Logger(),
@@ -219,8 +229,10 @@ func (a *app) newHTTPServers(tlsConf *tls.Config, senders *auth.Senders, devices
 			n := router.CloseSender(id)
 			log.Info().Str("sender_id", id).Int("connections", n).Msg("closed the revoked sender's connections")
 		},
-		Health: state.live,
-		Ready:  state.ready,
+		Health:  state.live,
+		Ready:   state.ready,
+		Metrics: metrics.Handler(a.metricsSources()),
+		Debug:   metrics.Debug(),
 	})
 	a.httpServer = &http.Server{
 		Handler:           api,
@@ -235,8 +247,10 @@ func (a *app) newHTTPServers(tlsConf *tls.Config, senders *auth.Senders, devices
 		Handler:           admin,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		ErrorLog:          stdlog.New(debugWriter{log}, "", 0),
+		// Past pprof's default 30 s CPU profile, which pprof refuses when
+		// it would outlast the write timeout.
+		WriteTimeout: 2 * time.Minute,
+		ErrorLog:     stdlog.New(debugWriter{log}, "", 0),
 	}
 	a.state, a.instance, a.httpLog = state, instance, httpLog
 }
@@ -248,7 +262,7 @@ func (a *app) Start() error {
 	cfg := a.cfg
 	ls := a.bound
 	lXMPP, lDevice, lHTTP, lAdmin := ls[0], ls[1], ls[2], ls[3]
-	lHTTP = limitHTTP(lHTTP, a.conns, cfg.maxHTTPConnsPerIP, a.httpLog)
+	lHTTP = limitHTTP(lHTTP, a.conns, cfg.maxHTTPConnsPerIP, &a.httpRefused, a.httpLog)
 	a.lXMPP, a.lDevice, a.lHTTP, a.lAdmin = lXMPP, lDevice, lHTTP, lAdmin
 	a.started = true
 

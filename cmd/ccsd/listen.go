@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -70,15 +71,29 @@ func globalConns(flag int, nofile uint64) (*limit.Count, int) {
 // per-address count of open connections. HTTP has no unauthenticated phase
 // to count: an idle or slow connection is bounded by http.Server's
 // ReadHeaderTimeout (which also bounds its TLS handshake) and IdleTimeout.
-// Refusals are logged at most once a minute.
-func limitHTTP(l net.Listener, global *limit.Count, perAddr int, log zerolog.Logger) net.Listener {
+// Refusals are counted in refused (for /metrics) and logged at most once a
+// minute.
+func limitHTTP(l net.Listener, global *limit.Count, perAddr int, refused *httpRefusals, log zerolog.Logger) net.Listener {
 	ll := limit.NewListener(l, global, limit.NewCount(perAddr))
 	warn := limit.NewRate(1, time.Minute, 1)
 	ll.OnRefuse = func(remote net.Addr, reason string) {
+		refused.count(reason)
 		if warn.Allow("") {
 			log.Warn().Str("remote", remote.String()).Str("reason", reason).
 				Uint64("refused_total", ll.Refused.Load()).Msg("HTTPS connection refused at accept")
 		}
 	}
 	return ll
+}
+
+// httpRefusals counts the HTTPS listener's refusals at accept by limit.
+type httpRefusals struct{ global, perAddr atomic.Uint64 }
+
+// count records one refusal for limit.Listener's reason.
+func (r *httpRefusals) count(reason string) {
+	if reason == "global" {
+		r.global.Add(1)
+	} else {
+		r.perAddr.Add(1)
+	}
 }

@@ -124,6 +124,7 @@ func (db *DB) commit(batch []*op) {
 	for len(batch) > 0 {
 		failed := -1
 		clear(errs[:len(batch)])
+		start := time.Now()
 		err := db.bolt.Update(func(tx *bbolt.Tx) error {
 			for i, o := range batch {
 				err := runOp(o.fn, tx)
@@ -146,6 +147,7 @@ func (db *DB) commit(batch []*op) {
 			continue
 		}
 		if err != nil {
+			db.failures.Add(1)
 			err = fmt.Errorf("store: commit: %w", err)
 			db.health.record(err)
 			for _, o := range batch {
@@ -153,6 +155,8 @@ func (db *DB) commit(batch []*op) {
 			}
 			return
 		}
+		db.latency.Observe(uint64(time.Since(start)))
+		db.batch.Observe(uint64(len(batch)))
 		db.health.record(nil)
 		// Count before answering, so a caller that saw its write succeed
 		// also sees it in Stats.

@@ -12,6 +12,7 @@ import (
 	"go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 
+	"github.com/ccsd/ccsd/internal/stats"
 	"github.com/ccsd/ccsd/store"
 )
 
@@ -36,11 +37,33 @@ type Options struct {
 // DB implements the whole store contract.
 var _ store.Backend = (*DB)(nil)
 
-// Stats counts the work of the group committer since Open.
+// Stats counts the work of the group committer since Open, and what the
+// store holds in memory about its queues. Every field is read from
+// counters or memory: Stats costs no disk access.
 type Stats struct {
 	Commits uint64 // bbolt transactions committed (fsyncs)
 	Ops     uint64 // write operations that succeeded in those commits
+	// Failures counts commits that failed (every op in them got the error).
+	Failures uint64
+	// Batch is the distribution of ops per successful commit (the
+	// group-commit batch size, refused ops included); CommitNanos that of
+	// the time the commit took, transaction and fsyncs, in nanoseconds.
+	Batch, CommitNanos stats.HistogramSnapshot
+	// WrittenBytes is what commits wrote to the file: the pages bbolt
+	// allocated for them plus one meta page each. PageWrites counts bbolt's
+	// write calls (one per run of contiguous pages, one per meta page).
+	WrittenBytes, PageWrites uint64
+	// Upstream is the sum of every sender's upstream queue (UpstreamUsage).
+	Upstream store.QueueUsage
 }
+
+// Bucket bounds of Stats.Batch (ops) and Stats.CommitNanos.
+var (
+	batchBounds  = []uint64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000}
+	commitBounds = []uint64{
+		100e3, 250e3, 500e3, 1e6, 2.5e6, 5e6, 10e6, 25e6, 50e6, 100e6, 250e6, 1e9,
+	}
+)
 
 // DB is an open ccsd database. It is safe for concurrent use.
 type DB struct {
@@ -60,6 +83,10 @@ type DB struct {
 	isClosed atomic.Bool
 	commits  atomic.Uint64
 	ops      atomic.Uint64
+	failures atomic.Uint64
+	batch    *stats.Histogram // ops per successful commit
+	latency  *stats.Histogram // nanoseconds per commit
+	pageSize uint64
 	health   commitHealth // see LastCommitErr
 }
 
@@ -140,11 +167,14 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("store: open %s: count upstream queues: %w", path, err)
 	}
 	db := &DB{
-		bolt:  bdb,
-		opts:  opts,
-		reqs:  make(chan *op, opts.MaxBatch),
-		done:  make(chan struct{}),
-		usage: usage,
+		bolt:     bdb,
+		opts:     opts,
+		reqs:     make(chan *op, opts.MaxBatch),
+		done:     make(chan struct{}),
+		usage:    usage,
+		batch:    stats.NewHistogram(batchBounds...),
+		latency:  stats.NewHistogram(commitBounds...),
+		pageSize: uint64(bdb.Info().PageSize),
 	}
 	usages.Store(bdb, usage)
 	go db.committer()
@@ -207,9 +237,21 @@ func (db *DB) Close() error {
 }
 
 // Stats returns the committer's counters. Ops/Commits is the average batch
-// size, the measure of group commit.
+// size, the measure of group commit. It is cheap (atomic loads, bbolt's
+// stats lock, the usage table's mutex): fit for every scrape.
 func (db *DB) Stats() Stats {
-	return Stats{Commits: db.commits.Load(), Ops: db.ops.Load()}
+	bs := db.bolt.Stats()
+	commits := db.commits.Load()
+	return Stats{
+		Commits:      commits,
+		Ops:          db.ops.Load(),
+		Failures:     db.failures.Load(),
+		Batch:        db.batch.Snapshot(),
+		CommitNanos:  db.latency.Snapshot(),
+		WrittenBytes: uint64(bs.TxStats.GetPageAlloc()) + commits*db.pageSize,
+		PageWrites:   uint64(bs.TxStats.GetWrite()),
+		Upstream:     db.usage.total(),
+	}
 }
 
 // view runs fn in a read-only transaction. It is the read helper for every

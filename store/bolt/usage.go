@@ -15,8 +15,9 @@ import (
 // records, so it always matches what is on disk (a rolled-back batch runs
 // no handler).
 type upstreamUsage struct {
-	mu sync.Mutex
-	m  map[string]store.QueueUsage
+	mu  sync.Mutex
+	m   map[string]store.QueueUsage
+	sum store.QueueUsage // over every sender, for Stats
 }
 
 func (u *upstreamUsage) add(sender string, n int, bytes int64) {
@@ -25,6 +26,8 @@ func (u *upstreamUsage) add(sender string, n int, bytes int64) {
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	u.sum.Messages += n
+	u.sum.Bytes += bytes
 	q := u.m[sender]
 	q.Messages += n
 	q.Bytes += bytes
@@ -33,6 +36,13 @@ func (u *upstreamUsage) add(sender string, n int, bytes int64) {
 		return
 	}
 	u.m[sender] = q
+}
+
+// total is the usage of every sender's queue together.
+func (u *upstreamUsage) total() store.QueueUsage {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.sum
 }
 
 func (u *upstreamUsage) get(sender string) store.QueueUsage {
@@ -77,6 +87,8 @@ func loadUpstreamUsage(bdb *bbolt.DB) (*upstreamUsage, error) {
 			}
 			if q.Messages > 0 {
 				u.m[string(name)] = q
+				u.sum.Messages += q.Messages
+				u.sum.Bytes += q.Bytes
 			}
 			return nil
 		})
