@@ -131,8 +131,21 @@ func newApp(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (_ *app, err 
 // holds.
 func openStore(cfg serveConfig, log zerolog.Logger) (*bolt.DB, error) {
 	dbPath := filepath.Join(cfg.data, "ccsd.db")
-	db, err := bolt.Open(dbPath, bolt.Options{LockTimeout: 2 * time.Second, CommitDelay: cfg.commitDelay})
+	// A run.json naming a live process most likely means a server holds the
+	// database: then the lock is tried briefly, not for the usual 2s, and
+	// the refusal names that process.
+	wait := 2 * time.Second
+	holder, _ := readRunInfo(cfg.data)
+	alive := holder.PID != os.Getpid() && processAlive(holder.PID)
+	if alive {
+		wait = 100 * time.Millisecond
+	}
+	db, err := bolt.Open(dbPath, bolt.Options{LockTimeout: wait, CommitDelay: cfg.commitDelay})
 	if errors.Is(err, store.ErrLocked) {
+		if alive {
+			return nil, fmt.Errorf("data directory %s is in use by ccsd pid %d (admin %s, see its run.json): stop it, or give this server another --data: %w",
+				cfg.data, holder.PID, holder.AdminAddr, err)
+		}
 		return nil, fmt.Errorf("data directory %s is in use by another ccsd process: %w", cfg.data, err)
 	}
 	if err != nil {
