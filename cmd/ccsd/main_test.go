@@ -249,14 +249,20 @@ func TestSenderCommandsLockedStoreFailFast(t *testing.T) {
 	ol, _ := net.Listen("tcp", "127.0.0.1:0")
 	go other.Serve(ol)
 	defer other.Close()
+	// A stopped server (SIGSTOP): the kernel completes the TCP handshake,
+	// nothing ever answers.
+	stopped, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer stopped.Close()
 
 	for _, c := range []struct {
 		name    string
 		runJSON *runInfo
+		want    string
 	}{
-		{"no run.json", nil},
-		{"stale run.json", &runInfo{PID: 1, AdminAddr: deadAddr, Instance: "x"}},
-		{"run.json of another server", &runInfo{PID: 1, AdminAddr: ol.Addr().String(), Instance: "mine"}},
+		{"no run.json", nil, "in use"},
+		{"stale run.json", &runInfo{PID: 1, AdminAddr: deadAddr, Instance: "x"}, "in use"},
+		{"run.json of another server", &runInfo{PID: 1, AdminAddr: ol.Addr().String(), Instance: "mine"}, "in use"},
+		{"stopped server", &runInfo{PID: 4242, AdminAddr: stopped.Addr().String(), Instance: "x"}, "pid 4242, whose admin endpoint " + stopped.Addr().String() + " did not answer within 1s"},
 	} {
 		os.Remove(filepath.Join(dir, runInfoFile))
 		if c.runJSON != nil {
@@ -267,8 +273,8 @@ func TestSenderCommandsLockedStoreFailFast(t *testing.T) {
 		for _, args := range [][]string{{"list"}, {"create"}, {"revoke", "x"}} {
 			start := time.Now()
 			code, out, errs := ccsd(t, append(append([]string{"sender"}, args...), "--data", dir)...)
-			if code != exitFail || out != "" || !strings.Contains(errs, "in use") {
-				t.Errorf("%s: sender %v = %d %q %q, want a clear 'in use' error", c.name, args, code, out, errs)
+			if code != exitFail || out != "" || !strings.Contains(errs, c.want) {
+				t.Errorf("%s: sender %v = %d %q %q, want a clear error saying %q", c.name, args, code, out, errs, c.want)
 			}
 			if d := time.Since(start); d > 5*time.Second {
 				t.Errorf("%s: sender %v took %v", c.name, args, d)

@@ -27,8 +27,14 @@ import (
 // error at once instead of a hang.
 const offlineLockTimeout = 500 * time.Millisecond
 
-// adminTimeout bounds one call to a running server's admin endpoint.
-const adminTimeout = 5 * time.Second
+// adminTimeout bounds one call to a running server's admin endpoint;
+// pingTimeout bounds the first one, which only asks whether the server in
+// run.json is there: a live server answers /healthz in microseconds, and a
+// stopped one (SIGSTOP) would otherwise hold the command for adminTimeout.
+const (
+	adminTimeout = 5 * time.Second
+	pingTimeout  = time.Second
+)
 
 const senderUsage = `Usage:
   ccsd sender create [--id ID] [--data DIR]   create a sender; prints {"sender_id", "api_key"}
@@ -130,10 +136,14 @@ type senderOps interface {
 // clear error, after at most offlineLockTimeout.
 func openSenderOps(ctx context.Context, dataDir string, create bool, log zerolog.Logger) (senderOps, func(), error) {
 	info, err := readRunInfo(dataDir)
+	var pingErr error // why the server run.json names did not answer
 	switch {
 	case err == nil && info.AdminAddr != "":
 		c := &adminClient{base: "http://" + info.AdminAddr, http: &http.Client{Timeout: adminTimeout}}
-		err := c.ping(ctx, info.Instance)
+		pctx, cancel := context.WithTimeout(ctx, pingTimeout)
+		err := c.ping(pctx, info.Instance)
+		cancel()
+		pingErr = err
 		if err == nil {
 			log.Debug().Str("admin_addr", info.AdminAddr).Msg("using the running server's admin endpoint")
 			return c, func() {}, nil
@@ -152,7 +162,11 @@ func openSenderOps(ctx context.Context, dataDir string, create bool, log zerolog
 	}
 	db, err := bolt.Open(filepath.Join(dataDir, "ccsd.db"), bolt.Options{LockTimeout: offlineLockTimeout})
 	if errors.Is(err, store.ErrLocked) {
-		return nil, nil, fmt.Errorf("data directory %s is in use by a ccsd whose admin endpoint does not answer (no usable %s): stop it or retry once it is up: %w",
+		if pingErr != nil {
+			return nil, nil, fmt.Errorf("data directory %s is in use by ccsd pid %d, whose admin endpoint %s did not answer within %v (is it stopped or overloaded?): %w",
+				dataDir, info.PID, info.AdminAddr, pingTimeout, err)
+		}
+		return nil, nil, fmt.Errorf("data directory %s is in use by a ccsd that wrote no usable %s (still starting?): retry once it is up: %w",
 			dataDir, runInfoFile, err)
 	}
 	if err != nil {
