@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ccsd/ccsd/ccs"
 	"github.com/ccsd/ccsd/store"
@@ -16,9 +17,12 @@ import (
 // new login replaces the old session, which ends with a conflict stream
 // error.
 type DeviceStream struct {
-	r  *Router
-	c  Conn
-	id string
+	r      *Router
+	c      Conn
+	id     string    // the device id
+	connID string    // c.ID()
+	remote string    // c.Remote()
+	since  time.Time // when it opened
 
 	pending atomic.Int64 // upstream read, not yet answered
 
@@ -44,9 +48,12 @@ type deviceInflight struct {
 // for it (including what an earlier session left unacked) is delivered.
 func (r *Router) OpenDevice(c Conn) *DeviceStream {
 	d := &DeviceStream{
-		r: r, c: c, id: c.Identity(),
+		r: r, c: c, id: c.Identity(), connID: c.ID(), remote: c.Remote(), since: r.cfg.Now(),
 		inflight: make(map[string][]deviceInflight),
 	}
+	r.devMu.Lock()
+	r.devices[d.connID] = d
+	r.devMu.Unlock()
 	r.presence.Claim(d.id, d)
 	d.Wake()
 	return d
@@ -401,5 +408,8 @@ func (d *DeviceStream) Closed() {
 	d.mu.Lock()
 	d.closed = true
 	d.mu.Unlock()
+	d.r.devMu.Lock()
+	delete(d.r.devices, d.connID)
+	d.r.devMu.Unlock()
 	d.r.presence.Release(d.id, d)
 }

@@ -18,6 +18,12 @@ import (
 // the form (for XMPP: the type attribute, the stream error condition), so
 // nothing here knows about XMPP or sockets.
 type Conn interface {
+	// ID names the connection for the operator (GET /admin/connections):
+	// stable for its life and unique on this node among live connections.
+	// Read once, when the stream opens.
+	ID() string
+	// Remote is the peer's address, for the operator. Read once.
+	Remote() string
 	// Identity is the authenticated sender id or device id.
 	Identity() string
 	// Send queues one stanza carrying payload, of the given kind. It never
@@ -128,6 +134,15 @@ type Config struct {
 	// registration; a new key past it deletes the registration's oldest
 	// queued message with a collapse key [4, GCM's; negative: unlimited].
 	MaxCollapseKeys int
+	// DrainGrace bounds how long a connection drained on demand
+	// (DrainConn, DrainAppServers, MaxConnectionAge) stays open for its
+	// pending messages to be answered and its upstream in flight acked;
+	// it is closed after it anyway [10s, --drain-grace].
+	DrainGrace time.Duration
+	// MaxConnectionAge, when positive, drains each app-server connection
+	// once it is that old, give or take 10% (jitter), as CCS closed
+	// connections for load balancing [0: never].
+	MaxConnectionAge time.Duration
 	// Now is the clock [time.Now].
 	Now func() time.Time
 	// Presence tracks the live device sessions [an in-process map; a
@@ -166,6 +181,9 @@ func (c *Config) setDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.DrainGrace <= 0 {
+		c.DrainGrace = 10 * time.Second
+	}
 	defaultInt(&c.UpstreamRate, 240)
 	defaultInt(&c.DownstreamRate, 240)
 	defaultInt(&c.MaxUpstreamQueued, 100000)
@@ -192,9 +210,12 @@ type Router struct {
 	domains map[string]bool
 
 	mu       sync.Mutex
-	presence Presence              // the live device sessions
-	hubs     map[string]*senderHub // per sender with app-server connections
-	appConns map[*AppServerStream]struct{}
+	presence Presence                    // the live device sessions
+	hubs     map[string]*senderHub       // per sender with app-server connections
+	appConns map[string]*AppServerStream // by Conn.ID
+
+	devMu   sync.Mutex               // devices only: device logins never wait for r.mu
+	devices map[string]*DeviceStream // live device sessions of this node, by Conn.ID
 
 	q        quotas
 	overflow func(m *store.Message) store.Message // deletedMessages, bound once
@@ -219,7 +240,8 @@ func New(cfg Config) (*Router, error) {
 		domains:  map[string]bool{cfg.Domain: true, "gcm.googleapis.com": true, "fcm.googleapis.com": true},
 		presence: cfg.Presence,
 		hubs:     make(map[string]*senderHub),
-		appConns: make(map[*AppServerStream]struct{}),
+		appConns: make(map[string]*AppServerStream),
+		devices:  make(map[string]*DeviceStream),
 		stop:     make(chan struct{}),
 	}
 	for _, a := range cfg.Aliases {
@@ -318,7 +340,7 @@ func (r *Router) Drain(ctx context.Context) error {
 	r.draining.Store(true)
 	r.mu.Lock()
 	conns := make([]*AppServerStream, 0, len(r.appConns))
-	for c := range r.appConns {
+	for _, c := range r.appConns {
 		conns = append(conns, c)
 	}
 	r.mu.Unlock()

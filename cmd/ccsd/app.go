@@ -54,7 +54,7 @@ type app struct {
 	started                       bool
 	lXMPP, lDevice, lHTTP, lAdmin net.Listener
 	bound                         []net.Listener // by listenAll, in newApp; served by Start
-	errc                          chan error // one result per Serve call, see served
+	errc                          chan error     // one result per Serve call, see served
 }
 
 // newApp builds a server run from cfg, in dependency order: the data
@@ -174,7 +174,7 @@ func (a *app) newXMPPServers(tlsConf *tls.Config, aliases []string, senders *aut
 		TLS:     tlsConf,
 		Auth:    senders,
 		Handler: xmpp.HandlerFunc(func(c *xmpp.Conn) (xmpp.Stream, error) {
-			return router.OpenAppServer(stream{c}), nil
+			return router.OpenAppServer(stream{c, "app"}), nil
 		}),
 		Logger:              log.With().Str("component", "xmpp").Str("side", "app-server").Logger(),
 		MaxConnsPerIdentity: fanout.MaxAppServerConns, // the session policy is fanout's
@@ -190,7 +190,7 @@ func (a *app) newXMPPServers(tlsConf *tls.Config, aliases []string, senders *aut
 		TLS:     tlsConf,
 		Auth:    xmpp.AuthenticatorFunc(devices.Login), // records the first login
 		Handler: xmpp.HandlerFunc(func(c *xmpp.Conn) (xmpp.Stream, error) {
-			return router.OpenDevice(stream{c}), nil
+			return router.OpenDevice(stream{c, "dev"}), nil
 		}),
 		Logger:           log.With().Str("component", "xmpp").Str("side", "device").Logger(),
 		HandshakeTimeout: cfg.handshakeTimeout,
