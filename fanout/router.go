@@ -137,7 +137,8 @@ type Config struct {
 	// DrainGrace bounds how long a connection drained on demand
 	// (DrainConn, DrainAppServers, MaxConnectionAge) stays open for its
 	// pending messages to be answered and its upstream in flight acked;
-	// it is closed after it anyway [10s, --drain-grace].
+	// it is closed after it anyway [10s, --drain-grace; negative: close as
+	// soon as CONNECTION_DRAINING is queued].
 	DrainGrace time.Duration
 	// MaxConnectionAge, when positive, drains each app-server connection
 	// once it is that old, give or take 10% (jitter), as CCS closed
@@ -181,7 +182,7 @@ func (c *Config) setDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	if c.DrainGrace <= 0 {
+	if c.DrainGrace == 0 {
 		c.DrainGrace = 10 * time.Second
 	}
 	defaultInt(&c.UpstreamRate, 240)

@@ -45,6 +45,9 @@ type AdminConfig struct {
 	// Revoked, if set, is called after a sender's key is revoked, so that
 	// its live sessions end too, not only its future logins.
 	Revoked func(senderID string)
+	// Connections, if set, serves GET /admin/connections and the drain
+	// endpoints (admin_conns.go).
+	Connections ConnectionService
 }
 
 // Admin is the operator handler for the loopback admin listener:
@@ -53,6 +56,7 @@ type AdminConfig struct {
 //	GET  /admin/senders              -> 200 [{"sender_id", "created", "revoked"}]
 //	GET  /admin/senders/{id}         -> 200 {"sender_id", "created", "revoked"}
 //	POST /admin/senders/{id}/revoke  -> 200 {"sender_id", "created", "revoked": true}
+//	GET  /admin/connections, POST /admin/drain, POST /admin/connections/{id}/drain: admin_conns.go
 //	GET  /healthz                    -> 200 {"status": "ok", "instance": "..."}
 //	GET  /readyz                     -> 200 {"status": "ready"}
 //	                                    503 {"status": "not ready", "reason": "store"|"draining"|"starting", "error"}
@@ -69,6 +73,7 @@ type Admin struct {
 	ready   func(ctx context.Context) error
 	inst    string
 	revoked func(senderID string)
+	conns   ConnectionService
 	log     zerolog.Logger
 	refused zerolog.Logger // log, sampled: refusals come as fast as a hostile page sends them
 	guard   http.Handler
@@ -87,6 +92,7 @@ func NewAdmin(cfg AdminConfig) *Admin {
 	a.handleFunc("POST /admin/senders/{id}/revoke", a.revokeSender)
 	a.handleFunc("GET /healthz", a.healthz)
 	a.handleFunc("GET /readyz", a.readyz)
+	a.mountConnections(cfg.Connections)
 
 	// A browser page on this machine can reach a loopback port; refuse
 	// cross-origin requests so it cannot create or revoke senders.

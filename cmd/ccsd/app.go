@@ -110,6 +110,8 @@ func newApp(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (_ *app, err 
 		Domain:            cfg.domain,
 		Aliases:           aliases,
 		UpstreamRedeliver: cfg.redeliver,
+		DrainGrace:        drainGrace(cfg.drainGrace),
+		MaxConnectionAge:  cfg.maxConnAge,
 	}
 	cfg.quota.apply(&rcfg)
 	if a.router, err = fanout.New(rcfg); err != nil {
@@ -118,6 +120,15 @@ func newApp(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (_ *app, err 
 	a.newXMPPServers(tlsConf, aliases, senders, devices, logins)
 	a.newHTTPServers(tlsConf, senders, devices, logins)
 	return a, nil
+}
+
+// drainGrace is --drain-grace as fanout.Config takes it: there 0 is the
+// default, so --drain-grace 0 (close at once) is passed as negative.
+func drainGrace(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // openStore opens DATA/ccsd.db, naming a data directory another process
@@ -219,8 +230,9 @@ func (a *app) newHTTPServers(tlsConf *tls.Config, senders *auth.Senders, devices
 			n := router.CloseSender(id)
 			log.Info().Str("sender_id", id).Int("connections", n).Msg("closed the revoked sender's connections")
 		},
-		Health: state.live,
-		Ready:  state.ready,
+		Health:      state.live,
+		Ready:       state.ready,
+		Connections: router,
 	})
 	a.httpServer = &http.Server{
 		Handler:           api,
