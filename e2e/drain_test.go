@@ -150,7 +150,7 @@ func (a *reconnectingApp) send(reg, id string) int {
 func TestDrainOnDemand(t *testing.T) {
 	t.Parallel()
 	// A slow commit keeps the first burst pending when the drain arrives.
-	s := startServer(t, "--commit-delay", "100ms", "--drain-grace", "5s")
+	s := startServer(t, "--commit-delay", "300ms", "--drain-grace", "5s")
 	d := s.checkin()
 	reg := s.register(d, s.Sender, "com.example")
 	dev := s.deviceConn(d)
@@ -170,6 +170,13 @@ func TestDrainOnDemand(t *testing.T) {
 		id := "dr-" + strconv.Itoa(i)
 		sentOn[id] = a.send(reg, id)
 	}
+	// Drain while ccsd holds some unanswered: the list shows them.
+	checkFor(t, wait, time.Millisecond, func() error {
+		if l := s.conns(); len(l) != 2 || l[1].Pending == 0 {
+			return fmt.Errorf("nothing pending: %+v", l)
+		}
+		return nil
+	})
 	if got := s.drain("/admin/drain"); got != 1 {
 		t.Fatalf("drained %d connections, want 1", got)
 	}
