@@ -23,6 +23,7 @@ type SenderService interface {
 	Get(id string) (auth.Sender, error)
 	List() ([]auth.Sender, error)
 	Revoke(id string) error
+	SetGroupCopies(id string, on bool) (auth.Sender, error)
 }
 
 // AdminConfig configures the admin handler.
@@ -56,6 +57,7 @@ type AdminConfig struct {
 //	GET  /admin/senders              -> 200 [{"sender_id", "created", "revoked"}]
 //	GET  /admin/senders/{id}         -> 200 {"sender_id", "created", "revoked"}
 //	POST /admin/senders/{id}/revoke  -> 200 {"sender_id", "created", "revoked": true}
+//	PATCH /admin/senders/{id}        {"group_copies": bool} -> 200 the sender
 //	GET  /admin/connections, POST /admin/drain, POST /admin/connections/{id}/drain: admin_conns.go
 //	GET  /healthz                    -> 200 {"status": "ok", "instance": "..."}
 //	GET  /readyz                     -> 200 {"status": "ready"}
@@ -90,6 +92,7 @@ func NewAdmin(cfg AdminConfig) *Admin {
 	a.handleFunc("GET /admin/senders", a.listSenders)
 	a.handleFunc("GET /admin/senders/{id}", a.getSender)
 	a.handleFunc("POST /admin/senders/{id}/revoke", a.revokeSender)
+	a.handleFunc("PATCH /admin/senders/{id}", a.patchSender) // admin_sender_opts.go
 	a.handleFunc("GET /healthz", a.healthz)
 	a.handleFunc("GET /readyz", a.readyz)
 	a.mountConnections(cfg.Connections)
@@ -154,9 +157,10 @@ func fromLoopback(r *http.Request) bool {
 
 // SenderJSON is a sender as the admin endpoints show it.
 type SenderJSON struct {
-	SenderID string    `json:"sender_id"`
-	Created  time.Time `json:"created"`
-	Revoked  bool      `json:"revoked"`
+	SenderID    string    `json:"sender_id"`
+	Created     time.Time `json:"created"`
+	Revoked     bool      `json:"revoked"`
+	GroupCopies bool      `json:"group_copies"` // see PATCH /admin/senders/{id}
 }
 
 // CreateSenderRequest is the body of POST /admin/senders. An empty body is
@@ -174,7 +178,7 @@ type CreateSenderResponse struct {
 }
 
 func senderJSON(s auth.Sender) SenderJSON {
-	return SenderJSON{SenderID: s.ID, Created: s.Created.UTC(), Revoked: s.Revoked}
+	return SenderJSON{SenderID: s.ID, Created: s.Created.UTC(), Revoked: s.Revoked, GroupCopies: s.GroupCopies}
 }
 
 func (a *Admin) createSender(w http.ResponseWriter, r *http.Request) {
