@@ -67,6 +67,7 @@ const (
 // contract written in package store (ordered submission of the Async
 // writes, growing Seqs, reads that hide acks returned before them).
 type Store interface {
+	Sender(id string) (store.Sender, error)
 	Registration(id string) (store.Registration, error)
 	Registrations(ids []string) ([]store.Registration, []error, error)
 	FindRegistration(deviceID, senderID, app string) (store.Registration, error)
