@@ -18,8 +18,7 @@ type AppServerStream struct {
 	c      Conn
 	sender string
 	hub    *senderHub
-	id     string    // c.ID()
-	remote string    // c.Remote()
+	id     string    // c.ID(): the key of Router.appConns
 	since  time.Time // when it opened
 	age    *time.Timer
 	// closed is closed by Closed, so that a drain waiting for this
@@ -47,7 +46,7 @@ type sentUpstream struct {
 func (r *Router) OpenAppServer(c Conn) *AppServerStream {
 	s := &AppServerStream{
 		r: r, c: c, sender: c.Identity(), sent: make(map[string][]sentUpstream),
-		id: c.ID(), remote: c.Remote(), since: r.cfg.Now(), closed: make(chan struct{}),
+		id: c.ID(), since: r.cfg.Now(), closed: make(chan struct{}),
 	}
 	r.mu.Lock()
 	h := r.hubs[s.sender]
@@ -63,7 +62,7 @@ func (r *Router) OpenAppServer(c Conn) *AppServerStream {
 	if draining {
 		s.startDrain()
 	} else if age := r.cfg.MaxConnectionAge; age > 0 {
-		s.age = time.AfterFunc(jitter(age), func() { r.drainConn(s, "max connection age") })
+		s.age = time.AfterFunc(jitter(age), func() { r.drainConns([]*AppServerStream{s}, "max connection age") })
 	}
 	h.wakeUp()
 	return s

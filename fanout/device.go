@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/ccsd/ccsd/ccs"
 	"github.com/ccsd/ccsd/store"
@@ -17,12 +16,10 @@ import (
 // new login replaces the old session, which ends with a conflict stream
 // error.
 type DeviceStream struct {
-	r      *Router
-	c      Conn
-	id     string    // the device id
-	connID string    // c.ID()
-	remote string    // c.Remote()
-	since  time.Time // when it opened
+	r       *Router
+	c       Conn
+	id      string // the device id
+	sinceMs int64  // when it opened (unix ms): 8 bytes per idle session, the rest of the list entry is asked of c
 
 	pending atomic.Int64 // upstream read, not yet answered
 
@@ -48,11 +45,11 @@ type deviceInflight struct {
 // for it (including what an earlier session left unacked) is delivered.
 func (r *Router) OpenDevice(c Conn) *DeviceStream {
 	d := &DeviceStream{
-		r: r, c: c, id: c.Identity(), connID: c.ID(), remote: c.Remote(), since: r.cfg.Now(),
+		r: r, c: c, id: c.Identity(), sinceMs: r.nowMs(),
 		inflight: make(map[string][]deviceInflight),
 	}
 	r.devMu.Lock()
-	r.devices[d.connID] = d
+	r.devices[d] = struct{}{}
 	r.devMu.Unlock()
 	r.presence.Claim(d.id, d)
 	d.Wake()
@@ -449,7 +446,7 @@ func (d *DeviceStream) Closed() {
 	d.closed = true
 	d.mu.Unlock()
 	d.r.devMu.Lock()
-	delete(d.r.devices, d.connID)
+	delete(d.r.devices, d)
 	d.r.devMu.Unlock()
 	d.r.presence.Release(d.id, d)
 }

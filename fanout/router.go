@@ -20,9 +20,12 @@ import (
 type Conn interface {
 	// ID names the connection for the operator (GET /admin/connections):
 	// stable for its life and unique on this node among live connections.
-	// Read once, when the stream opens.
+	// An app server's is read when its stream opens; a device's only when
+	// the sessions are listed, so an idle device session stores nothing
+	// for it.
 	ID() string
-	// Remote is the peer's address, for the operator. Read once.
+	// Remote is the peer's address, for the operator's list; read only
+	// when the sessions are listed.
 	Remote() string
 	// Identity is the authenticated sender id or device id.
 	Identity() string
@@ -216,8 +219,8 @@ type Router struct {
 	hubs     map[string]*senderHub       // per sender with app-server connections
 	appConns map[string]*AppServerStream // by Conn.ID
 
-	devMu   sync.Mutex               // devices only: device logins never wait for r.mu
-	devices map[string]*DeviceStream // live device sessions of this node, by Conn.ID
+	devMu   sync.Mutex                 // devices only: device logins never wait for r.mu
+	devices map[*DeviceStream]struct{} // live device sessions of this node
 
 	q        quotas
 	overflow func(m *store.Message) store.Message // deletedMessages, bound once
@@ -243,7 +246,7 @@ func New(cfg Config) (*Router, error) {
 		presence: cfg.Presence,
 		hubs:     make(map[string]*senderHub),
 		appConns: make(map[string]*AppServerStream),
-		devices:  make(map[string]*DeviceStream),
+		devices:  make(map[*DeviceStream]struct{}),
 		stop:     make(chan struct{}),
 	}
 	for _, a := range cfg.Aliases {

@@ -2,7 +2,6 @@ package fanout
 
 import (
 	"cmp"
-	"context"
 	"errors"
 	"math/rand/v2"
 	"slices"
@@ -50,29 +49,23 @@ type SessionInfo struct {
 }
 
 // Sessions lists the live connections of this node, oldest first. It is a
-// snapshot: counts may change while it is read.
+// snapshot: counts may change while it is read. The streams are collected
+// under the router's locks and described outside them.
 func (r *Router) Sessions() []SessionInfo {
-	r.mu.Lock()
-	out := make([]SessionInfo, 0, len(r.appConns))
-	for _, s := range r.appConns {
+	apps, devs := r.appStreams(), r.deviceStreams()
+	out := make([]SessionInfo, 0, len(apps)+len(devs))
+	for _, s := range apps {
 		out = append(out, SessionInfo{
-			ID: s.id, Kind: KindApp, Identity: s.sender, Remote: s.remote, Since: s.since,
+			ID: s.id, Kind: KindApp, Identity: s.sender, Remote: s.c.Remote(), Since: s.since,
 			Pending: int(s.pending.Load()), InFlight: s.inFlight(), Draining: s.draining.Load(),
 		})
 	}
-	r.mu.Unlock()
-	r.devMu.Lock()
-	devs := make([]*DeviceStream, 0, len(r.devices))
-	for _, d := range r.devices {
-		devs = append(devs, d)
-	}
-	r.devMu.Unlock()
 	for _, d := range devs {
 		d.mu.Lock()
 		n := d.count
 		d.mu.Unlock()
 		out = append(out, SessionInfo{
-			ID: d.connID, Kind: KindDevice, Identity: d.id, Remote: d.remote, Since: d.since,
+			ID: d.c.ID(), Kind: KindDevice, Identity: d.id, Remote: d.c.Remote(), Since: time.UnixMilli(d.sinceMs),
 			Pending: int(d.pending.Load()), InFlight: n,
 		})
 	}
@@ -82,23 +75,22 @@ func (r *Router) Sessions() []SessionInfo {
 	return out
 }
 
-// DrainAppServers drains every app-server connection open now (see
-// DrainConn) and returns how many it started draining. Connections opened
-// afterwards are accepted and not drained.
-func (r *Router) DrainAppServers() int {
+// appStreams returns the app-server streams open now.
+func (r *Router) appStreams() []*AppServerStream {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	conns := make([]*AppServerStream, 0, len(r.appConns))
 	for _, s := range r.appConns {
 		conns = append(conns, s)
 	}
-	r.mu.Unlock()
-	n := 0
-	for _, s := range conns {
-		if r.drainConn(s, "admin drain") {
-			n++
-		}
-	}
-	return n
+	return conns
+}
+
+// DrainAppServers drains every app-server connection open now (see
+// DrainConn) and returns how many it started draining. Connections opened
+// afterwards are accepted and not drained.
+func (r *Router) DrainAppServers() int {
+	return r.drainConns(r.appStreams(), "admin drain")
 }
 
 // DrainConn drains one app-server connection: it is sent
@@ -114,60 +106,110 @@ func (r *Router) DrainConn(id string) error {
 	s := r.appConns[id]
 	r.mu.Unlock()
 	if s != nil {
-		r.drainConn(s, "admin drain")
+		r.drainConns([]*AppServerStream{s}, "admin drain")
 		return nil
 	}
-	r.devMu.Lock()
-	_, dev := r.devices[id]
-	r.devMu.Unlock()
-	if dev {
+	if r.isDevice(id) {
 		return ErrNotAppServer
 	}
 	return ErrUnknownConn
 }
 
-// drainConn starts the drain of s, once; it reports whether this call
-// started it.
-func (r *Router) drainConn(s *AppServerStream, why string) bool {
-	if s.drainJob.Swap(true) {
-		return false
+// isDevice reports whether id names a live device session. Device sessions
+// are not indexed by id (that would cost every idle session a string), so
+// this walks them, outside the lock logins take: an operator's call, never
+// a message's.
+func (r *Router) isDevice(id string) bool {
+	for _, d := range r.deviceStreams() {
+		if d.c.ID() == id {
+			return true
+		}
 	}
-	s.startDrain()
-	r.log.Info().Str("conn", s.id).Str("sender", s.sender).Str("why", why).Msg("draining app-server connection")
+	return false
+}
+
+// deviceStreams returns the device streams open now.
+func (r *Router) deviceStreams() []*DeviceStream {
+	r.devMu.Lock()
+	defer r.devMu.Unlock()
+	devs := make([]*DeviceStream, 0, len(r.devices))
+	for d := range r.devices {
+		devs = append(devs, d)
+	}
+	return devs
+}
+
+// drainConns starts the drain of each stream not draining on demand yet
+// and returns how many that is. One goroutine per call closes them as each
+// becomes quiet, so draining a thousand connections polls from one
+// goroutine, not a thousand.
+func (r *Router) drainConns(conns []*AppServerStream, why string) int {
+	started := conns[:0:0]
+	for _, s := range conns {
+		if s.drainJob.Swap(true) {
+			continue
+		}
+		s.startDrain()
+		r.log.Info().Str("conn", s.id).Str("sender", s.sender).Str("why", why).Msg("draining app-server connection")
+		started = append(started, s)
+	}
+	if len(started) == 0 {
+		return 0
+	}
 	r.work.Add(1)
 	go func() {
 		defer r.work.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.DrainGrace)
-		defer cancel()
-		err := s.waitQuiet(ctx, r.stop)
-		if err != nil {
-			r.log.Warn().Str("conn", s.id).Str("sender", s.sender).Err(err).Dur("drain_grace", r.cfg.DrainGrace).
-				Msg("drained connection not quiet in time; closing it anyway")
-		}
-		s.c.Close(Finished)
+		r.closeWhenQuiet(started)
 	}()
-	return true
+	return len(started)
 }
 
-// waitQuiet waits until every downstream message read on s is answered and
-// every upstream message in flight on it is acked, s closed, stop closed,
-// or ctx ended (its error).
-func (s *AppServerStream) waitQuiet(ctx context.Context, stop <-chan struct{}) error {
+// closeWhenQuiet closes each stream once every downstream message read on
+// it is answered and every upstream message in flight on it acked (or it
+// closed by itself), and the rest when Config.DrainGrace is over or the
+// router stops.
+func (r *Router) closeWhenQuiet(conns []*AppServerStream) {
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
-	// pending before answering, as in waitAnswered.
-	for s.pending.Load() > 0 || s.answering.Load() > 0 || s.inFlight() > 0 {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-s.closed:
-			return nil
-		case <-stop:
-			return nil
-		case <-t.C:
+	grace := time.NewTimer(max(r.cfg.DrainGrace, 0))
+	defer grace.Stop()
+	for {
+		conns = slices.DeleteFunc(conns, func(s *AppServerStream) bool {
+			if s.quiet() {
+				s.c.Close(Finished)
+				return true
+			}
+			return false
+		})
+		if len(conns) == 0 {
+			return
 		}
+		select {
+		case <-t.C:
+			continue
+		case <-grace.C:
+			r.log.Warn().Int("connections", len(conns)).Dur("drain_grace", r.cfg.DrainGrace).
+				Msg("drained connections not quiet in time; closing them anyway")
+		case <-r.stop:
+		}
+		for _, s := range conns {
+			s.c.Close(Finished)
+		}
+		return
 	}
-	return nil
+}
+
+// quiet reports whether a draining stream may close: it closed already,
+// or every downstream message read on it is answered (pending is read
+// before answering, as in waitAnswered) and no upstream message is in
+// flight on it.
+func (s *AppServerStream) quiet() bool {
+	select {
+	case <-s.closed:
+		return true
+	default:
+	}
+	return s.pending.Load() == 0 && s.answering.Load() == 0 && s.inFlight() == 0
 }
 
 // jitter spreads d by ±10%, so that connections opened together (after a

@@ -74,7 +74,7 @@ func TestDrainAppServers(t *testing.T) {
 	if len(dc.closed()) != 0 {
 		t.Fatal("device session closed")
 	}
-	if err := r.DrainConn(d.connID); !errors.Is(err, ErrNotAppServer) {
+	if err := r.DrainConn(dc.ID()); !errors.Is(err, ErrNotAppServer) {
 		t.Fatalf("DrainConn(device) = %v", err)
 	}
 	if err := r.DrainConn("nope"); !errors.Is(err, ErrUnknownConn) {

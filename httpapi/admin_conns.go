@@ -11,7 +11,7 @@ import (
 // The live connections of this node, for the operator, and draining on
 // demand (spec §7):
 //
-//	GET  /admin/connections             -> 200 [ConnectionJSON, ...], oldest first
+//	GET  /admin/connections[?kind=app|device] -> 200 [ConnectionJSON, ...], oldest first
 //	POST /admin/drain                   -> 202 {"drained": N}: every app-server connection open now
 //	POST /admin/connections/{id}/drain  -> 202 {"drained": 1}; 404 unknown id; 409 a device session
 //
@@ -56,10 +56,18 @@ func (a *Admin) mountConnections(conns ConnectionService) {
 	a.handleFunc("POST /admin/connections/{id}/drain", a.drainOne)
 }
 
-func (a *Admin) listConnections(w http.ResponseWriter, _ *http.Request) {
+func (a *Admin) listConnections(w http.ResponseWriter, r *http.Request) {
+	kind := r.URL.Query().Get("kind")
+	if kind != "" && kind != fanout.KindApp && kind != fanout.KindDevice {
+		writeError(w, http.StatusBadRequest, `kind must be "app" or "device"`)
+		return
+	}
 	list := a.conns.Sessions()
 	out := make([]ConnectionJSON, 0, len(list))
 	for _, s := range list {
+		if kind != "" && s.Kind != kind {
+			continue
+		}
 		out = append(out, ConnectionJSON{
 			ID: s.ID, Kind: s.Kind, Identity: s.Identity, Remote: s.Remote, Since: s.Since.UTC(),
 			Pending: s.Pending, InFlight: s.InFlight, Draining: s.Draining,

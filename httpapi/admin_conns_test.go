@@ -55,6 +55,12 @@ func TestAdminConnections(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || strings.TrimSpace(got) != want {
 		t.Fatalf("GET /admin/connections: %d %s\nwant %s", resp.StatusCode, got, want)
 	}
+	resp, got = e.do(t, "GET", "/admin/connections?kind=device", "")
+	var l []ConnectionJSON
+	if resp.StatusCode != http.StatusOK || json.Unmarshal([]byte(got), &l) != nil || len(l) != 1 || l[0].ID != "dev-1" {
+		t.Fatalf("?kind=device: %d %s", resp.StatusCode, got)
+	}
+	e.wantError(t, "bad kind", "GET", "/admin/connections?kind=phone", "", http.StatusBadRequest)
 	for _, c := range []struct {
 		path   string
 		status int
