@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -159,7 +160,8 @@ func TestDrainOnDemand(t *testing.T) {
 	// The device logged in first: the list is oldest first.
 	list := s.waitConns(2)
 	if list[0].Kind != "device" || list[0].Identity != d.ID || list[1].Kind != "app" || list[1].Identity != s.Sender ||
-		list[0].ID == list[1].ID || list[1].Since.Before(list[0].Since) || list[1].Remote == "" || list[1].Draining {
+		!strings.HasPrefix(list[0].ID, "dev-") || !strings.HasPrefix(list[1].ID, "app-") ||
+		list[1].Since.Before(list[0].Since) || list[1].Remote == "" || list[1].Draining {
 		t.Fatalf("connections before the drain: %+v", list)
 	}
 	oldID := list[1].ID
