@@ -16,6 +16,7 @@ type SenderStore interface {
 	Sender(id string) (store.Sender, error)
 	Senders() ([]store.Sender, error)
 	RevokeSender(id string) error
+	SetGroupCopies(id string, on bool) (store.Sender, error)
 }
 
 // Sender describes a sender account without its secret.
@@ -27,6 +28,9 @@ type Sender struct {
 	// Revoked reports whether the sender's API key has been revoked; a
 	// revoked sender can no longer log in or get new registrations.
 	Revoked bool
+	// GroupCopies: the sender's app servers get a copy of each message a
+	// device sends to its group (store.Sender.GroupCopies).
+	GroupCopies bool
 }
 
 // APIKeyPrefix starts every API key, in the style of Google API keys, so a
@@ -144,6 +148,19 @@ func (s *Senders) Revoke(id string) error {
 	return nil
 }
 
+// SetGroupCopies turns the sender's group copies on or off and returns the
+// sender as stored. An unknown id gives ErrUnknownSender.
+func (s *Senders) SetGroupCopies(id string, on bool) (Sender, error) {
+	rec, err := s.store.SetGroupCopies(id, on)
+	if errors.Is(err, store.ErrNotFound) {
+		return Sender{}, fmt.Errorf("%w: %q", ErrUnknownSender, id)
+	}
+	if err != nil {
+		return Sender{}, fmt.Errorf("auth: set group copies of sender %q: %w", id, err)
+	}
+	return publicSender(rec), nil
+}
+
 // Authenticate checks an app server's SASL PLAIN credentials: user is the
 // sender id (the local part of SENDER_ID@gcm.googleapis.com) and password the
 // API key. It returns the sender id as the connection's identity.
@@ -208,5 +225,5 @@ func (s *Senders) AuthenticateKey(ctx context.Context, senderID, apiKey string) 
 }
 
 func publicSender(r store.Sender) Sender {
-	return Sender{ID: r.ID, Created: r.Created, Revoked: r.Revoked}
+	return Sender{ID: r.ID, Created: r.Created, Revoked: r.Revoked, GroupCopies: r.GroupCopies}
 }

@@ -86,6 +86,20 @@ func UpstreamJSON(category string, data []byte, messageID, fromRegID string, ttl
 	return o.done()
 }
 
+// GroupCopyJSON is the app server's copy of a device's message to its
+// group (a sender with group copies on): an upstream message like
+// UpstreamJSON's, whose "to" is the notification_key it was sent to.
+func GroupCopyJSON(key, category string, data []byte, messageID, fromRegID string, ttl int64) []byte {
+	o := newObject(make([]byte, 0, 160+len(key)+len(data)))
+	o.str("to", key)
+	o.str("category", category)
+	o.rawIf("data", data)
+	o.str("message_id", messageID)
+	o.str("from", fromRegID)
+	o.int("time_to_live", ttl)
+	return o.done()
+}
+
 // GroupAckJSON answers a message sent to a notification_key (spec §9.2):
 // the ack carries the group's counts, and always the message_id so that
 // clients that correlate by it (every one we read) can.

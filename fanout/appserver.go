@@ -18,6 +18,13 @@ type AppServerStream struct {
 	c      Conn
 	sender string
 	hub    *senderHub
+	id     string    // c.ID(): the key of Router.appConns
+	since  time.Time // when it opened
+	age    *time.Timer
+	// closed is closed by Closed, so that a drain waiting for this
+	// connection's answers stops waiting for a connection that is gone.
+	closed   chan struct{}
+	drainJob atomic.Bool // a drain on demand was started (drainConn)
 
 	pending   atomic.Int64 // downstream read, not yet answered
 	answering atomic.Int64 // answers between leaving pending and being queued
@@ -37,7 +44,10 @@ type sentUpstream struct {
 // OpenAppServer starts the routing of one app-server connection, after its
 // SASL login as sender c.Identity().
 func (r *Router) OpenAppServer(c Conn) *AppServerStream {
-	s := &AppServerStream{r: r, c: c, sender: c.Identity(), sent: make(map[string][]sentUpstream)}
+	s := &AppServerStream{
+		r: r, c: c, sender: c.Identity(), sent: make(map[string][]sentUpstream),
+		id: c.ID(), since: r.cfg.Now(), closed: make(chan struct{}),
+	}
 	r.mu.Lock()
 	h := r.hubs[s.sender]
 	if h == nil {
@@ -46,11 +56,13 @@ func (r *Router) OpenAppServer(c Conn) *AppServerStream {
 	}
 	h.add(s)
 	s.hub = h
-	r.appConns[s] = struct{}{}
+	r.appConns[s.id] = s
 	draining := r.draining.Load()
 	r.mu.Unlock()
 	if draining {
 		s.startDrain()
+	} else if age := r.cfg.MaxConnectionAge; age > 0 {
+		s.age = time.AfterFunc(jitter(age), func() { r.drainConns([]*AppServerStream{s}, "max connection age") })
 	}
 	h.wakeUp()
 	return s
@@ -233,8 +245,12 @@ func (s *AppServerStream) waitAnswered(ctx context.Context) error {
 // connection (or the next one).
 func (s *AppServerStream) Closed() {
 	r := s.r
+	if s.age != nil {
+		s.age.Stop()
+	}
+	close(s.closed)
 	r.mu.Lock()
-	delete(r.appConns, s)
+	delete(r.appConns, s.id)
 	if s.hub.remove(s) {
 		delete(r.hubs, s.sender)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"sync"
@@ -35,6 +36,11 @@ type fakeConn struct {
 }
 
 func (c *fakeConn) Identity() string { return c.id }
+
+// ID is unique per fakeConn: its address.
+func (c *fakeConn) ID() string { return fmt.Sprintf("conn-%p", c) }
+
+func (c *fakeConn) Remote() string { return "127.0.0.1:1" }
 
 func (c *fakeConn) Send(payload []byte, k Kind) error {
 	var v map[string]any

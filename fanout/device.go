@@ -16,9 +16,10 @@ import (
 // new login replaces the old session, which ends with a conflict stream
 // error.
 type DeviceStream struct {
-	r  *Router
-	c  Conn
-	id string
+	r       *Router
+	c       Conn
+	id      string // the device id
+	sinceMs int64  // when it opened (unix ms): 8 bytes per idle session, the rest of the list entry is asked of c
 
 	pending atomic.Int64 // upstream read, not yet answered
 
@@ -44,9 +45,12 @@ type deviceInflight struct {
 // for it (including what an earlier session left unacked) is delivered.
 func (r *Router) OpenDevice(c Conn) *DeviceStream {
 	d := &DeviceStream{
-		r: r, c: c, id: c.Identity(),
+		r: r, c: c, id: c.Identity(), sinceMs: r.nowMs(),
 		inflight: make(map[string][]deviceInflight),
 	}
+	r.devMu.Lock()
+	r.devices[d] = struct{}{}
+	r.devMu.Unlock()
 	r.presence.Claim(d.id, d)
 	d.Wake()
 	return d
@@ -386,10 +390,50 @@ func (d *DeviceStream) planGroup(st *ccs.Stanza, key string) (*plan, *ccs.Nack) 
 	if n := d.r.fanOut(p, m, &g, g.Key, reg.ID, now); n != nil {
 		return nil, n
 	}
-	if len(p.e.Messages) == 0 {
+	if n := d.r.groupCopy(p.e, m, &g, reg.ID, now); n != nil {
+		return nil, n
+	}
+	if len(p.e.Messages) == 0 && p.e.Upstream == nil {
 		p.e = nil
 	}
 	return p, nil
+}
+
+// groupCopy adds to e, when g's sender has group copies on, the app
+// server's copy of a device's message to g: an upstream message "to" the
+// notification_key, written in the same transaction as the members'
+// copies, so the app server sees exactly the group messages the devices
+// get. It lives as long as the message (time_to_live; 0: only if an app
+// server is connected), and counts against the sender's upstream queue
+// cap: a full queue refuses the whole message (SERVICE_UNAVAILABLE), the
+// device retries, and the app server's state never misses one.
+func (r *Router) groupCopy(e *store.Enqueue, m *ccs.Downstream, g *store.Group, fromReg string, now int64) *ccs.Nack {
+	s, err := r.st.Sender(g.SenderID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil
+	case err != nil:
+		return storeNack(err)
+	case !s.GroupCopies || s.Revoked:
+		return nil
+	}
+	expires := now + m.TTL*1000
+	if m.TTL == 0 {
+		if !r.senderOnline(g.SenderID) {
+			return nil
+		}
+		expires = now + r.cfg.ZeroTTLGrace.Milliseconds()
+	}
+	if n := r.upstreamRoom(g.SenderID); n != nil {
+		return n
+	}
+	e.Upstream = &store.Upstream{
+		SenderID:  g.SenderID,
+		MessageID: m.MessageID,
+		Expires:   expires,
+		Payload:   ccs.GroupCopyJSON(g.Key, g.App, m.Data, m.MessageID, fromReg, m.TTL),
+	}
+	return nil
 }
 
 // senderAddress parses "SENDER@gcm.googleapis.com" (or an accepted alias
@@ -408,5 +452,8 @@ func (d *DeviceStream) Closed() {
 	d.mu.Lock()
 	d.closed = true
 	d.mu.Unlock()
+	d.r.devMu.Lock()
+	delete(d.r.devices, d)
+	d.r.devMu.Unlock()
 	d.r.presence.Release(d.id, d)
 }

@@ -171,6 +171,9 @@ func (r *Router) submit(e *store.Enqueue) func() *ccs.Nack {
 		for i := range e.Messages {
 			r.wakeDevice(e.Messages[i].DeviceID)
 		}
+		if e.Upstream != nil { // a group copy for the app server
+			r.wakeSender(e.Upstream.SenderID)
+		}
 		return nil
 	}
 }

@@ -38,7 +38,7 @@ func openApp(t *testing.T, r *Router) (*AppServerStream, *fakeConn) {
 	// would wait for its hub forever.
 	t.Cleanup(func() {
 		r.mu.Lock()
-		_, open := r.appConns[s]
+		_, open := r.appConns[s.id]
 		r.mu.Unlock()
 		if open {
 			s.Closed()

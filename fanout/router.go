@@ -18,6 +18,15 @@ import (
 // the form (for XMPP: the type attribute, the stream error condition), so
 // nothing here knows about XMPP or sockets.
 type Conn interface {
+	// ID names the connection for the operator (GET /admin/connections):
+	// stable for its life and unique on this node among live connections.
+	// An app server's is read when its stream opens; a device's only when
+	// the sessions are listed, so an idle device session stores nothing
+	// for it.
+	ID() string
+	// Remote is the peer's address, for the operator's list; read only
+	// when the sessions are listed.
+	Remote() string
 	// Identity is the authenticated sender id or device id.
 	Identity() string
 	// Send queues one stanza carrying payload, of the given kind. It never
@@ -61,6 +70,7 @@ const (
 // contract written in package store (ordered submission of the Async
 // writes, growing Seqs, reads that hide acks returned before them).
 type Store interface {
+	Sender(id string) (store.Sender, error)
 	Registration(id string) (store.Registration, error)
 	Registrations(ids []string) ([]store.Registration, []error, error)
 	FindRegistration(deviceID, senderID, app string) (store.Registration, error)
@@ -128,6 +138,16 @@ type Config struct {
 	// registration; a new key past it deletes the registration's oldest
 	// queued message with a collapse key [4, GCM's; negative: unlimited].
 	MaxCollapseKeys int
+	// DrainGrace bounds how long a connection drained on demand
+	// (DrainConn, DrainAppServers, MaxConnectionAge) stays open for its
+	// pending messages to be answered and its upstream in flight acked;
+	// it is closed after it anyway [10s, --drain-grace; negative: close as
+	// soon as CONNECTION_DRAINING is queued].
+	DrainGrace time.Duration
+	// MaxConnectionAge, when positive, drains each app-server connection
+	// once it is that old, give or take 10% (jitter), as CCS closed
+	// connections for load balancing [0: never].
+	MaxConnectionAge time.Duration
 	// Now is the clock [time.Now].
 	Now func() time.Time
 	// Presence tracks the live device sessions [an in-process map; a
@@ -166,6 +186,9 @@ func (c *Config) setDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.DrainGrace == 0 {
+		c.DrainGrace = 10 * time.Second
+	}
 	defaultInt(&c.UpstreamRate, 240)
 	defaultInt(&c.DownstreamRate, 240)
 	defaultInt(&c.MaxUpstreamQueued, 100000)
@@ -192,9 +215,12 @@ type Router struct {
 	domains map[string]bool
 
 	mu       sync.Mutex
-	presence Presence              // the live device sessions
-	hubs     map[string]*senderHub // per sender with app-server connections
-	appConns map[*AppServerStream]struct{}
+	presence Presence                    // the live device sessions
+	hubs     map[string]*senderHub       // per sender with app-server connections
+	appConns map[string]*AppServerStream // by Conn.ID
+
+	devMu   sync.Mutex                 // devices only: device logins never wait for r.mu
+	devices map[*DeviceStream]struct{} // live device sessions of this node
 
 	q        quotas
 	overflow func(m *store.Message) store.Message // deletedMessages, bound once
@@ -220,7 +246,8 @@ func New(cfg Config) (*Router, error) {
 		domains:  map[string]bool{cfg.Domain: true, "gcm.googleapis.com": true, "fcm.googleapis.com": true},
 		presence: cfg.Presence,
 		hubs:     make(map[string]*senderHub),
-		appConns: make(map[*AppServerStream]struct{}),
+		appConns: make(map[string]*AppServerStream),
+		devices:  make(map[*DeviceStream]struct{}),
 		stop:     make(chan struct{}),
 		n:        newCounters(),
 	}
@@ -320,7 +347,7 @@ func (r *Router) Drain(ctx context.Context) error {
 	r.draining.Store(true)
 	r.mu.Lock()
 	conns := make([]*AppServerStream, 0, len(r.appConns))
-	for c := range r.appConns {
+	for _, c := range r.appConns {
 		conns = append(conns, c)
 	}
 	r.mu.Unlock()

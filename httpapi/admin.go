@@ -23,6 +23,7 @@ type SenderService interface {
 	Get(id string) (auth.Sender, error)
 	List() ([]auth.Sender, error)
 	Revoke(id string) error
+	SetGroupCopies(id string, on bool) (auth.Sender, error)
 }
 
 // AdminConfig configures the admin handler.
@@ -52,6 +53,9 @@ type AdminConfig struct {
 	// Debug, if set, serves everything under /debug/pprof/ (Go's pprof
 	// handlers, mounted on this mux only: never on the public listener).
 	Debug http.Handler
+	// Connections, if set, serves GET /admin/connections and the drain
+	// endpoints (admin_conns.go).
+	Connections ConnectionService
 }
 
 // Admin is the operator handler for the loopback admin listener:
@@ -60,6 +64,8 @@ type AdminConfig struct {
 //	GET  /admin/senders              -> 200 [{"sender_id", "created", "revoked"}]
 //	GET  /admin/senders/{id}         -> 200 {"sender_id", "created", "revoked"}
 //	POST /admin/senders/{id}/revoke  -> 200 {"sender_id", "created", "revoked": true}
+//	PATCH /admin/senders/{id}        {"group_copies": bool} -> 200 the sender
+//	GET  /admin/connections, POST /admin/drain, POST /admin/connections/{id}/drain: admin_conns.go
 //	GET  /healthz                    -> 200 {"status": "ok", "instance": "..."}
 //	GET  /readyz                     -> 200 {"status": "ready"}
 //	                                    503 {"status": "not ready", "reason": "store"|"draining"|"starting", "error"}
@@ -78,6 +84,7 @@ type Admin struct {
 	ready   func(ctx context.Context) error
 	inst    string
 	revoked func(senderID string)
+	conns   ConnectionService
 	log     zerolog.Logger
 	refused zerolog.Logger // log, sampled: refusals come as fast as a hostile page sends them
 	guard   http.Handler
@@ -94,6 +101,7 @@ func NewAdmin(cfg AdminConfig) *Admin {
 	a.handleFunc("GET /admin/senders", a.listSenders)
 	a.handleFunc("GET /admin/senders/{id}", a.getSender)
 	a.handleFunc("POST /admin/senders/{id}/revoke", a.revokeSender)
+	a.handleFunc("PATCH /admin/senders/{id}", a.patchSender) // admin_sender_opts.go
 	a.handleFunc("GET /healthz", a.healthz)
 	a.handleFunc("GET /readyz", a.readyz)
 	if cfg.Metrics != nil {
@@ -102,6 +110,7 @@ func NewAdmin(cfg AdminConfig) *Admin {
 	if cfg.Debug != nil {
 		a.Handle("/debug/pprof/", cfg.Debug)
 	}
+	a.mountConnections(cfg.Connections)
 
 	// A browser page on this machine can reach a loopback port; refuse
 	// cross-origin requests so it cannot create or revoke senders.
@@ -163,9 +172,10 @@ func fromLoopback(r *http.Request) bool {
 
 // SenderJSON is a sender as the admin endpoints show it.
 type SenderJSON struct {
-	SenderID string    `json:"sender_id"`
-	Created  time.Time `json:"created"`
-	Revoked  bool      `json:"revoked"`
+	SenderID    string    `json:"sender_id"`
+	Created     time.Time `json:"created"`
+	Revoked     bool      `json:"revoked"`
+	GroupCopies bool      `json:"group_copies"` // see PATCH /admin/senders/{id}
 }
 
 // CreateSenderRequest is the body of POST /admin/senders. An empty body is
@@ -183,7 +193,7 @@ type CreateSenderResponse struct {
 }
 
 func senderJSON(s auth.Sender) SenderJSON {
-	return SenderJSON{SenderID: s.ID, Created: s.Created.UTC(), Revoked: s.Revoked}
+	return SenderJSON{SenderID: s.ID, Created: s.Created.UTC(), Revoked: s.Revoked, GroupCopies: s.GroupCopies}
 }
 
 func (a *Admin) createSender(w http.ResponseWriter, r *http.Request) {

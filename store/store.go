@@ -24,6 +24,9 @@ type Senders interface {
 	Senders() ([]Sender, error)
 	// RevokeSender marks a sender revoked; ErrNotFound if none.
 	RevokeSender(id string) error
+	// SetGroupCopies sets Sender.GroupCopies and returns the sender as
+	// written; ErrNotFound if none (revoked senders included).
+	SetGroupCopies(id string, on bool) (Sender, error)
 }
 
 // Devices keeps the checked-in devices (auth uses it).

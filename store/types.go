@@ -73,6 +73,12 @@ type Enqueue struct {
 	// Evicted is set by Enqueue: how many queued messages the collapse key
 	// bound (Message.MaxCollapseKeys) deleted.
 	Evicted int
+	// Upstream, if not nil, is pushed to Upstream.SenderID's upstream queue
+	// in the same atomic write, after the messages (its Seq is set): a
+	// device's message to its group and the app server's copy of it
+	// (Sender.GroupCopies) are written together or not at all. A
+	// duplicate (ErrDuplicate) writes it neither.
+	Upstream *Upstream
 }
 
 // Registration is an app instance on a device registered for one sender: the
@@ -89,6 +95,11 @@ type Sender struct {
 	KeyHash []byte
 	Created time.Time
 	Revoked bool
+	// GroupCopies: when a device sends to its group (notification_key),
+	// the sender's app servers get a copy as an upstream message "to" the
+	// key. Off by default: GCM documents no such copy. Records written
+	// before the field existed read false.
+	GroupCopies bool
 }
 
 // SweepStats counts what one Sweep call deleted.

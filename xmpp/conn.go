@@ -85,6 +85,10 @@ func newConn(s *Server, id uint64, log zerolog.Logger, wire *wireConn, identity,
 	return c
 }
 
+// ID returns the connection's number on its Server, the "conn" field of
+// its log lines: unique per Server for the life of the process.
+func (c *Conn) ID() uint64 { return c.id }
+
 // Identity returns what the Authenticator returned for this connection.
 func (c *Conn) Identity() string { return c.identity }
 

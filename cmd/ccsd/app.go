@@ -61,7 +61,7 @@ type app struct {
 	started                       bool
 	lXMPP, lDevice, lHTTP, lAdmin net.Listener
 	bound                         []net.Listener // by listenAll, in newApp; served by Start
-	errc                          chan error // one result per Serve call, see served
+	errc                          chan error     // one result per Serve call, see served
 }
 
 // newApp builds a server run from cfg, in dependency order: the data
@@ -117,6 +117,8 @@ func newApp(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (_ *app, err 
 		Domain:            cfg.domain,
 		Aliases:           aliases,
 		UpstreamRedeliver: cfg.redeliver,
+		DrainGrace:        drainGrace(cfg.drainGrace),
+		MaxConnectionAge:  cfg.maxConnAge,
 	}
 	cfg.quota.apply(&rcfg)
 	if a.router, err = fanout.New(rcfg); err != nil {
@@ -125,6 +127,15 @@ func newApp(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (_ *app, err 
 	a.newXMPPServers(tlsConf, aliases, senders, devices, logins)
 	a.newHTTPServers(tlsConf, senders, devices, logins)
 	return a, nil
+}
+
+// drainGrace is --drain-grace as fanout.Config takes it: there 0 is the
+// default, so --drain-grace 0 (close at once) is passed as negative.
+func drainGrace(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // openStore opens DATA/ccsd.db, naming a data directory another process
@@ -195,7 +206,7 @@ func (a *app) newXMPPServers(tlsConf *tls.Config, aliases []string, senders *aut
 		TLS:     tlsConf,
 		Auth:    senders,
 		Handler: xmpp.HandlerFunc(func(c *xmpp.Conn) (xmpp.Stream, error) {
-			return router.OpenAppServer(stream{c}), nil
+			return router.OpenAppServer(stream{c, "app"}), nil
 		}),
 		Logger:              log.With().Str("component", "xmpp").Str("side", "app-server").Logger(),
 		MaxConnsPerIdentity: fanout.MaxAppServerConns, // the session policy is fanout's
@@ -211,7 +222,7 @@ func (a *app) newXMPPServers(tlsConf *tls.Config, aliases []string, senders *aut
 		TLS:     tlsConf,
 		Auth:    xmpp.AuthenticatorFunc(devices.Login), // records the first login
 		Handler: xmpp.HandlerFunc(func(c *xmpp.Conn) (xmpp.Stream, error) {
-			return router.OpenDevice(stream{c}), nil
+			return router.OpenDevice(stream{c, "dev"}), nil
 		}),
 		Logger:           log.With().Str("component", "xmpp").Str("side", "device").Logger(),
 		HandshakeTimeout: cfg.handshakeTimeout,
@@ -242,10 +253,11 @@ func (a *app) newHTTPServers(tlsConf *tls.Config, senders *auth.Senders, devices
 			n := router.CloseSender(id)
 			log.Info().Str("sender_id", id).Int("connections", n).Msg("closed the revoked sender's connections")
 		},
-		Health:  state.live,
-		Ready:   state.ready,
-		Metrics: metrics.Handler(a.metricsSources()),
-		Debug:   metrics.Debug(),
+		Health:      state.live,
+		Ready:       state.ready,
+		Metrics:     metrics.Handler(a.metricsSources()),
+		Debug:       metrics.Debug(),
+		Connections: router,
 	})
 	a.httpServer = &http.Server{
 		Handler:           api,

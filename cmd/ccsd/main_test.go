@@ -427,6 +427,7 @@ func TestServeRefusesBadFlags(t *testing.T) {
 		{"zero group size", []string{"--max-group-members", "0"}},
 		{"negative drain", []string{"--drain-grace", "-1s"}},
 		{"negative commit delay", []string{"--commit-delay", "-1ms"}},
+		{"negative connection age", []string{"--max-connection-age", "-1s"}},
 		{"negative checkin burst", []string{"--checkin-burst", "-1"}},
 		{"zero checkin interval", []string{"--checkin-interval", "0s"}},
 		{"zero register interval", []string{"--register-interval", "0s"}},

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -40,6 +41,8 @@ const senderUsage = `Usage:
   ccsd sender create [--id ID] [--data DIR]   create a sender; prints {"sender_id", "api_key"}
   ccsd sender list [--data DIR]               list senders as JSON
   ccsd sender revoke [--data DIR] ID          revoke a sender's API key
+  ccsd sender set [--data DIR] --group-copies=true|false ID
+                                              set a sender's options; prints the sender
 `
 
 func runSender(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -56,6 +59,8 @@ func runSender(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		synopsis = "ccsd sender list [--data DIR]"
 	case "revoke":
 		synopsis = "ccsd sender revoke [--data DIR] ID"
+	case "set":
+		synopsis = "ccsd sender set [--data DIR] --group-copies=true|false ID"
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, senderUsage)
 		return exitOK
@@ -69,17 +74,25 @@ func runSender(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if sub == "create" {
 		fs.StringVar(&id, "id", "", "sender id to create (default: a random 12-digit number)")
 	}
+	var opts optionFlags
+	if sub == "set" {
+		opts.register(fs)
+	}
 	var lf logFlags
 	lf.register(fs)
 	pos, err := parseFlags(fs, args[1:])
 	if err != nil {
 		return flagError(err, stderr)
 	}
+	oneID := sub == "revoke" || sub == "set"
 	switch {
-	case sub == "revoke" && len(pos) != 1:
+	case oneID && len(pos) != 1:
 		fmt.Fprintf(stderr, "Usage: %s\n", synopsis)
 		return exitUsage
-	case sub != "revoke" && len(pos) != 0:
+	case sub == "set" && !opts.any():
+		fmt.Fprintf(stderr, "ccsd sender set: name an option to set (--group-copies=true|false)\nUsage: %s\n", synopsis)
+		return exitUsage
+	case !oneID && len(pos) != 0:
 		fmt.Fprintf(stderr, "ccsd sender %s: unexpected argument %q\n", sub, pos[0])
 		return exitUsage
 	}
@@ -105,6 +118,8 @@ func runSender(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		out, err = ops.list(ctx)
 	case "revoke":
 		out, err = ops.revoke(ctx, pos[0])
+	case "set":
+		out, err = ops.set(ctx, pos[0], opts.options())
 	}
 	if err != nil {
 		log.Error().Err(err).Msg("sender " + sub + " failed")
@@ -128,6 +143,7 @@ type senderOps interface {
 	create(ctx context.Context, id string) (httpapi.CreateSenderResponse, error)
 	list(ctx context.Context) ([]httpapi.SenderJSON, error)
 	revoke(ctx context.Context, id string) (httpapi.SenderJSON, error)
+	set(ctx context.Context, id string, o httpapi.SenderOptions) (httpapi.SenderJSON, error)
 }
 
 // openSenderOps picks how to reach the senders of the data directory: the
@@ -187,7 +203,7 @@ func (l localSenders) list(context.Context) ([]httpapi.SenderJSON, error) {
 	list, err := l.s.List()
 	out := make([]httpapi.SenderJSON, 0, len(list))
 	for _, s := range list {
-		out = append(out, httpapi.SenderJSON{SenderID: s.ID, Created: s.Created.UTC(), Revoked: s.Revoked})
+		out = append(out, localJSON(s))
 	}
 	return out, err
 }
@@ -197,7 +213,17 @@ func (l localSenders) revoke(_ context.Context, id string) (httpapi.SenderJSON, 
 		return httpapi.SenderJSON{}, err
 	}
 	s, err := l.s.Get(id)
-	return httpapi.SenderJSON{SenderID: s.ID, Created: s.Created.UTC(), Revoked: s.Revoked}, err
+	return localJSON(s), err
+}
+
+func (l localSenders) set(_ context.Context, id string, o httpapi.SenderOptions) (httpapi.SenderJSON, error) {
+	s, err := l.s.SetGroupCopies(id, *o.GroupCopies)
+	return localJSON(s), err
+}
+
+// localJSON is a sender as the admin endpoint would show it.
+func localJSON(s auth.Sender) httpapi.SenderJSON {
+	return httpapi.SenderJSON{SenderID: s.ID, Created: s.Created.UTC(), Revoked: s.Revoked, GroupCopies: s.GroupCopies}
 }
 
 // adminClient runs the subcommands through a running server's admin
@@ -237,6 +263,51 @@ func (c *adminClient) revoke(ctx context.Context, id string) (httpapi.SenderJSON
 	err := c.call(ctx, "POST", "/admin/senders/"+url.PathEscape(id)+"/revoke", nil, &out)
 	return out, err
 }
+
+func (c *adminClient) set(ctx context.Context, id string, o httpapi.SenderOptions) (httpapi.SenderJSON, error) {
+	var out httpapi.SenderJSON
+	err := c.call(ctx, "PATCH", "/admin/senders/"+url.PathEscape(id), o, &out)
+	return out, err
+}
+
+// optionFlags are the flags of "ccsd sender set": each is applied only
+// when given, so that setting one option never resets another.
+type optionFlags struct {
+	groupCopies boolValue
+}
+
+func (o *optionFlags) register(fs *flag.FlagSet) {
+	fs.Var(&o.groupCopies, "group-copies", "true: the sender's app servers get a copy of each message a device sends to its group (upstream, \"to\": the notification_key); false: they do not (the default)")
+}
+
+func (o *optionFlags) any() bool { return o.groupCopies.set }
+
+func (o *optionFlags) options() httpapi.SenderOptions {
+	var out httpapi.SenderOptions
+	if o.groupCopies.set {
+		v := o.groupCopies.v
+		out.GroupCopies = &v
+	}
+	return out
+}
+
+// boolValue is a bool flag that knows whether it was given.
+type boolValue struct{ v, set bool }
+
+func (b *boolValue) String() string { return strconv.FormatBool(b.v) }
+
+// Set parses the value as strconv.ParseBool does.
+func (b *boolValue) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return fmt.Errorf("want true or false: %w", err)
+	}
+	b.v, b.set = v, true
+	return nil
+}
+
+// IsBoolFlag lets --group-copies alone mean true, as for flag.Bool.
+func (b *boolValue) IsBoolFlag() bool { return true }
 
 // call sends one JSON request and decodes a 2xx answer into out. An error
 // answer becomes an error wrapping the matching auth sentinel.
@@ -296,6 +367,8 @@ func senderFlagNames() *flag.FlagSet {
 	fs := flag.NewFlagSet("sender", flag.ContinueOnError)
 	fs.String("data", "", "")
 	fs.String("id", "", "")
+	var o optionFlags
+	o.register(fs)
 	var lf logFlags
 	lf.register(fs)
 	return fs

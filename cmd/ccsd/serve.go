@@ -31,6 +31,7 @@ type serveConfig struct {
 	tlsKey          string
 	maxGroupMembers int
 	drainGrace      time.Duration
+	maxConnAge      time.Duration
 	commitDelay     time.Duration
 	redeliver       time.Duration
 	devices         deviceFlags
@@ -142,7 +143,8 @@ func serveFlags(cfg *serveConfig, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "TLS certificate PEM file (default DATA/cert.pem; created self-signed if it and the key are missing)")
 	fs.StringVar(&cfg.tlsKey, "tls-key", "", "TLS private key PEM file (default DATA/key.pem)")
 	fs.IntVar(&cfg.maxGroupMembers, "max-group-members", 10, "maximum registrations in one device group (notification_key)")
-	fs.DurationVar(&cfg.drainGrace, "drain-grace", 10*time.Second, "on shutdown, how long app servers get to finish in-flight messages")
+	fs.DurationVar(&cfg.drainGrace, "drain-grace", 10*time.Second, "how long a draining app-server connection (shutdown, POST /admin/drain, --max-connection-age) gets to finish its in-flight messages before it is closed")
+	fs.DurationVar(&cfg.maxConnAge, "max-connection-age", 0, "drain each app-server connection (CONNECTION_DRAINING) once it is this old, ±10% jitter, as CCS did to balance load (0: never)")
 	fs.DurationVar(&cfg.commitDelay, "commit-delay", 0, "extra time the store waits to gather writes into one commit (tuning and tests; 0 commits at once)")
 	fs.DurationVar(&cfg.redeliver, "upstream-redeliver", 2*time.Minute, "how long an upstream message or receipt waits for the app server's ack before it is sent again")
 	cfg.devices.register(fs)
@@ -182,6 +184,9 @@ func (c *serveConfig) check() error {
 	}
 	if c.drainGrace < 0 {
 		return fmt.Errorf("--drain-grace %v: must not be negative", c.drainGrace)
+	}
+	if c.maxConnAge < 0 {
+		return fmt.Errorf("--max-connection-age %v: must not be negative (0 turns it off)", c.maxConnAge)
 	}
 	if c.redeliver <= 0 {
 		return fmt.Errorf("--upstream-redeliver %v: must be positive", c.redeliver)

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"strconv"
+
 	"github.com/ccsd/ccsd/fanout"
 	"github.com/ccsd/ccsd/xmpp"
 )
@@ -9,7 +11,18 @@ import (
 // stanza is and why a connection ends; this picks the XMPP form of each
 // from xmpp's vocabulary. It costs one small value per connection, nothing
 // per message.
-type stream struct{ *xmpp.Conn }
+type stream struct {
+	*xmpp.Conn
+	side string // "app" or "dev": xmpp numbers the connections of each server on its own
+}
+
+// ID is the connection's id for GET /admin/connections: the side and
+// xmpp's number of it ("app-12", "dev-40"), the same number as the conn
+// field of the connection's log lines.
+func (s stream) ID() string { return s.side + "-" + strconv.FormatUint(s.Conn.ID(), 10) }
+
+// Remote is the peer's address.
+func (s stream) Remote() string { return s.Conn.RemoteAddr().String() }
 
 // Send writes answers (ack, nack, control) with no type attribute and
 // deliveries (what the peer acks) as type="normal", as CCS did.

@@ -157,19 +157,26 @@ var zeroUnix = time.Time{}.Unix()
 
 // --- record layouts -------------------------------------------------------
 
-// Sender: ver | ID | KeyHash | Created | Revoked
+// Sender: ver | ID | KeyHash | Created | Revoked | GroupCopies.
+// GroupCopies was added after the first release of schema 1, at the end so
+// that older builds still read new records (they ignore trailing bytes); a
+// record that ends after Revoked is such an old one and reads false.
 func encodeSender(s *store.Sender) []byte {
-	e := newEnc(len(s.ID) + len(s.KeyHash) + 24)
+	e := newEnc(len(s.ID) + len(s.KeyHash) + 25)
 	e.str(s.ID)
 	e.bytes(s.KeyHash)
 	e.time(s.Created)
 	e.boolean(s.Revoked)
+	e.boolean(s.GroupCopies)
 	return e.b
 }
 
 func decodeSender(b []byte) (store.Sender, error) {
 	d := newDec(b)
 	s := store.Sender{ID: d.str(), KeyHash: d.bytes(), Created: d.time(), Revoked: d.boolean()}
+	if d.err == nil && len(d.b) > 0 {
+		s.GroupCopies = d.boolean()
+	}
 	return s, d.err
 }
 

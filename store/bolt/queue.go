@@ -49,6 +49,10 @@ func (db *DB) EnqueueAsync(ctx context.Context, e *store.Enqueue) store.Write {
 	for i := range e.Messages {
 		vals[i] = encodeMessage(&e.Messages[i]) // outside the commit: it runs once
 	}
+	var uv []byte
+	if e.Upstream != nil {
+		uv = encodeUpstream(e.Upstream)
+	}
 	now := db.opts.Now().UnixMilli()
 	w.o, w.err = db.submit(ctx, func(tx *bbolt.Tx) error {
 		if dk != nil {
@@ -58,6 +62,11 @@ func (db *DB) EnqueueAsync(ctx context.Context, e *store.Enqueue) store.Write {
 		}
 		if err := putCopies(tx, e, vals); err != nil {
 			return err
+		}
+		if e.Upstream != nil {
+			if err := pushUpstream(tx, e.Upstream, uv); err != nil {
+				return err
+			}
 		}
 		if dk != nil && e.DedupUntil >= now {
 			return recordDedup(tx, dk, e)
@@ -69,6 +78,9 @@ func (db *DB) EnqueueAsync(ctx context.Context, e *store.Enqueue) store.Write {
 
 // checkEnqueue refuses an Enqueue the write could not apply.
 func checkEnqueue(e *store.Enqueue) error {
+	if e.Upstream != nil && e.Upstream.SenderID == "" {
+		return fmt.Errorf("upstream copy has no sender id")
+	}
 	for i := range e.Messages {
 		if e.Messages[i].DeviceID == "" {
 			return fmt.Errorf("message %d has no device id", i)

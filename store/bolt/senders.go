@@ -65,6 +65,29 @@ func (db *DB) Senders() ([]store.Sender, error) {
 	return out, nil
 }
 
+// SetGroupCopies sets the sender's GroupCopies option and returns the
+// sender as written. It returns ErrNotFound for an unknown id.
+func (db *DB) SetGroupCopies(id string, on bool) (store.Sender, error) {
+	var s store.Sender
+	err := db.update(context.Background(), func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketSenders)
+		v := b.Get([]byte(id))
+		if v == nil {
+			return clean(store.ErrNotFound)
+		}
+		var err error
+		if s, err = decodeSender(v); err != nil {
+			return clean(err)
+		}
+		s.GroupCopies = on
+		return b.Put([]byte(id), encodeSender(&s))
+	})
+	if err != nil {
+		return store.Sender{}, fmt.Errorf("store: set group copies of sender %s: %w", id, err)
+	}
+	return s, nil
+}
+
 // RevokeSender marks the sender revoked. It returns ErrNotFound for an
 // unknown id.
 func (db *DB) RevokeSender(id string) error {

@@ -182,6 +182,21 @@ func (db *DB) RevokeSender(id string) error {
 	return nil
 }
 
+// SetGroupCopies implements store.Senders.
+func (db *DB) SetGroupCopies(id string, on bool) (store.Sender, error) {
+	if err := db.lock(); err != nil {
+		return store.Sender{}, err
+	}
+	defer db.mu.Unlock()
+	s, ok := db.senders[id]
+	if !ok {
+		return store.Sender{}, fmt.Errorf("memstore: set group copies of sender %s: %w", id, store.ErrNotFound)
+	}
+	s.GroupCopies = on
+	db.senders[id] = s
+	return s, nil
+}
+
 // PutDevice implements store.Devices.
 func (db *DB) PutDevice(d store.Device) error {
 	if err := db.lock(); err != nil {

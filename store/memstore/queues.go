@@ -16,6 +16,9 @@ func (db *DB) Enqueue(ctx context.Context, e *store.Enqueue) error {
 // EnqueueAsync implements store.Queues. The write is done before it
 // returns, which trivially keeps submission order.
 func (db *DB) EnqueueAsync(ctx context.Context, e *store.Enqueue) store.Write {
+	if e.Upstream != nil && e.Upstream.SenderID == "" {
+		return done{fmt.Errorf("memstore: enqueue: upstream copy has no sender id")}
+	}
 	for i := range e.Messages {
 		if e.Messages[i].DeviceID == "" {
 			return done{fmt.Errorf("memstore: enqueue: message %d has no device id", i)}
@@ -46,6 +49,9 @@ func (db *DB) EnqueueAsync(ctx context.Context, e *store.Enqueue) store.Write {
 		}
 		e.Evicted += db.evictCollapsible(m)
 		db.putMessage(m)
+	}
+	if e.Upstream != nil {
+		db.pushUpstream(e.Upstream)
 	}
 	if e.MessageID != "" && e.DedupUntil >= now {
 		db.dedup[dk] = e.DedupUntil

@@ -11,6 +11,35 @@ import (
 )
 
 var identityTests = []test{
+	{"SenderGroupCopies", func(t *testing.T, x *env) {
+		db := x.db
+		created := time.Unix(1700000000, 7)
+		if err := db.PutSender(store.Sender{ID: "s1", KeyHash: []byte("h"), Created: created}); err != nil {
+			t.Fatal(err)
+		}
+		if s, err := db.Sender("s1"); err != nil || s.GroupCopies {
+			t.Fatalf("new sender %+v, %v: GroupCopies must default to false", s, err)
+		}
+		s, err := db.SetGroupCopies("s1", true)
+		if err != nil || !s.GroupCopies || s.ID != "s1" || string(s.KeyHash) != "h" || !s.Created.Equal(created) {
+			t.Fatalf("SetGroupCopies(true) = %+v, %v", s, err)
+		}
+		if s, err := db.Sender("s1"); err != nil || !s.GroupCopies || string(s.KeyHash) != "h" {
+			t.Fatalf("after SetGroupCopies(true): %+v, %v", s, err)
+		}
+		if err := db.RevokeSender("s1"); err != nil {
+			t.Fatal(err)
+		}
+		if all, err := db.Senders(); err != nil || len(all) != 1 || !all[0].GroupCopies || !all[0].Revoked {
+			t.Fatalf("revoke must keep the option: %+v, %v", all, err)
+		}
+		if s, err := db.SetGroupCopies("s1", false); err != nil || s.GroupCopies || !s.Revoked {
+			t.Fatalf("SetGroupCopies(false) = %+v, %v", s, err)
+		}
+		if _, err := db.SetGroupCopies("nope", true); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("SetGroupCopies(nope): %v", err)
+		}
+	}},
 	{"Senders", func(t *testing.T, x *env) {
 		db, ctx := x.db, x.ctx
 		_ = ctx

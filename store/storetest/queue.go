@@ -11,6 +11,49 @@ import (
 )
 
 var queueTests = []test{
+	{"EnqueueWithUpstream", func(t *testing.T, x *env) {
+		db, ctx := x.db, x.ctx
+		now := x.clk.ms()
+		if err := db.PushUpstream(ctx, &store.Upstream{SenderID: "s1", MessageID: "before", Payload: []byte("{}")}); err != nil {
+			t.Fatal(err)
+		}
+		up := &store.Upstream{SenderID: "s1", MessageID: "g1", Expires: now + 60000, Payload: []byte(`{"to":"KEY"}`)}
+		e := &store.Enqueue{SenderID: "s1", MessageID: "g1", DedupUntil: now + 60000,
+			Messages: []store.Message{msg("d1", "r1", "g1"), msg("d2", "r2", "g1")}, Upstream: up}
+		if err := db.Enqueue(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		if up.Seq != 2 || e.Messages[0].Seq == 0 || e.Messages[1].Seq == 0 {
+			t.Fatalf("seqs: upstream %d, messages %d %d", up.Seq, e.Messages[0].Seq, e.Messages[1].Seq)
+		}
+		got, err := db.PendingUpstream("s1", 1, 0, now)
+		if err != nil || len(got) != 1 || got[0].MessageID != "g1" || got[0].Seq != 2 || string(got[0].Payload) != `{"to":"KEY"}` || got[0].Expires != up.Expires {
+			t.Fatalf("PendingUpstream = %+v, %v", got, err)
+		}
+		if u := db.UpstreamUsage("s1"); u.Messages != 2 {
+			t.Fatalf("UpstreamUsage = %+v, want both records counted", u)
+		}
+		// A duplicate writes neither the copies nor the upstream record.
+		dup := &store.Enqueue{SenderID: "s1", MessageID: "g1", DedupUntil: now + 60000,
+			Messages: []store.Message{msg("d1", "r1", "g1")}, Upstream: &store.Upstream{SenderID: "s1", MessageID: "g1"}}
+		if err := db.Enqueue(ctx, dup); !errors.Is(err, store.ErrDuplicate) {
+			t.Fatalf("duplicate: %v", err)
+		}
+		if got, _ := db.PendingUpstream("s1", 0, 0, now); len(got) != 2 {
+			t.Fatalf("after the duplicate: %d upstream records, want 2", len(got))
+		}
+		if n, _ := db.QueueLen("d1"); n != 1 {
+			t.Fatalf("after the duplicate: %d queued for d1", n)
+		}
+		// One that cannot be written (no sender id) writes nothing.
+		bad := &store.Enqueue{Messages: []store.Message{msg("d3", "r3", "x")}, Upstream: &store.Upstream{MessageID: "x"}}
+		if err := db.Enqueue(ctx, bad); err == nil {
+			t.Fatal("an upstream copy without a sender id was accepted")
+		}
+		if n, _ := db.QueueLen("d3"); n != 0 {
+			t.Fatalf("refused enqueue wrote %d messages", n)
+		}
+	}},
 	{"EnqueuePendingAck", func(t *testing.T, x *env) {
 		db, ctx := x.db, x.ctx
 		now := x.clk.ms()
