@@ -124,3 +124,23 @@ type QueueUsage struct {
 	Messages int
 	Bytes    int64
 }
+
+// Subscription is one topic a registration is subscribed to.
+type Subscription struct {
+	Topic string
+	Added time.Time // when it was first subscribed
+}
+
+// TopicJob is a message sent to a topic, accepted (acked) once this record
+// is durable, whose copies a background fan-out queues page by page.
+type TopicJob struct {
+	ID                         uint64 // set by PutTopicJob, growing
+	SenderID, Topic, MessageID string
+	// Cursor is the registration id of the last subscriber whose copy is
+	// queued ("" before the first page): the fan-out resumes after it.
+	Cursor  string
+	Created time.Time
+	// Body is the message itself, in the router's own encoding; the store
+	// keeps it verbatim.
+	Body []byte
+}

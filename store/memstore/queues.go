@@ -36,6 +36,15 @@ func (db *DB) EnqueueAsync(ctx context.Context, e *store.Enqueue) store.Write {
 		}
 		delete(db.dedup, dk)
 	}
+	db.putCopies(e)
+	if e.MessageID != "" && e.DedupUntil >= now {
+		db.dedup[dk] = e.DedupUntil
+	}
+	return done{}
+}
+
+// putCopies queues every message of e (collapse, bounds), under mu.
+func (db *DB) putCopies(e *store.Enqueue) {
 	e.Discarded, e.Evicted = 0, 0
 	for i := range e.Messages {
 		m := &e.Messages[i]
@@ -47,10 +56,6 @@ func (db *DB) EnqueueAsync(ctx context.Context, e *store.Enqueue) store.Write {
 		e.Evicted += db.evictCollapsible(m)
 		db.putMessage(m)
 	}
-	if e.MessageID != "" && e.DedupUntil >= now {
-		db.dedup[dk] = e.DedupUntil
-	}
-	return done{}
 }
 
 // regQueued counts the registration's queued messages without a collapse
