@@ -337,7 +337,7 @@ func validateDownstream(env *Stanza, id string) (*Downstream, *Nack) {
 	if isAbsent(env.To) {
 		return nil, InvalidJSON("MISSING_REGISTRATION", "Missing Required Field: to")
 	}
-	to, n := optString(env.To, "to")
+	to, n := optTarget(env.To)
 	if n != nil {
 		return nil, n
 	}
@@ -364,16 +364,31 @@ func (env *Stanza) head(id string) *Nack {
 }
 
 // CheckTo validates a downstream target already read as a string: present,
-// and not a topic (topic messaging is not served). Its length is checked
-// where it is read.
+// and, for a topic ("/topics/NAME"), a valid topic name. Its length is
+// checked where it is read (TargetTooLong).
 func CheckTo(to string) *Nack {
 	if to == "" {
 		return InvalidJSON("MISSING_REGISTRATION", "Empty Required Field: to")
 	}
-	if strings.HasPrefix(to, "/topics/") {
-		return InvalidJSON("INVALID_PARAMETERS", "topic messaging is not supported by this server")
+	if name, ok := TopicOf(to); ok && !ValidTopicName(name) {
+		return InvalidJSON("INVALID_PARAMETERS", "Invalid topic name: a topic name matches [a-zA-Z0-9-_.~%]{1,900}")
 	}
 	return nil
+}
+
+// optTarget reads "to": a string bounded as TargetTooLong says.
+func optTarget(raw json.RawMessage) (string, *Nack) {
+	if isAbsent(raw) {
+		return "", nil
+	}
+	s, ok := jsonString(raw)
+	if !ok {
+		return "", typeError("to", "java.lang.String", raw)
+	}
+	if TargetTooLong(s) {
+		return "", tooLong("to")
+	}
+	return s, nil
 }
 
 // body checks the fields after the target and fills them into m.

@@ -42,7 +42,9 @@ func TestValidateDownstream(t *testing.T) {
 		{"data reserved google", `{"to":"R","message_id":"m","data":{"google.x":"x"}}`, CodeInvalidJSON, "INVALID_DATA_KEY"},
 		{"data option names allowed", `{"to":"R","message_id":"m","data":{"collapse_key":"x"}}`, "", ""},
 		{"too big", big, CodeInvalidJSON, "MESSAGE_TOO_BIG"},
-		{"topic", `{"to":"/topics/news","message_id":"m"}`, CodeInvalidJSON, "topic"},
+		{"topic", `{"to":"/topics/news","message_id":"m"}`, "", ""},
+		{"topic bad name", `{"to":"/topics/bad name","message_id":"m"}`, CodeInvalidJSON, "topic name"},
+		{"topic empty name", `{"to":"/topics/","message_id":"m"}`, CodeInvalidJSON, "topic name"},
 		{"condition", `{"condition":"'a' in topics","message_id":"m"}`, CodeInvalidJSON, "condition"},
 		{"notification string", `{"to":"R","message_id":"m","notification":"x"}`, CodeInvalidJSON, "notification"},
 	}
