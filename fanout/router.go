@@ -73,6 +73,10 @@ type Store interface {
 	AckUpstream(ctx context.Context, senderID string, seq uint64) error
 	UpstreamUsage(senderID string) store.QueueUsage
 	Sweep(ctx context.Context, nowMs int64) (store.SweepStats, error)
+	Subscribers(senderID, topic, after string, limit int) ([]store.Registration, error)
+	PutTopicJob(ctx context.Context, j *store.TopicJob) error
+	TopicJobs() ([]store.TopicJob, error)
+	AdvanceTopicJob(ctx context.Context, jobID uint64, cursor string, done bool, e *store.Enqueue) error
 }
 
 // Config configures a Router. Zero values take the defaults in brackets.
@@ -229,6 +233,7 @@ func New(cfg Config) (*Router, error) {
 	r.overflow = r.deletedMessages
 	r.work.Add(1)
 	go r.sweepLoop()
+	r.resumeTopicJobs()
 	return r, nil
 }
 
