@@ -26,6 +26,7 @@ import (
 	"github.com/ccsd/ccsd/internal/limit"
 	"github.com/ccsd/ccsd/store"
 	"github.com/ccsd/ccsd/store/bolt"
+	"github.com/ccsd/ccsd/topics"
 	"github.com/ccsd/ccsd/xmpp"
 )
 
@@ -211,6 +212,7 @@ func (a *app) newHTTPServers(tlsConf *tls.Config, senders *auth.Senders, devices
 	api := httpapi.New(httpapi.Config{Devices: devices, Logger: httpLog, CheckinLimit: checkinRate, RegisterLimit: registerRate})
 	httpapi.NewSendHandler(router, senders, logins, httpLog).Mount(api)
 	httpapi.NewNotificationHandler(groups.New(db, cfg.maxGroupMembers), senders, logins, httpLog).Mount(api)
+	httpapi.NewIIDHandler(topics.New(db, topics.DefaultMaxPerRegistration), senders, devices, logins, httpLog).Mount(api)
 	admin := httpapi.NewAdmin(httpapi.AdminConfig{
 		Senders:  senders,
 		Logger:   log.With().Str("component", "admin").Logger(),
