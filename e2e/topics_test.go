@@ -126,3 +126,25 @@ func TestTopicSubscriptionsSurviveKill(t *testing.T) {
 	s.sendTopicHTTP("kept", `{"k":"after-restart"}`)
 	expectTopicCopy(t, dev, "kept")
 }
+
+// TestTopicRateExceeded: past --topic-rate messages a minute to one topic,
+// XMPP nacks TOPICS_MESSAGE_RATE_EXCEEDED and /gcm/send answers
+// {"error":"TopicsMessageRateExceeded"}; another topic still goes.
+func TestTopicRateExceeded(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "--topic-rate", "1")
+	s.sendTopicHTTP("busy", `{"k":"1"}`)
+	code, body := s.call("POST", "/gcm/send", "key="+s.APIKey, `{"to":"/topics/busy","data":{"k":"2"}}`)
+	if code != 200 || body != `{"error":"TopicsMessageRateExceeded"}` {
+		t.Fatalf("second send in the minute: %d %s", code, body)
+	}
+	app := s.appServer()
+	app.send(`{"to":"/topics/busy","message_id":"r-1"}`)
+	if a := app.expect(wait); a.str("message_type") != "nack" || a.str("error") != "TOPICS_MESSAGE_RATE_EXCEEDED" || a.str("from") != "/topics/busy" {
+		t.Fatalf("XMPP past the topic rate: %s", a.raw)
+	}
+	app.send(`{"to":"/topics/calm","message_id":"r-2"}`)
+	if a := app.expect(wait); a.str("message_type") != "ack" {
+		t.Fatalf("another topic: %s", a.raw)
+	}
+}

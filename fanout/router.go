@@ -132,6 +132,10 @@ type Config struct {
 	// registration; a new key past it deletes the registration's oldest
 	// queued message with a collapse key [4, GCM's; negative: unlimited].
 	MaxCollapseKeys int
+	// TopicRate bounds the messages one sender may send to one topic per
+	// minute, with as large a burst; past it the app server is nacked
+	// TOPICS_MESSAGE_RATE_EXCEEDED [600; negative: unlimited].
+	TopicRate int
 	// Now is the clock [time.Now].
 	Now func() time.Time
 	// Presence tracks the live device sessions [an in-process map; a
@@ -175,6 +179,7 @@ func (c *Config) setDefaults() {
 	defaultInt(&c.MaxUpstreamQueued, 100000)
 	defaultInt(&c.MaxQueuedPerRegistration, 100)
 	defaultInt(&c.MaxCollapseKeys, 4)
+	defaultInt(&c.TopicRate, 600)
 	if c.MaxUpstreamQueuedBytes == 0 {
 		c.MaxUpstreamQueuedBytes = 256 << 20
 	}

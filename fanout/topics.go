@@ -38,6 +38,9 @@ func (r *Router) SendTopic(ctx context.Context, sender string, m *ccs.Downstream
 	if m.DryRun {
 		return 0, nil
 	}
+	if n := r.topicAllowed(sender, name); n != nil {
+		return 0, n
+	}
 	body, err := json.Marshal(m)
 	if err != nil { // not reached: every field marshals
 		return 0, storeNack(err)

@@ -297,3 +297,47 @@ func TestTopicJobSurvivesCrash(t *testing.T) {
 		}
 	}
 }
+
+// TestTopicRate: past TopicRate messages a minute to one topic the sender
+// is refused TOPICS_MESSAGE_RATE_EXCEEDED, with nothing stored; another
+// topic, and the same name of another sender, have their own budget; a
+// dry run spends nothing.
+func TestTopicRate(t *testing.T) {
+	db, _ := newTestStore(t, 1)
+	r, err := New(Config{Store: db, TopicRate: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	send := func(sender, to string, dry bool) *ccs.Nack {
+		m := topicMessage(t, `{"to":"`+to+`","message_id":"x"}`)
+		m.DryRun = dry
+		_, n := r.SendTopic(context.Background(), sender, m)
+		return n
+	}
+	if n := send("123", "/topics/a", true); n != nil {
+		t.Fatalf("dry run: %v", n)
+	}
+	for i := range 2 {
+		if n := send("123", "/topics/a", false); n != nil {
+			t.Fatalf("send %d: %v", i, n)
+		}
+	}
+	waitJobsDone(t, db)
+	n := send("123", "/topics/a", false)
+	if n == nil || n.Code != ccs.CodeTopicsMessageRateExceeded {
+		t.Fatalf("third send in the minute: %v, want TOPICS_MESSAGE_RATE_EXCEEDED", n)
+	}
+	if name, ok := n.HTTPError(); !ok || name != "TopicsMessageRateExceeded" {
+		t.Fatalf("HTTP name %q %v", name, ok)
+	}
+	if jobs, _ := db.TopicJobs(); len(jobs) != 0 {
+		t.Fatalf("a refused send stored a job: %+v", jobs)
+	}
+	if n := send("123", "/topics/b", false); n != nil {
+		t.Fatalf("another topic: %v", n)
+	}
+	if n := send("999", "/topics/a", false); n != nil {
+		t.Fatalf("another sender's topic of the same name: %v", n)
+	}
+}
