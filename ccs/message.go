@@ -317,6 +317,7 @@ func optTTL(raw json.RawMessage, def int64) (int64, *Nack) {
 type Downstream struct {
 	MessageID         string
 	To                string
+	Condition         string // instead of To: a topic condition (ParseCondition)
 	CollapseKey       string
 	Priority          string
 	TTL               int64
@@ -333,6 +334,9 @@ type Downstream struct {
 func validateDownstream(env *Stanza, id string) (*Downstream, *Nack) {
 	if n := env.head(id); n != nil {
 		return nil, n
+	}
+	if !isAbsent(env.Condition) {
+		return env.conditionMessage(id)
 	}
 	if isAbsent(env.To) {
 		return nil, InvalidJSON("MISSING_REGISTRATION", "Missing Required Field: to")
@@ -351,16 +355,40 @@ func validateDownstream(env *Stanza, id string) (*Downstream, *Nack) {
 	return m, nil
 }
 
-// head checks what comes before the target: repeats, the message_id, and
-// the unsupported condition.
-func (env *Stanza) head(id string) *Nack {
-	if n := env.check(id); n != nil {
-		return n
+// head checks what comes before the target: repeats and the message_id.
+func (env *Stanza) head(id string) *Nack { return env.check(id) }
+
+// conditionMessage validates a message addressed by "condition" (which
+// excludes "to").
+func (env *Stanza) conditionMessage(id string) (*Downstream, *Nack) {
+	if !isAbsent(env.To) {
+		return nil, bothTargets()
 	}
-	if !isAbsent(env.Condition) {
-		return InvalidJSON("INVALID_PARAMETERS", "condition (topic messaging) is not supported by this server")
+	cond, n := readCondition(env.Condition)
+	if n != nil {
+		return nil, n
 	}
-	return nil
+	m := &Downstream{MessageID: id, Condition: cond}
+	if n := env.body(m); n != nil {
+		return nil, n
+	}
+	return m, nil
+}
+
+func bothTargets() *Nack {
+	return InvalidJSON("INVALID_PARAMETERS", `give either "to" or "condition", not both`)
+}
+
+// readCondition reads and checks "condition" (ParseCondition).
+func readCondition(raw json.RawMessage) (string, *Nack) {
+	s, ok := jsonString(raw)
+	if !ok {
+		return "", typeError("condition", "java.lang.String", raw)
+	}
+	if _, n := ParseCondition(s); n != nil {
+		return "", n
+	}
+	return s, nil
 }
 
 // CheckTo validates a downstream target already read as a string: present,

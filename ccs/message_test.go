@@ -45,7 +45,10 @@ func TestValidateDownstream(t *testing.T) {
 		{"topic", `{"to":"/topics/news","message_id":"m"}`, "", ""},
 		{"topic bad name", `{"to":"/topics/bad name","message_id":"m"}`, CodeInvalidJSON, "topic name"},
 		{"topic empty name", `{"to":"/topics/","message_id":"m"}`, CodeInvalidJSON, "topic name"},
-		{"condition", `{"condition":"'a' in topics","message_id":"m"}`, CodeInvalidJSON, "condition"},
+		{"condition", `{"condition":"'a' in topics","message_id":"m"}`, "", ""},
+		{"condition and to", `{"to":"R","condition":"'a' in topics","message_id":"m"}`, CodeInvalidJSON, "not both"},
+		{"condition bad", `{"condition":"!('a' in topics)","message_id":"m"}`, CodeInvalidJSON, "at least one topic"},
+		{"condition number", `{"condition":5,"message_id":"m"}`, CodeInvalidJSON, "condition"},
 		{"notification string", `{"to":"R","message_id":"m","notification":"x"}`, CodeInvalidJSON, "notification"},
 	}
 	for _, tt := range tests {
@@ -59,7 +62,7 @@ func TestValidateDownstream(t *testing.T) {
 				if n != nil {
 					t.Fatalf("want valid, got %v", n)
 				}
-				if m.MessageID != "m" || m.To == "" {
+				if m.MessageID != "m" || m.To == "" && m.Condition == "" {
 					t.Fatalf("bad result %+v", m)
 				}
 				return

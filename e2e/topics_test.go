@@ -148,3 +148,49 @@ func TestTopicRateExceeded(t *testing.T) {
 		t.Fatalf("another topic: %s", a.raw)
 	}
 }
+
+// TestConditionSend: a condition sent over XMPP and one over /gcm/send
+// reach exactly the devices whose subscriptions satisfy them; the others'
+// first message is a marker sent after both.
+func TestConditionSend(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	d1, d2, d3 := s.checkin(), s.checkin(), s.checkin()
+	r1, r2, r3 := s.register(d1, s.Sender, "com.example"), s.register(d2, s.Sender, "com.example"), s.register(d3, s.Sender, "com.example")
+	s.batchAdd("a", r1, r2)
+	s.batchAdd("b", r1, r3)
+	c1, c2, c3 := s.deviceConn(d1), s.deviceConn(d2), s.deviceConn(d3)
+	app := s.appServer()
+	app.send(`{"condition":"'a' in topics && 'b' in topics","message_id":"both","data":{"k":"v"}}`)
+	if a := app.expect(wait); a.str("message_type") != "ack" || a.str("message_id") != "both" {
+		t.Fatalf("condition over XMPP: %s", a.raw)
+	}
+	code, body := s.call("POST", "/gcm/send", "key="+s.APIKey, `{"condition":"'A' in topics && !('b' IN topics)","data":{"k":"v"}}`)
+	if code != 200 || !strings.HasPrefix(body, `{"message_id":`) {
+		t.Fatalf("condition over HTTP: %d %s", code, body)
+	}
+	// 'A' is another topic than 'a': topic names are case-sensitive; so
+	// the HTTP condition reaches nobody. Send the one that does.
+	code, body = s.call("POST", "/gcm/send", "key="+s.APIKey, `{"condition":"'a' in topics && !('b' IN topics)","message_id":"x","data":{"k":"v"}}`)
+	if code != 200 {
+		t.Fatalf("condition over HTTP: %d %s", code, body)
+	}
+	if m := c1.expect(wait); m.str("message_id") != "both" {
+		t.Fatalf("d1 (a and b) got %s", m.raw)
+	}
+	m := c2.expect(wait)
+	if m.str("from") != s.Sender {
+		t.Fatalf("d2 (a only) got %s", m.raw)
+	}
+	c2.ack(m.str("message_id"))
+	for i, c := range []*client{c1, c3} {
+		reg := []string{r1, r3}[i]
+		app.send(`{"to":"` + reg + `","message_id":"marker-` + reg + `","data":{"k":"v"}}`)
+		if a := app.expect(wait); a.str("message_type") != "ack" {
+			t.Fatalf("marker: %s", a.raw)
+		}
+		if m := c.expect(wait); m.str("message_id") != "marker-"+reg {
+			t.Fatalf("device %d got %s before its marker", i, m.raw)
+		}
+	}
+}

@@ -104,7 +104,7 @@ func (s *AppServerStream) downstream(st *ccs.Stanza) {
 		s.answer(st, n)
 		return
 	}
-	if _, ok := ccs.TopicOf(m.To); ok {
+	if _, ok := ccs.TopicOf(m.To); ok || m.Condition != "" {
 		s.topicDownstream(m)
 		return
 	}

@@ -75,8 +75,9 @@ type Store interface {
 	Sweep(ctx context.Context, nowMs int64) (store.SweepStats, error)
 	Subscribers(senderID, topic, after string, limit int) ([]store.Registration, error)
 	PutTopicJob(ctx context.Context, j *store.TopicJob) error
+	Memberships(regIDs []string, topics []string) ([]uint32, error)
 	TopicJobs() ([]store.TopicJob, error)
-	AdvanceTopicJob(ctx context.Context, jobID uint64, cursor string, done bool, e *store.Enqueue) error
+	AdvanceTopicJob(ctx context.Context, jobID uint64, step int, cursor string, done bool, e *store.Enqueue) error
 }
 
 // Config configures a Router. Zero values take the defaults in brackets.

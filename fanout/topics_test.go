@@ -248,7 +248,7 @@ type crashAt struct {
 	pages int
 }
 
-func (c *crashAt) AdvanceTopicJob(ctx context.Context, id uint64, cursor string, done bool, e *store.Enqueue) error {
+func (c *crashAt) AdvanceTopicJob(ctx context.Context, id uint64, step int, cursor string, done bool, e *store.Enqueue) error {
 	c.mu.Lock()
 	c.pages++
 	crashed := c.pages >= c.n
@@ -256,7 +256,7 @@ func (c *crashAt) AdvanceTopicJob(ctx context.Context, id uint64, cursor string,
 	if crashed {
 		return store.ErrClosed
 	}
-	return c.Store.AdvanceTopicJob(ctx, id, cursor, done, e)
+	return c.Store.AdvanceTopicJob(ctx, id, step, cursor, done, e)
 }
 
 // TestTopicJobSurvivesCrash: a fan-out that dies after 9 of its 40 pages
@@ -339,5 +339,40 @@ func TestTopicRate(t *testing.T) {
 	}
 	if n := send("999", "/topics/a", false); n != nil {
 		t.Fatalf("another sender's topic of the same name: %v", n)
+	}
+}
+
+// TestConditionFanOut: a condition reaches exactly the registrations whose
+// subscriptions satisfy it, one copy each even when they hold several of
+// its topics, read topic after topic in pages.
+func TestConditionFanOut(t *testing.T) {
+	smallPages(t, 1)
+	r, db, _ := newTestRouter(t, 6)
+	subscribeAll(t, db, "a", 0, 1, 4)
+	subscribeAll(t, db, "b", 1, 2)
+	subscribeAll(t, db, "c", 3, 4)
+	m := topicMessage(t, `{"condition":"'a' in topics && !('c' in topics) || 'b' in topics","message_id":"c-1"}`)
+	if _, n := r.SendTopic(context.Background(), "123", m); n != nil {
+		t.Fatal(n.Description)
+	}
+	waitJobsDone(t, db)
+	for i, want := range []int{1, 1, 1, 0, 0, 0} {
+		got := queuedFor(t, db, "dev"+strconv.Itoa(i))
+		if len(got) != want {
+			t.Fatalf("dev%d queued %v, want %d copies", i, got, want)
+		}
+	}
+	ms, _ := db.Pending("dev1", 0, 0, time.Now().UnixMilli())
+	if !strings.Contains(string(ms[0].Payload), `"from":"123"`) {
+		t.Fatalf("a condition copy %s: want from the sender", ms[0].Payload)
+	}
+	// Over XMPP: acked, without a "from".
+	sr, _, _ := streamRouter(t, 1, Config{})
+	s, c := openApp(t, sr)
+	defer s.Closed()
+	s.Message("st-1", []byte(`{"condition":"'a' in topics","message_id":"c-2"}`))
+	waitFor(t, "the answer", func() bool { return len(c.payloads()) == 1 })
+	if got := c.payloads()[0]; got != `{"message_id":"c-2","message_type":"ack"}` {
+		t.Fatalf("condition ack %s", got)
 	}
 }

@@ -116,8 +116,17 @@ func (h *SendHandler) sendJSON(w http.ResponseWriter, ctx context.Context, sende
 		writeError(w, http.StatusBadRequest, `give either "to" or "registration_ids", not both`)
 		return
 	}
+	mc := req.Multicast()
+	if mc.HasCondition() {
+		if to != "" || len(regIDs) > 0 {
+			writeError(w, http.StatusBadRequest, `give either "condition" or a target ("to", "registration_ids"), not both`)
+			return
+		}
+		h.sendTopic(w, ctx, sender, mc, "")
+		return
+	}
 	if _, topic := ccs.TopicOf(to); topic {
-		h.sendTopic(w, ctx, sender, req.Multicast(), to)
+		h.sendTopic(w, ctx, sender, mc, to)
 		return
 	}
 	if to != "" {
@@ -127,7 +136,7 @@ func (h *SendHandler) sendJSON(w http.ResponseWriter, ctx context.Context, sende
 		writeError(w, http.StatusBadRequest, "MissingRegistration: no registration_ids or to")
 		return
 	}
-	results, ids := h.sendEach(ctx, sender, req.Multicast(), regIDs)
+	results, ids := h.sendEach(ctx, sender, mc, regIDs)
 	writeSendResults(w, to != "", results, ids)
 }
 
@@ -163,12 +172,18 @@ type topicResponse struct {
 	MessageID uint64 `json:"message_id"`
 }
 
-// sendTopic answers a send to "/topics/NAME": {"message_id": N} once the
-// fan-out is durable, or {"error": NAME} (400 for a refusal with no
-// legacy name, such as a bad topic name).
+// sendTopic answers a send to "/topics/NAME" (to) or to the body's
+// condition (to == ""): {"message_id": N} once the fan-out is durable, or
+// {"error": NAME} (400 for a refusal with no legacy name, such as a bad
+// topic name or condition).
 func (h *SendHandler) sendTopic(w http.ResponseWriter, ctx context.Context, sender string, mc *ccs.Multicast, to string) {
 	var m ccs.Downstream
-	n := mc.For(to, h.messageID(), &m)
+	var n *ccs.Nack
+	if to == "" {
+		n = mc.ForCondition(h.messageID(), &m)
+	} else {
+		n = mc.For(to, h.messageID(), &m)
+	}
 	var id uint64
 	if n == nil {
 		id, n = h.router.SendTopic(ctx, sender, &m)

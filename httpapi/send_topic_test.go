@@ -44,3 +44,25 @@ func TestGCMSendToTopic(t *testing.T) {
 		t.Fatalf("bad topic name = %d %s", rec.Code, rec.Body)
 	}
 }
+
+// TestGCMSendToCondition: a legacy send with a "condition" answers
+// {"message_id": N}; a condition with a target, or one that needs no
+// topic, is a 400.
+func TestGCMSendToCondition(t *testing.T) {
+	fx := newAppFixture(t)
+	h := NewSendHandler(fx.router(t), fx.senders, nil, zerolog.Nop())
+	rec := post(h, fx.key, `{"condition":"'a' in topics || 'b' in topics","data":{"k":"v"}}`)
+	if body := strings.TrimSpace(rec.Body.String()); rec.Code != 200 || !strings.HasPrefix(body, `{"message_id":`) {
+		t.Fatalf("condition send = %d %s", rec.Code, body)
+	}
+	for _, body := range []string{
+		`{"condition":"'a' in topics","to":"` + fx.reg + `"}`,
+		`{"condition":"'a' in topics","registration_ids":["` + fx.reg + `"]}`,
+		`{"condition":"!('a' in topics)"}`,
+		`{"condition":"'a' in topics &&"}`,
+	} {
+		if rec := post(h, fx.key, body); rec.Code != 400 {
+			t.Errorf("%s = %d %s, want 400", body, rec.Code, rec.Body)
+		}
+	}
+}

@@ -161,6 +161,10 @@ type Topics interface {
 	// subscribed to (senderID, topic) whose ID sorts after after ("":
 	// from the start), in ID order: a cursor for a fan-out in pages.
 	Subscribers(senderID, topic, after string, limit int) ([]Registration, error)
+	// Memberships reports, for each of regIDs, which of topics it is
+	// subscribed to: bit i of masks[k] is set when regIDs[k] holds
+	// topics[i] (at most 32 topics), read at one point in time.
+	Memberships(regIDs []string, topics []string) (masks []uint32, err error)
 	// PutTopicJob stores j durably and sets j.ID (a number that only grows).
 	PutTopicJob(ctx context.Context, j *TopicJob) error
 	// TopicJobs lists the stored jobs in ID order: the fan-outs to resume
@@ -168,9 +172,9 @@ type Topics interface {
 	TopicJobs() ([]TopicJob, error)
 	// AdvanceTopicJob writes, in one atomic write, every message of e
 	// (nil or empty: none; as Enqueue does, without dedup) and the job's
-	// new cursor, or deletes the job when done. ErrNotFound if the job is
-	// gone (nothing written).
-	AdvanceTopicJob(ctx context.Context, jobID uint64, cursor string, done bool, e *Enqueue) error
+	// new position (step, cursor), or deletes the job when done.
+	// ErrNotFound if the job is gone (nothing written).
+	AdvanceTopicJob(ctx context.Context, jobID uint64, step int, cursor string, done bool, e *Enqueue) error
 }
 
 // Sweeper deletes what expired (fanout calls it on its SweepInterval).

@@ -136,8 +136,14 @@ type Subscription struct {
 type TopicJob struct {
 	ID                         uint64 // set by PutTopicJob, growing
 	SenderID, Topic, MessageID string
-	// Cursor is the registration id of the last subscriber whose copy is
-	// queued ("" before the first page): the fan-out resumes after it.
+	// Condition, for a message sent to a condition instead of one topic,
+	// is its text (Topic is then empty).
+	Condition string
+	// Step is the router's position among the topics it reads (a
+	// condition's topics, one after another); Cursor is the registration
+	// id of the last subscriber of that step whose copy is queued (""
+	// before the first page): the fan-out resumes after it.
+	Step    int
 	Cursor  string
 	Created time.Time
 	// Body is the message itself, in the router's own encoding; the store

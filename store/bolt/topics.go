@@ -203,6 +203,30 @@ func (db *DB) Subscribers(senderID, topic, after string, limit int) ([]store.Reg
 	return out, nil
 }
 
+// Memberships reads, in one transaction, which of topics each
+// registration holds: one regtopics Get per pair.
+func (db *DB) Memberships(regIDs []string, topics []string) ([]uint32, error) {
+	if len(topics) > 32 {
+		return nil, fmt.Errorf("store: memberships: %d topics, at most 32", len(topics))
+	}
+	masks := make([]uint32, len(regIDs))
+	err := db.view(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketRegTopics)
+		for k, id := range regIDs {
+			for i, t := range topics {
+				if b.Get(regTopicKey(id, t)) != nil {
+					masks[k] |= 1 << i
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: memberships: %w", err)
+	}
+	return masks, nil
+}
+
 func encodeTopicJob(j *store.TopicJob) []byte {
 	e := newEnc(len(j.SenderID) + len(j.Topic) + len(j.MessageID) + len(j.Cursor) + len(j.Body) + 32)
 	e.str(j.SenderID)
@@ -211,12 +235,15 @@ func encodeTopicJob(j *store.TopicJob) []byte {
 	e.str(j.Cursor)
 	e.time(j.Created)
 	e.bytes(j.Body)
+	e.str(j.Condition)
+	e.i64(int64(j.Step))
 	return e.b
 }
 
 func decodeTopicJob(id uint64, b []byte) (store.TopicJob, error) {
 	d := newDec(b)
 	j := store.TopicJob{ID: id, SenderID: d.str(), Topic: d.str(), MessageID: d.str(), Cursor: d.str(), Created: d.time(), Body: d.bytes()}
+	j.Condition, j.Step = d.str(), int(d.i64())
 	if d.err != nil {
 		return store.TopicJob{}, d.err
 	}
@@ -264,7 +291,7 @@ func (db *DB) TopicJobs() ([]store.TopicJob, error) {
 
 // AdvanceTopicJob queues e's copies and moves (or deletes) the job in one
 // commit.
-func (db *DB) AdvanceTopicJob(ctx context.Context, jobID uint64, cursor string, done bool, e *store.Enqueue) error {
+func (db *DB) AdvanceTopicJob(ctx context.Context, jobID uint64, step int, cursor string, done bool, e *store.Enqueue) error {
 	if e == nil {
 		e = &store.Enqueue{}
 	}
@@ -292,7 +319,7 @@ func (db *DB) AdvanceTopicJob(ctx context.Context, jobID uint64, cursor string, 
 		if done {
 			return b.Delete(k)
 		}
-		j.Cursor = cursor
+		j.Step, j.Cursor = step, cursor
 		return b.Put(k, encodeTopicJob(&j))
 	})
 	if err != nil {

@@ -139,7 +139,7 @@ func (db *DB) TopicJobs() ([]store.TopicJob, error) {
 }
 
 // AdvanceTopicJob implements store.Topics.
-func (db *DB) AdvanceTopicJob(ctx context.Context, jobID uint64, cursor string, done bool, e *store.Enqueue) error {
+func (db *DB) AdvanceTopicJob(ctx context.Context, jobID uint64, step int, cursor string, done bool, e *store.Enqueue) error {
 	if e != nil {
 		for i := range e.Messages {
 			if e.Messages[i].DeviceID == "" || (e.Messages[i].MaxQueued > 0 && e.Overflow == nil) {
@@ -162,7 +162,27 @@ func (db *DB) AdvanceTopicJob(ctx context.Context, jobID uint64, cursor string, 
 		delete(db.jobs, jobID)
 		return nil
 	}
-	j.Cursor = cursor
+	j.Step, j.Cursor = step, cursor
 	db.jobs[jobID] = j
 	return nil
+}
+
+// Memberships implements store.Topics.
+func (db *DB) Memberships(regIDs []string, topics []string) ([]uint32, error) {
+	if len(topics) > 32 {
+		return nil, fmt.Errorf("memstore: memberships: %d topics, at most 32", len(topics))
+	}
+	if err := db.lock(); err != nil {
+		return nil, err
+	}
+	defer db.mu.Unlock()
+	masks := make([]uint32, len(regIDs))
+	for k, id := range regIDs {
+		for i, t := range topics {
+			if _, ok := db.regTopics[id][t]; ok {
+				masks[k] |= 1 << i
+			}
+		}
+	}
+	return masks, nil
 }

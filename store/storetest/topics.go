@@ -139,16 +139,16 @@ var topicTests = []test{
 		if err := db.PutTopicJob(ctx, j); err != nil || j.ID == 0 {
 			t.Fatalf("PutTopicJob: %v (id %d)", err, j.ID)
 		}
-		j2 := &store.TopicJob{SenderID: "s1", Topic: "u", MessageID: "m2"}
+		j2 := &store.TopicJob{SenderID: "s1", Condition: "'a' in topics", MessageID: "m2"}
 		if err := db.PutTopicJob(ctx, j2); err != nil || j2.ID <= j.ID {
 			t.Fatalf("second PutTopicJob: %v (id %d after %d)", err, j2.ID, j.ID)
 		}
 		e := &store.Enqueue{SenderID: "s1", Messages: []store.Message{msg("d1", "r1", "m1"), msg("d2", "r2", "m1")}}
-		if err := db.AdvanceTopicJob(ctx, j.ID, "r2", false, e); err != nil {
+		if err := db.AdvanceTopicJob(ctx, j.ID, 1, "r2", false, e); err != nil {
 			t.Fatal(err)
 		}
 		jobs, err := db.TopicJobs()
-		if err != nil || len(jobs) != 2 || jobs[0].ID != j.ID || jobs[0].Cursor != "r2" || string(jobs[0].Body) != "body" || jobs[0].Topic != "t" {
+		if err != nil || len(jobs) != 2 || jobs[0].ID != j.ID || jobs[0].Cursor != "r2" || jobs[0].Step != 1 || string(jobs[0].Body) != "body" || jobs[0].Topic != "t" {
 			t.Fatalf("TopicJobs = %+v, %v", jobs, err)
 		}
 		for _, d := range []string{"d1", "d2"} {
@@ -156,18 +156,29 @@ var topicTests = []test{
 				t.Fatalf("%s's queue = %v", d, ids(ms))
 			}
 		}
-		if err := db.AdvanceTopicJob(ctx, j.ID, "", true, nil); err != nil {
+		if err := db.AdvanceTopicJob(ctx, j.ID, 0, "", true, nil); err != nil {
 			t.Fatal(err)
 		}
-		if jobs, _ := db.TopicJobs(); len(jobs) != 1 || jobs[0].ID != j2.ID {
+		if jobs, _ := db.TopicJobs(); len(jobs) != 1 || jobs[0].ID != j2.ID || jobs[0].Condition != j2.Condition {
 			t.Fatalf("TopicJobs after done = %+v", jobs)
 		}
-		err = db.AdvanceTopicJob(ctx, j.ID, "x", false, &store.Enqueue{Messages: []store.Message{msg("d3", "r3", "m1")}})
+		err = db.AdvanceTopicJob(ctx, j.ID, 0, "x", false, &store.Enqueue{Messages: []store.Message{msg("d3", "r3", "m1")}})
 		if !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("advancing a finished job = %v", err)
 		}
 		if n, _ := db.QueueLen("d3"); n != 0 {
 			t.Fatalf("a refused advance queued %d messages", n)
+		}
+	}},
+	{"TopicMemberships", func(t *testing.T, x *env) {
+		db, ctx := x.db, x.ctx
+		mustReg(t, db, "r1", "d1", "s1")
+		mustReg(t, db, "r2", "d2", "s1")
+		db.Subscribe(ctx, "s1", "a", []string{"r1", "r2"}, 0)
+		db.Subscribe(ctx, "s1", "c", []string{"r1"}, 0)
+		masks, err := db.Memberships([]string{"r1", "r2", "nope"}, []string{"a", "b", "c"})
+		if err != nil || !slices.Equal(masks, []uint32{0b101, 0b001, 0}) {
+			t.Fatalf("Memberships = %b, %v", masks, err)
 		}
 	}},
 }
