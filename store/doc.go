@@ -119,9 +119,11 @@
 // registrations in ID order after a cursor, so a fan-out of any size reads
 // them in pages.
 //
-// A topic job is the durable half of a topic send: PutTopicJob is the one
-// write before the sender's ack. AdvanceTopicJob queues one page of copies
-// and moves the job's cursor (or deletes the job) in the same atomic
-// write, so after a crash the fan-out resumes from TopicJobs exactly after
-// the last page written: no subscriber gets a page twice, none is skipped.
+// A topic job is the durable half of a topic (or condition) send:
+// PutTopicJob is the one write before the sender's ack. AdvanceTopicJob
+// queues one page of copies and moves the job's position (Step, Cursor) or
+// deletes the job in the same atomic write, so after a crash the fan-out
+// resumes from TopicJobs exactly after the last page written: no
+// subscriber gets a page twice, none is skipped. Memberships tells which
+// of a condition's topics each registration of a page holds.
 package store
