@@ -53,9 +53,14 @@ func (r *Router) SendTopic(ctx context.Context, sender string, m *ccs.Downstream
 		return 0, storeNack(err)
 	}
 	j.Created, j.Body = r.cfg.Now(), body
+	j.DedupUntil = j.Created.UnixMilli() + r.cfg.DedupWindow.Milliseconds()
 	r.work.Add(1)
 	defer r.work.Done()
-	if err := r.st.PutTopicJob(ctx, j); err != nil {
+	err = r.st.PutTopicJob(ctx, j)
+	if errors.Is(err, store.ErrDuplicate) {
+		return 0, nil // a retry of a message already accepted: acked, not sent again
+	}
+	if err != nil {
 		r.log.Error().Err(err).Str("sender", sender).Str("topic", j.Topic).Str("condition", j.Condition).Msg("store topic job")
 		return 0, storeNack(err)
 	}

@@ -376,3 +376,22 @@ func TestConditionFanOut(t *testing.T) {
 		t.Fatalf("condition ack %s", got)
 	}
 }
+
+// TestTopicRetryIsDeduplicated: an app server's retry of a topic message
+// (same message_id within the dedup window) is acked and not fanned out
+// again.
+func TestTopicRetryIsDeduplicated(t *testing.T) {
+	r, db, _ := newTestRouter(t, 2)
+	subscribeAll(t, db, "t", 0, 1)
+	for range 2 {
+		if _, n := r.SendTopic(context.Background(), "123", topicMessage(t, `{"to":"/topics/t","message_id":"again"}`)); n != nil {
+			t.Fatal(n.Description)
+		}
+	}
+	waitJobsDone(t, db)
+	for _, dev := range []string{"dev0", "dev1"} {
+		if got := queuedFor(t, db, dev); len(got) != 1 {
+			t.Fatalf("%s queued %v, want one copy", dev, got)
+		}
+	}
+}

@@ -166,6 +166,9 @@ type Topics interface {
 	// topics[i] (at most 32 topics), read at one point in time.
 	Memberships(regIDs []string, topics []string) (masks []uint32, err error)
 	// PutTopicJob stores j durably and sets j.ID (a number that only grows).
+	// With a MessageID it deduplicates as Enqueue does, against the same
+	// records: ErrDuplicate, nothing written, while (SenderID, MessageID)
+	// has a live dedup record; else it writes one until j.DedupUntil.
 	PutTopicJob(ctx context.Context, j *TopicJob) error
 	// TopicJobs lists the stored jobs in ID order: the fan-outs to resume
 	// at start.

@@ -149,4 +149,8 @@ type TopicJob struct {
 	// Body is the message itself, in the router's own encoding; the store
 	// keeps it verbatim.
 	Body []byte
+	// DedupUntil, read by PutTopicJob only and not stored, is as
+	// Enqueue.DedupUntil: with a MessageID, (SenderID, MessageID) is
+	// claimed in the dedup records Enqueue uses, until then.
+	DedupUntil int64
 }

@@ -62,7 +62,9 @@
 //	topicjobs be64(seq) → TopicJob (sender, topic, message id, cursor,
 //	          created, body): an accepted topic send still fanning out.
 //	          AdvanceTopicJob queues a page of copies and rewrites the
-//	          cursor (or deletes the job) in one transaction
+//	          step and cursor (or deletes the job) in one transaction;
+//	          PutTopicJob claims and writes the dedup record in its own
+//	          transaction, as Enqueue does
 //
 // The expiry index is ordered by time, so Sweep reads it from the start and
 // stops at the first entry in the future: it touches only what expired.

@@ -252,14 +252,31 @@ func decodeTopicJob(id uint64, b []byte) (store.TopicJob, error) {
 
 // PutTopicJob stores j under a new id from the bucket's sequence.
 func (db *DB) PutTopicJob(ctx context.Context, j *store.TopicJob) error {
+	var dk []byte
+	de := &store.Enqueue{SenderID: j.SenderID, MessageID: j.MessageID, DedupUntil: j.DedupUntil}
+	if j.MessageID != "" {
+		dk = compositeKey(j.SenderID, j.MessageID)
+	}
+	now := db.opts.Now().UnixMilli()
 	err := db.update(ctx, func(tx *bbolt.Tx) error {
+		if dk != nil {
+			if err := claimDedup(tx, dk, de, now); err != nil {
+				return err
+			}
+		}
 		b := tx.Bucket(bucketTopicJobs)
 		id, err := b.NextSequence()
 		if err != nil {
 			return err
 		}
 		j.ID = id
-		return b.Put(seqKey(id), encodeTopicJob(j))
+		if err := b.Put(seqKey(id), encodeTopicJob(j)); err != nil {
+			return err
+		}
+		if dk != nil && de.DedupUntil >= now {
+			return recordDedup(tx, dk, de)
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("store: put topic job %s/%s: %w", j.SenderID, j.Topic, err)

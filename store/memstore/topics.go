@@ -115,6 +115,17 @@ func (db *DB) PutTopicJob(ctx context.Context, j *store.TopicJob) error {
 		return err
 	}
 	defer db.mu.Unlock()
+	now := db.now().UnixMilli()
+	dk := [2]string{j.SenderID, j.MessageID}
+	if j.MessageID != "" {
+		if until, ok := db.dedup[dk]; ok && until >= now {
+			return fmt.Errorf("memstore: put topic job %s/%s: %w", j.SenderID, j.MessageID, store.ErrDuplicate)
+		}
+		delete(db.dedup, dk)
+		if j.DedupUntil >= now {
+			db.dedup[dk] = j.DedupUntil
+		}
+	}
 	db.lastJob++
 	j.ID = db.lastJob
 	c := *j

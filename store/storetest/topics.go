@@ -170,6 +170,31 @@ var topicTests = []test{
 			t.Fatalf("a refused advance queued %d messages", n)
 		}
 	}},
+	{"TopicJobDedup", func(t *testing.T, x *env) {
+		db, ctx := x.db, x.ctx
+		until := x.clk.ms() + 60_000
+		if err := db.PutTopicJob(ctx, &store.TopicJob{SenderID: "s1", Topic: "t", MessageID: "m1", DedupUntil: until}); err != nil {
+			t.Fatal(err)
+		}
+		err := db.PutTopicJob(ctx, &store.TopicJob{SenderID: "s1", Topic: "t", MessageID: "m1", DedupUntil: until})
+		if !errors.Is(err, store.ErrDuplicate) {
+			t.Fatalf("a retry within the window = %v, want ErrDuplicate", err)
+		}
+		// The same records as Enqueue's: a direct message with that id is a duplicate too.
+		if err := db.Enqueue(ctx, &store.Enqueue{SenderID: "s1", MessageID: "m1", Messages: []store.Message{msg("d1", "r1", "m1")}}); !errors.Is(err, store.ErrDuplicate) {
+			t.Fatalf("Enqueue of the id = %v", err)
+		}
+		if err := db.PutTopicJob(ctx, &store.TopicJob{SenderID: "s2", Topic: "t", MessageID: "m1", DedupUntil: until}); err != nil {
+			t.Fatalf("another sender's id: %v", err)
+		}
+		x.clk.Advance(2 * time.Minute)
+		if err := db.PutTopicJob(ctx, &store.TopicJob{SenderID: "s1", Topic: "t", MessageID: "m1", DedupUntil: x.clk.ms() + 60_000}); err != nil {
+			t.Fatalf("after the window: %v", err)
+		}
+		if jobs, _ := db.TopicJobs(); len(jobs) != 3 {
+			t.Fatalf("%d jobs stored, want 3", len(jobs))
+		}
+	}},
 	{"TopicMemberships", func(t *testing.T, x *env) {
 		db, ctx := x.db, x.ctx
 		mustReg(t, db, "r1", "d1", "s1")
