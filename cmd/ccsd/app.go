@@ -55,7 +55,7 @@ type app struct {
 	started                       bool
 	lXMPP, lDevice, lHTTP, lAdmin net.Listener
 	bound                         []net.Listener // by listenAll, in newApp; served by Start
-	errc                          chan error     // one result per Serve call, see served
+	errc                          chan error // one result per Serve call, see served
 }
 
 // newApp builds a server run from cfg, in dependency order: the data
