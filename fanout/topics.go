@@ -156,6 +156,13 @@ func (r *Router) runTopicJob(j store.TopicJob) {
 		_ = r.st.AdvanceTopicJob(context.Background(), j.ID, j.Step, j.Cursor, true, nil)
 		return
 	}
+	if r.topicExpired(t) {
+		// Resumed after its time_to_live: every copy would be dead on
+		// arrival, so none is written.
+		log.Info().Msg("topic job expired before its fan-out finished: dropped")
+		_ = r.st.AdvanceTopicJob(context.Background(), j.ID, j.Step, j.Cursor, true, nil)
+		return
+	}
 	step, cursor, copies := j.Step, j.Cursor, 0
 	for step < len(t.topics) {
 		e, next, last, err := r.topicPage(t, step, cursor)
@@ -187,6 +194,17 @@ func (r *Router) runTopicJob(j store.TopicJob) {
 		}
 	}
 	log.Debug().Int("copies", copies).Msg("topic fan-out done")
+}
+
+// topicExpired reports whether every copy of the job would already be
+// expired: its time_to_live (or, for 0, the grace addCopy gives) counted
+// from the accept has passed.
+func (r *Router) topicExpired(t *topicRun) bool {
+	life := t.m.TTL * 1000
+	if t.m.TTL == 0 {
+		life = r.cfg.ZeroTTLGrace.Milliseconds()
+	}
+	return r.nowMs() > t.j.Created.UnixMilli()+life
 }
 
 // topicPage renders the copies for the subscribers of step's topic after

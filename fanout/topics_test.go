@@ -395,3 +395,26 @@ func TestTopicRetryIsDeduplicated(t *testing.T) {
 		}
 	}
 }
+
+// TestTopicJobPastItsTTL: a job resumed after its message's time_to_live
+// is dropped without writing copies that would be dead on arrival.
+func TestTopicJobPastItsTTL(t *testing.T) {
+	db, _ := newTestStore(t, 2)
+	subscribeAll(t, db, "t", 0, 1)
+	m := topicMessage(t, `{"to":"/topics/t","message_id":"old","time_to_live":60}`)
+	j := &store.TopicJob{SenderID: "123", Topic: "t", MessageID: "old", Created: time.Now().Add(-2 * time.Minute), Body: mustJSON(t, m)}
+	if err := db.PutTopicJob(context.Background(), j); err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(Config{Store: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	waitJobsDone(t, db)
+	for _, dev := range []string{"dev0", "dev1"} {
+		if n, _ := db.QueueLen(dev); n != 0 {
+			t.Fatalf("%s holds %d copies of an expired topic message", dev, n)
+		}
+	}
+}
