@@ -15,6 +15,9 @@ const (
 	// CodeDeviceMessageRateExceeded: too many messages to (or from) one
 	// registration; the peer is to slow down for it, not retry at once.
 	CodeDeviceMessageRateExceeded Code = "DEVICE_MESSAGE_RATE_EXCEEDED"
+	// CodeTopicsMessageRateExceeded: too many messages to one topic; the
+	// app server is to slow down for that topic.
+	CodeTopicsMessageRateExceeded Code = "TOPICS_MESSAGE_RATE_EXCEEDED"
 )
 
 // httpNames is the one table of the legacy HTTP API's error names beside
@@ -30,6 +33,7 @@ var httpNames = map[string]string{
 	string(CodeConnectionDraining):          "Unavailable",
 	string(CodeInternalServerError):         "InternalServerError",
 	string(CodeDeviceMessageRateExceeded):   "DeviceMessageRateExceeded",
+	string(CodeTopicsMessageRateExceeded):   "TopicsMessageRateExceeded",
 	"INVALID_JSON/MISSING_REGISTRATION":     "MissingRegistration",
 	"INVALID_JSON/MESSAGE_TOO_BIG":          "MessageTooBig",
 	"INVALID_JSON/INVALID_DATA_KEY":         "InvalidDataKey",

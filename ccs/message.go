@@ -317,6 +317,7 @@ func optTTL(raw json.RawMessage, def int64) (int64, *Nack) {
 type Downstream struct {
 	MessageID         string
 	To                string
+	Condition         string // instead of To: a topic condition (ParseCondition)
 	CollapseKey       string
 	Priority          string
 	TTL               int64
@@ -334,10 +335,13 @@ func validateDownstream(env *Stanza, id string) (*Downstream, *Nack) {
 	if n := env.head(id); n != nil {
 		return nil, n
 	}
+	if !isAbsent(env.Condition) {
+		return env.conditionMessage(id)
+	}
 	if isAbsent(env.To) {
 		return nil, InvalidJSON("MISSING_REGISTRATION", "Missing Required Field: to")
 	}
-	to, n := optString(env.To, "to")
+	to, n := optTarget(env.To)
 	if n != nil {
 		return nil, n
 	}
@@ -351,29 +355,68 @@ func validateDownstream(env *Stanza, id string) (*Downstream, *Nack) {
 	return m, nil
 }
 
-// head checks what comes before the target: repeats, the message_id, and
-// the unsupported condition.
-func (env *Stanza) head(id string) *Nack {
-	if n := env.check(id); n != nil {
-		return n
+// head checks what comes before the target: repeats and the message_id.
+func (env *Stanza) head(id string) *Nack { return env.check(id) }
+
+// conditionMessage validates a message addressed by "condition" (which
+// excludes "to").
+func (env *Stanza) conditionMessage(id string) (*Downstream, *Nack) {
+	if !isAbsent(env.To) {
+		return nil, bothTargets()
 	}
-	if !isAbsent(env.Condition) {
-		return InvalidJSON("INVALID_PARAMETERS", "condition (topic messaging) is not supported by this server")
+	cond, n := readCondition(env.Condition)
+	if n != nil {
+		return nil, n
 	}
-	return nil
+	m := &Downstream{MessageID: id, Condition: cond}
+	if n := env.body(m); n != nil {
+		return nil, n
+	}
+	return m, nil
+}
+
+func bothTargets() *Nack {
+	return InvalidJSON("INVALID_PARAMETERS", `give either "to" or "condition", not both`)
+}
+
+// readCondition reads and checks "condition" (ParseCondition).
+func readCondition(raw json.RawMessage) (string, *Nack) {
+	s, ok := jsonString(raw)
+	if !ok {
+		return "", typeError("condition", "java.lang.String", raw)
+	}
+	if _, n := ParseCondition(s); n != nil {
+		return "", n
+	}
+	return s, nil
 }
 
 // CheckTo validates a downstream target already read as a string: present,
-// and not a topic (topic messaging is not served). Its length is checked
-// where it is read.
+// and, for a topic ("/topics/NAME"), a valid topic name. Its length is
+// checked where it is read (TargetTooLong).
 func CheckTo(to string) *Nack {
 	if to == "" {
 		return InvalidJSON("MISSING_REGISTRATION", "Empty Required Field: to")
 	}
-	if strings.HasPrefix(to, "/topics/") {
-		return InvalidJSON("INVALID_PARAMETERS", "topic messaging is not supported by this server")
+	if name, ok := TopicOf(to); ok && !ValidTopicName(name) {
+		return InvalidJSON("INVALID_PARAMETERS", "Invalid topic name: a topic name matches [a-zA-Z0-9-_.~%]{1,900}")
 	}
 	return nil
+}
+
+// optTarget reads "to": a string bounded as TargetTooLong says.
+func optTarget(raw json.RawMessage) (string, *Nack) {
+	if isAbsent(raw) {
+		return "", nil
+	}
+	s, ok := jsonString(raw)
+	if !ok {
+		return "", typeError("to", "java.lang.String", raw)
+	}
+	if TargetTooLong(s) {
+		return "", tooLong("to")
+	}
+	return s, nil
 }
 
 // body checks the fields after the target and fills them into m.

@@ -42,8 +42,13 @@ func TestValidateDownstream(t *testing.T) {
 		{"data reserved google", `{"to":"R","message_id":"m","data":{"google.x":"x"}}`, CodeInvalidJSON, "INVALID_DATA_KEY"},
 		{"data option names allowed", `{"to":"R","message_id":"m","data":{"collapse_key":"x"}}`, "", ""},
 		{"too big", big, CodeInvalidJSON, "MESSAGE_TOO_BIG"},
-		{"topic", `{"to":"/topics/news","message_id":"m"}`, CodeInvalidJSON, "topic"},
-		{"condition", `{"condition":"'a' in topics","message_id":"m"}`, CodeInvalidJSON, "condition"},
+		{"topic", `{"to":"/topics/news","message_id":"m"}`, "", ""},
+		{"topic bad name", `{"to":"/topics/bad name","message_id":"m"}`, CodeInvalidJSON, "topic name"},
+		{"topic empty name", `{"to":"/topics/","message_id":"m"}`, CodeInvalidJSON, "topic name"},
+		{"condition", `{"condition":"'a' in topics","message_id":"m"}`, "", ""},
+		{"condition and to", `{"to":"R","condition":"'a' in topics","message_id":"m"}`, CodeInvalidJSON, "not both"},
+		{"condition bad", `{"condition":"!('a' in topics)","message_id":"m"}`, CodeInvalidJSON, "at least one topic"},
+		{"condition number", `{"condition":5,"message_id":"m"}`, CodeInvalidJSON, "condition"},
 		{"notification string", `{"to":"R","message_id":"m","notification":"x"}`, CodeInvalidJSON, "notification"},
 	}
 	for _, tt := range tests {
@@ -57,7 +62,7 @@ func TestValidateDownstream(t *testing.T) {
 				if n != nil {
 					t.Fatalf("want valid, got %v", n)
 				}
-				if m.MessageID != "m" || m.To == "" {
+				if m.MessageID != "m" || m.To == "" && m.Condition == "" {
 					t.Fatalf("bad result %+v", m)
 				}
 				return

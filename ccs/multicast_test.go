@@ -71,6 +71,7 @@ func TestHTTPErrorTable(t *testing.T) {
 		{Nack{Code: CodeConnectionDraining}, "Unavailable"},
 		{Nack{Code: CodeInternalServerError}, "InternalServerError"},
 		{Nack{Code: CodeDeviceMessageRateExceeded}, "DeviceMessageRateExceeded"},
+		{Nack{Code: CodeTopicsMessageRateExceeded}, "TopicsMessageRateExceeded"},
 		{*InvalidJSON("MISSING_REGISTRATION", "x"), "MissingRegistration"},
 		{*InvalidJSON("MESSAGE_TOO_BIG", "x"), "MessageTooBig"},
 		{*InvalidJSON("INVALID_DATA_KEY", "x"), "InvalidDataKey"},

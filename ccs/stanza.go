@@ -107,11 +107,18 @@ func (env *Stanza) Upstream() (*Upstream, *Nack) {
 type Multicast struct {
 	m          Downstream
 	head, body *Nack // the refusals before and after the target check
+	hasCond    bool  // the body has a "condition"
+	cond       string
+	condN      *Nack // the condition's refusal
 }
 
 // Multicast validates every field of the stanza but "to" and message_id.
 func (env *Stanza) Multicast() *Multicast {
 	t := &Multicast{head: env.head("")}
+	if t.head == nil && !isAbsent(env.Condition) {
+		t.hasCond = true
+		t.cond, t.condN = readCondition(env.Condition)
+	}
 	if t.head == nil {
 		t.body = env.body(&t.m)
 	}
@@ -126,6 +133,9 @@ func (t *Multicast) For(to, id string, into *Downstream) *Nack {
 	if t.head != nil {
 		return t.head
 	}
+	if t.hasCond {
+		return bothTargets()
+	}
 	if n := CheckTo(to); n != nil {
 		return n
 	}
@@ -134,5 +144,25 @@ func (t *Multicast) For(to, id string, into *Downstream) *Nack {
 	}
 	*into = t.m
 	into.To, into.MessageID = to, id
+	return nil
+}
+
+// HasCondition reports whether the body is addressed by "condition".
+func (t *Multicast) HasCondition() bool { return t.hasCond }
+
+// ForCondition fills into the message addressed by the body's condition,
+// with message id id, or returns its refusal, as validating the stanza
+// does.
+func (t *Multicast) ForCondition(id string, into *Downstream) *Nack {
+	switch {
+	case t.head != nil:
+		return t.head
+	case t.condN != nil:
+		return t.condN
+	case t.body != nil:
+		return t.body
+	}
+	*into = t.m
+	into.Condition, into.MessageID = t.cond, id
 	return nil
 }

@@ -118,6 +118,10 @@ func (s *AppServerStream) downstream(st *ccs.Stanza) {
 		s.answer(st, n)
 		return
 	}
+	if _, ok := ccs.TopicOf(m.To); ok || m.Condition != "" {
+		s.topicDownstream(m)
+		return
+	}
 	p, n := s.r.resolve(s.sender, m)
 	if n != nil || p.e == nil {
 		s.reply(m.MessageID, p, n) // p.e == nil: dry run or nothing to store

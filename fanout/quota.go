@@ -17,13 +17,24 @@ import (
 // quotas holds the router's limiters.
 type quotas struct {
 	up, down *limit.Rate // per registration id
+	topic    *limit.Rate // per sender and topic
 }
 
 func newQuotas(cfg *Config) quotas {
 	return quotas{
-		up:   limit.PerMinute(max(cfg.UpstreamRate, 0), 0).WithClock(cfg.Now),
-		down: limit.PerMinute(max(cfg.DownstreamRate, 0), 0).WithClock(cfg.Now),
+		up:    limit.PerMinute(max(cfg.UpstreamRate, 0), 0).WithClock(cfg.Now),
+		down:  limit.PerMinute(max(cfg.DownstreamRate, 0), 0).WithClock(cfg.Now),
+		topic: limit.PerMinute(max(cfg.TopicRate, 0), 0).WithClock(cfg.Now),
 	}
+}
+
+// topicAllowed spends one of the topic's messages (the key holds the
+// sender: topics of two senders are two topics).
+func (r *Router) topicAllowed(sender, topic string) *ccs.Nack {
+	if !r.q.topic.Allow(sender + "\x00" + topic) {
+		return &ccs.Nack{Code: ccs.CodeTopicsMessageRateExceeded, Description: "Topic message rate exceeded for /topics/" + topic}
+	}
+	return nil
 }
 
 // upstreamAllowed spends one of the registration's upstream messages.

@@ -83,6 +83,11 @@ type Store interface {
 	AckUpstream(ctx context.Context, senderID string, seq uint64) error
 	UpstreamUsage(senderID string) store.QueueUsage
 	Sweep(ctx context.Context, nowMs int64) (store.SweepStats, error)
+	Subscribers(senderID, topic, after string, limit int) ([]store.Registration, error)
+	PutTopicJob(ctx context.Context, j *store.TopicJob) error
+	Memberships(regIDs []string, topics []string) ([]uint32, error)
+	TopicJobs() ([]store.TopicJob, error)
+	AdvanceTopicJob(ctx context.Context, jobID uint64, step int, cursor string, done bool, e *store.Enqueue) error
 }
 
 // Config configures a Router. Zero values take the defaults in brackets.
@@ -148,6 +153,10 @@ type Config struct {
 	// once it is that old, give or take 10% (jitter), as CCS closed
 	// connections for load balancing [0: never].
 	MaxConnectionAge time.Duration
+	// TopicRate bounds the messages one sender may send to one topic per
+	// minute, with as large a burst; past it the app server is nacked
+	// TOPICS_MESSAGE_RATE_EXCEEDED [600; negative: unlimited].
+	TopicRate int
 	// Now is the clock [time.Now].
 	Now func() time.Time
 	// Presence tracks the live device sessions [an in-process map; a
@@ -194,6 +203,7 @@ func (c *Config) setDefaults() {
 	defaultInt(&c.MaxUpstreamQueued, 100000)
 	defaultInt(&c.MaxQueuedPerRegistration, 100)
 	defaultInt(&c.MaxCollapseKeys, 4)
+	defaultInt(&c.TopicRate, 600)
 	if c.MaxUpstreamQueuedBytes == 0 {
 		c.MaxUpstreamQueuedBytes = 256 << 20
 	}
@@ -258,6 +268,7 @@ func New(cfg Config) (*Router, error) {
 	r.overflow = r.deletedMessages
 	r.work.Add(1)
 	go r.sweepLoop()
+	r.resumeTopicJobs()
 	return r, nil
 }
 

@@ -9,9 +9,14 @@
 //     app-server endpoints mount on it: SendHandler (POST /gcm/send, the
 //     legacy HTTP send, over fanout) and NotificationHandler
 //     (/gcm/notification, the device-group API, over package groups'
-//     registry). Both check "Authorization: key=API_KEY" with one helper
-//     (keyauth.go: the header in any case and spacing, the failed-login
-//     budget, the 401 and 429 answers).
+//     registry) and IIDHandler (iid.go: the Instance ID API's topic
+//     management, /iid/v1:batchAdd, :batchRemove, /iid/v1/TOKEN/rel/topics/
+//     NAME and /iid/info/TOKEN, over package topics' registry). All check
+//     "Authorization: key=API_KEY" with one helper (keyauth.go: the header
+//     in any case and spacing, the failed-login budget, the 401 and 429
+//     answers); IIDHandler also takes a device's own AidLogin on the
+//     single-token endpoints. /gcm/send also sends to "/topics/NAME" and
+//     to a "condition" (Router.SendTopic).
 //   - Admin, the operator handler for the loopback admin listener: create,
 //     list and revoke senders, and a health check. It answers only requests
 //     from loopback addresses and refuses cross-origin browser requests.
@@ -23,6 +28,8 @@
 // by one helper, readBody, which answers 413 past the endpoint's bound.
 //
 // The package translates HTTP to calls on small interfaces (DeviceService,
-// SenderService, KeyAuthenticator, Router, GroupRegistry) that packages
-// auth, fanout and groups implement; it knows nothing of the store.
+// SenderService, KeyAuthenticator, Router, GroupRegistry, TopicRegistry,
+// DeviceAuthenticator) that packages auth, fanout, groups and topics
+// implement; it knows nothing of the store (topics.Info carries
+// store.Subscription values, read, never stored, here).
 package httpapi

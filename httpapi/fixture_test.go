@@ -72,3 +72,7 @@ type nopRouter struct{}
 func (nopRouter) Send(context.Context, string, *ccs.Downstream) fanout.SendResult {
 	return fanout.SendResult{}
 }
+
+func (nopRouter) SendTopic(context.Context, string, *ccs.Downstream) (uint64, *ccs.Nack) {
+	return 1, nil
+}

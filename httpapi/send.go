@@ -28,6 +28,9 @@ const MaxRegistrationIDs = 1000
 // implements it.
 type Router interface {
 	Send(ctx context.Context, sender string, m *ccs.Downstream) fanout.SendResult
+	// SendTopic accepts a message to "/topics/NAME" once its fan-out is
+	// durable and returns its numeric message id.
+	SendTopic(ctx context.Context, sender string, m *ccs.Downstream) (uint64, *ccs.Nack)
 }
 
 // SendHandler serves the legacy GCM HTTP send endpoint, POST /gcm/send
@@ -113,6 +116,19 @@ func (h *SendHandler) sendJSON(w http.ResponseWriter, ctx context.Context, sende
 		writeError(w, http.StatusBadRequest, `give either "to" or "registration_ids", not both`)
 		return
 	}
+	mc := req.Multicast()
+	if mc.HasCondition() {
+		if to != "" || len(regIDs) > 0 {
+			writeError(w, http.StatusBadRequest, `give either "condition" or a target ("to", "registration_ids"), not both`)
+			return
+		}
+		h.sendTopic(w, ctx, sender, mc, "")
+		return
+	}
+	if _, topic := ccs.TopicOf(to); topic {
+		h.sendTopic(w, ctx, sender, mc, to)
+		return
+	}
 	if to != "" {
 		regIDs = []string{to}
 	}
@@ -120,7 +136,7 @@ func (h *SendHandler) sendJSON(w http.ResponseWriter, ctx context.Context, sende
 		writeError(w, http.StatusBadRequest, "MissingRegistration: no registration_ids or to")
 		return
 	}
-	results, ids := h.sendEach(ctx, sender, req.Multicast(), regIDs)
+	results, ids := h.sendEach(ctx, sender, mc, regIDs)
 	writeSendResults(w, to != "", results, ids)
 }
 
@@ -149,6 +165,39 @@ func (h *SendHandler) sendEach(ctx context.Context, sender string, mc *ccs.Multi
 		}(i)
 	}
 	return results, ids
+}
+
+// topicResponse is the legacy answer to a topic send: a numeric id.
+type topicResponse struct {
+	MessageID uint64 `json:"message_id"`
+}
+
+// sendTopic answers a send to "/topics/NAME" (to) or to the body's
+// condition (to == ""): {"message_id": N} once the fan-out is durable, or
+// {"error": NAME} (400 for a refusal with no legacy name, such as a bad
+// topic name or condition).
+func (h *SendHandler) sendTopic(w http.ResponseWriter, ctx context.Context, sender string, mc *ccs.Multicast, to string) {
+	var m ccs.Downstream
+	var n *ccs.Nack
+	if to == "" {
+		n = mc.ForCondition(h.messageID(), &m)
+	} else {
+		n = mc.For(to, h.messageID(), &m)
+	}
+	var id uint64
+	if n == nil {
+		id, n = h.router.SendTopic(ctx, sender, &m)
+	}
+	if n == nil {
+		writeJSON(w, http.StatusOK, topicResponse{MessageID: id})
+		return
+	}
+	code, ok := n.HTTPError()
+	if !ok {
+		writeError(w, http.StatusBadRequest, n.Description)
+		return
+	}
+	writeError(w, http.StatusOK, code)
 }
 
 // writeSendResults answers a JSON send: 400 when a field's type is wrong
@@ -219,6 +268,9 @@ func parseSendJSON(body []byte) (req *ccs.Stanza, regIDs []string, to, msg strin
 			if len(id) > limit.MaxIDBytes {
 				return nil, nil, "", "registration_ids[" + strconv.Itoa(i) + "] is longer than " + strconv.Itoa(limit.MaxIDBytes) + " bytes"
 			}
+			if _, topic := ccs.TopicOf(id); topic {
+				return nil, nil, "", "registration_ids[" + strconv.Itoa(i) + `] names a topic: send to a topic with "to"`
+			}
 		}
 	}
 	if to, msg = singleTarget("to", req.To); msg == "" && to == "" {
@@ -238,8 +290,8 @@ func singleTarget(f string, raw json.RawMessage) (to, msg string) {
 	if err := json.Unmarshal(raw, &to); err != nil {
 		return "", `field "` + f + `" must be a string`
 	}
-	if len(to) > limit.MaxIDBytes {
-		return "", `field "` + f + `" is longer than ` + strconv.Itoa(limit.MaxIDBytes) + " bytes"
+	if ccs.TargetTooLong(to) {
+		return "", `field "` + f + `" is too long`
 	}
 	return to, ""
 }

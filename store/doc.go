@@ -105,4 +105,25 @@
 // one write. SweepDevices deletes each device created before its cutoff
 // that never logged in or has no live registration, with its registrations
 // and queued messages, and judges each device only once.
+//
+// # Topics
+//
+// A subscription is (sender, topic, registration): it belongs to the
+// sender, so a topic of the same name of another sender is another topic,
+// and only a live registration of that sender may be subscribed
+// (ErrNotFound otherwise, per id). Subscribe and Unsubscribe are
+// idempotent; the first add date is kept. A registration may hold at most
+// the max topics Subscribe is given (ErrTooManyTopics). Unregister, and
+// SweepDevices for the registrations it deletes, delete their
+// subscriptions in the same write. Subscribers lists a topic's
+// registrations in ID order after a cursor, so a fan-out of any size reads
+// them in pages.
+//
+// A topic job is the durable half of a topic (or condition) send:
+// PutTopicJob is the one write before the sender's ack. AdvanceTopicJob
+// queues one page of copies and moves the job's position (Step, Cursor) or
+// deletes the job in the same atomic write, so after a crash the fan-out
+// resumes from TopicJobs exactly after the last page written: no
+// subscriber gets a page twice, none is skipped. Memberships tells which
+// of a condition's topics each registration of a page holds.
 package store

@@ -26,3 +26,7 @@ var (
 // ErrTooManyRegistrations is returned by RegisterLimited when the device
 // already has its maximum of live registrations.
 var ErrTooManyRegistrations = errors.New("store: too many registrations on the device")
+
+// ErrTooManyTopics is returned (per registration) by Subscribe when the
+// registration already holds its maximum of topics.
+var ErrTooManyTopics = errors.New("store: too many topics on the registration")

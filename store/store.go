@@ -141,6 +141,48 @@ type Groups interface {
 	UpdateGroup(ctx context.Context, key string, fn func(g *Group) error) (Group, error)
 }
 
+// Topics keeps the topic subscriptions of each sender and the topic jobs:
+// messages sent to a topic, durably accepted, whose copies are still being
+// queued (fanout and the Instance ID API use it). See the package
+// documentation, "Topics".
+type Topics interface {
+	// Subscribe subscribes each of regIDs to (senderID, topic), in one
+	// atomic write, and returns one error per id: nil (subscribed, or
+	// already: idempotent, the first add date kept), ErrNotFound (unknown,
+	// unregistered, or another sender's registration) or ErrTooManyTopics
+	// (the registration holds max topics; max <= 0: no bound). err is a
+	// failure of the write: then nothing was written.
+	Subscribe(ctx context.Context, senderID, topic string, regIDs []string, max int) (errs []error, err error)
+	// Unsubscribe is Subscribe's inverse: nil for an id now not subscribed
+	// (whether it was or not), ErrNotFound for an id that is not a live
+	// registration of senderID.
+	Unsubscribe(ctx context.Context, senderID, topic string, regIDs []string) (errs []error, err error)
+	// Subscriptions lists a registration's topics, sorted by name, with
+	// the time each was first added; none for an unknown id.
+	Subscriptions(regID string) ([]Subscription, error)
+	// Subscribers returns up to limit (<= 0: all) live registrations
+	// subscribed to (senderID, topic) whose ID sorts after after ("":
+	// from the start), in ID order: a cursor for a fan-out in pages.
+	Subscribers(senderID, topic, after string, limit int) ([]Registration, error)
+	// Memberships reports, for each of regIDs, which of topics it is
+	// subscribed to: bit i of masks[k] is set when regIDs[k] holds
+	// topics[i] (at most 32 topics), read at one point in time.
+	Memberships(regIDs []string, topics []string) (masks []uint32, err error)
+	// PutTopicJob stores j durably and sets j.ID (a number that only grows).
+	// With a MessageID it deduplicates as Enqueue does, against the same
+	// records: ErrDuplicate, nothing written, while (SenderID, MessageID)
+	// has a live dedup record; else it writes one until j.DedupUntil.
+	PutTopicJob(ctx context.Context, j *TopicJob) error
+	// TopicJobs lists the stored jobs in ID order: the fan-outs to resume
+	// at start.
+	TopicJobs() ([]TopicJob, error)
+	// AdvanceTopicJob writes, in one atomic write, every message of e
+	// (nil or empty: none; as Enqueue does, without dedup) and the job's
+	// new position (step, cursor), or deletes the job when done.
+	// ErrNotFound if the job is gone (nothing written).
+	AdvanceTopicJob(ctx context.Context, jobID uint64, step int, cursor string, done bool, e *Enqueue) error
+}
+
 // Sweeper deletes what expired (fanout calls it on its SweepInterval).
 type Sweeper interface {
 	// Sweep deletes the queued messages, upstream records and dedup
@@ -158,6 +200,7 @@ type Backend interface {
 	Queues
 	UpstreamQueues
 	Groups
+	Topics
 	Sweeper
 	// LastCommitErr is the health signal: the error of the last write
 	// that failed for a reason of the backend (a full disk), nil once a

@@ -135,3 +135,33 @@ type QueueUsage struct {
 	Messages int
 	Bytes    int64
 }
+
+// Subscription is one topic a registration is subscribed to.
+type Subscription struct {
+	Topic string
+	Added time.Time // when it was first subscribed
+}
+
+// TopicJob is a message sent to a topic, accepted (acked) once this record
+// is durable, whose copies a background fan-out queues page by page.
+type TopicJob struct {
+	ID                         uint64 // set by PutTopicJob, growing
+	SenderID, Topic, MessageID string
+	// Condition, for a message sent to a condition instead of one topic,
+	// is its text (Topic is then empty).
+	Condition string
+	// Step is the router's position among the topics it reads (a
+	// condition's topics, one after another); Cursor is the registration
+	// id of the last subscriber of that step whose copy is queued (""
+	// before the first page): the fan-out resumes after it.
+	Step    int
+	Cursor  string
+	Created time.Time
+	// Body is the message itself, in the router's own encoding; the store
+	// keeps it verbatim.
+	Body []byte
+	// DedupUntil, read by PutTopicJob only and not stored, is as
+	// Enqueue.DedupUntil: with a MessageID, (SenderID, MessageID) is
+	// claimed in the dedup records Enqueue uses, until then.
+	DedupUntil int64
+}

@@ -27,6 +27,7 @@ import (
 	"github.com/ccsd/ccsd/internal/metrics"
 	"github.com/ccsd/ccsd/store"
 	"github.com/ccsd/ccsd/store/bolt"
+	"github.com/ccsd/ccsd/topics"
 	"github.com/ccsd/ccsd/xmpp"
 )
 
@@ -245,6 +246,7 @@ func (a *app) newHTTPServers(tlsConf *tls.Config, senders *auth.Senders, devices
 	keyLogins := a.loginRefusals.Wrap(logins)
 	httpapi.NewSendHandler(router, senders, keyLogins, httpLog).Mount(api)
 	httpapi.NewNotificationHandler(groups.New(db, cfg.maxGroupMembers), senders, keyLogins, httpLog).Mount(api)
+	httpapi.NewIIDHandler(topics.New(db, topics.DefaultMaxPerRegistration), senders, devices, keyLogins, httpLog).Mount(api)
 	admin := httpapi.NewAdmin(httpapi.AdminConfig{
 		Senders:  senders,
 		Logger:   log.With().Str("component", "admin").Logger(),

@@ -55,6 +55,7 @@ type quotaFlags struct {
 	maxUpstreamBytes  int64
 	maxQueuedPerRegID int
 	maxCollapseKeys   int
+	topicRate         int
 }
 
 func (q *quotaFlags) register(fs *flag.FlagSet) {
@@ -63,6 +64,7 @@ func (q *quotaFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&q.maxUpstreamQueued, "max-upstream-queued", 100000, "upstream messages and receipts queued per sender; past it devices are nacked SERVICE_UNAVAILABLE (0: unlimited)")
 	fs.Int64Var(&q.maxUpstreamBytes, "max-upstream-queued-bytes", 256<<20, "bytes of upstream messages and receipts queued per sender; past it devices are nacked SERVICE_UNAVAILABLE (0: unlimited)")
 	fs.IntVar(&q.maxQueuedPerRegID, "max-queued-per-registration", 100, "messages without collapse_key queued per registration; the next one replaces them all with one deleted_messages message, as GCM did (0: unlimited)")
+	fs.IntVar(&q.topicRate, "topic-rate", 600, "messages one sender may send to one topic per minute, in bursts of as many; past it the app server is nacked TOPICS_MESSAGE_RATE_EXCEEDED (HTTP: TopicsMessageRateExceeded) (0: unlimited)")
 	fs.IntVar(&q.maxCollapseKeys, "max-collapse-keys", 4, "distinct collapse keys queued per registration, as GCM kept; a new key past it deletes the registration's oldest queued message with a collapse key, undelivered (0: unlimited)")
 }
 
@@ -75,6 +77,7 @@ func (q *quotaFlags) check() error {
 		{"--max-upstream-queued", int64(q.maxUpstreamQueued)}, {"--max-upstream-queued-bytes", q.maxUpstreamBytes},
 		{"--max-queued-per-registration", int64(q.maxQueuedPerRegID)},
 		{"--max-collapse-keys", int64(q.maxCollapseKeys)},
+		{"--topic-rate", int64(q.topicRate)},
 	} {
 		if f.v < 0 {
 			return fmt.Errorf("%s %d: must not be negative (0 disables the limit)", f.name, f.v)
@@ -98,6 +101,7 @@ func (q *quotaFlags) apply(c *fanout.Config) {
 	c.MaxUpstreamQueuedBytes = off(q.maxUpstreamBytes)
 	c.MaxQueuedPerRegistration = int(off(int64(q.maxQueuedPerRegID)))
 	c.MaxCollapseKeys = int(off(int64(q.maxCollapseKeys)))
+	c.TopicRate = int(off(int64(q.topicRate)))
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {

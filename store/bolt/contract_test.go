@@ -21,5 +21,6 @@ func TestContract(t *testing.T) {
 		db := b.(*DB)
 		assertIndexes(t, db)
 		assertGroupIndex(t, db)
+		assertTopicIndexes(t, db)
 	})
 }

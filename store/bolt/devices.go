@@ -130,6 +130,12 @@ func deleteDevice(tx *bbolt.Tx, deviceID string) (regs, msgs int, err error) {
 		if err := tx.Bucket(bucketRegs).Delete(ids[i]); err != nil {
 			return 0, 0, err
 		}
+		// regidx keys are part(device) part(sender) part(app).
+		if parts, _, ok := splitParts(keys[i], 2); ok {
+			if err := deleteSubscriptions(tx, parts[1], string(ids[i])); err != nil {
+				return 0, 0, err
+			}
+		}
 	}
 	if err := deleteTombstones(tx, deviceID, 0); err != nil {
 		return 0, 0, err

@@ -51,6 +51,20 @@
 //	          by the first CreateGroup
 //	groupnames part(senderID) part(name) → notification_key, written in the
 //	          same transaction as the group, so name and key always agree
+//	topicsubs part(senderID) part(topic) regID → be64(added ms): a topic's
+//	          subscribers, one key each, so a fan-out reads them as a prefix
+//	          range in regID order from its cursor (Seek), one page per read,
+//	          whatever the topic's size (100,000 subscribers and more)
+//	regtopics part(regID) topic → be64(added ms): the same pairs by
+//	          registration, written in the same transaction: Subscriptions,
+//	          the topics-per-registration bound (counted by prefix), and the
+//	          cleanup of Unregister and SweepDevices, which delete both
+//	topicjobs be64(seq) → TopicJob (sender, topic, message id, cursor,
+//	          created, body): an accepted topic send still fanning out.
+//	          AdvanceTopicJob queues a page of copies and rewrites the
+//	          step and cursor (or deletes the job) in one transaction;
+//	          PutTopicJob claims and writes the dedup record in its own
+//	          transaction, as Enqueue does
 //
 // The expiry index is ordered by time, so Sweep reads it from the start and
 // stops at the first entry in the future: it touches only what expired.

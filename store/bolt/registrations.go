@@ -187,6 +187,9 @@ func (db *DB) Unregister(ctx context.Context, id string) error {
 		if err := addTombstone(tx, rec.DeviceID, id); err != nil {
 			return err
 		}
+		if err := deleteSubscriptions(tx, rec.SenderID, id); err != nil {
+			return err
+		}
 		q := tx.Bucket(bucketQueues).Bucket([]byte(rec.DeviceID))
 		if q == nil {
 			return nil

@@ -127,6 +127,7 @@ var allBuckets = [][]byte{
 	bucketMeta, bucketSenders, bucketDevices, bucketRegs, bucketRegIndex,
 	bucketQueues, bucketCollapse, bucketUpstream, bucketDedup, bucketExpiry,
 	bucketDevCreated, bucketTombstones, bucketRegQueued, bucketRegCollapse,
+	bucketTopicSubs, bucketRegTopics, bucketTopicJobs,
 }
 
 // Open opens or creates the database at path, creating its buckets and

@@ -61,7 +61,11 @@ type DB struct {
 	upstream   map[string]*upQueue
 	dedup      map[[2]string]int64 // (sender, message id) → until ms
 	groups     map[string]store.Group
-	groupNames map[[2]string]string // (sender, name) → key
+	groupNames map[[2]string]string               // (sender, name) → key
+	subs       map[[2]string]map[string]time.Time // (sender, topic) → regID → added
+	regTopics  map[string]map[string]time.Time    // regID → topic → added
+	jobs       map[uint64]store.TopicJob
+	lastJob    uint64
 }
 
 var _ store.Backend = (*DB)(nil)
@@ -76,7 +80,8 @@ func New(opts store.Options) *DB {
 		unjudged: map[string]bool{}, regs: map[string]regRecord{}, regIndex: map[[3]string]string{},
 		tombstones: map[string][]string{}, queues: map[string]*queue{}, collapse: map[[2]string]where{},
 		upstream: map[string]*upQueue{}, dedup: map[[2]string]int64{}, groups: map[string]store.Group{},
-		groupNames: map[[2]string]string{},
+		groupNames: map[[2]string]string{}, subs: map[[2]string]map[string]time.Time{},
+		regTopics: map[string]map[string]time.Time{}, jobs: map[uint64]store.TopicJob{},
 	}
 }
 
@@ -280,6 +285,7 @@ func (db *DB) SweepDevices(ctx context.Context, createdBefore time.Time) (store.
 			if k[0] == id {
 				delete(db.regIndex, k)
 				delete(db.regs, rid)
+				db.dropSubscriptions(k[1], rid)
 				st.Registrations++
 			}
 		}
@@ -405,6 +411,7 @@ func (db *DB) Unregister(ctx context.Context, id string) error {
 		ts = ts[1:]
 	}
 	db.tombstones[rec.DeviceID] = ts
+	db.dropSubscriptions(rec.SenderID, id)
 	if q := db.queues[rec.DeviceID]; q != nil {
 		for _, seq := range seqsOf(q.msgs, func(m *store.Message) bool { return m.RegID == id }) {
 			db.deleteMessage(rec.DeviceID, seq)

@@ -39,6 +39,15 @@ func (db *DB) EnqueueAsync(ctx context.Context, e *store.Enqueue) store.Write {
 		}
 		delete(db.dedup, dk)
 	}
+	db.putCopies(e)
+	if e.MessageID != "" && e.DedupUntil >= now {
+		db.dedup[dk] = e.DedupUntil
+	}
+	return done{}
+}
+
+// putCopies queues every message of e (collapse, bounds), under mu.
+func (db *DB) putCopies(e *store.Enqueue) {
 	e.Discarded, e.Evicted = 0, 0
 	for i := range e.Messages {
 		m := &e.Messages[i]
@@ -53,10 +62,6 @@ func (db *DB) EnqueueAsync(ctx context.Context, e *store.Enqueue) store.Write {
 	if e.Upstream != nil {
 		db.pushUpstream(e.Upstream)
 	}
-	if e.MessageID != "" && e.DedupUntil >= now {
-		db.dedup[dk] = e.DedupUntil
-	}
-	return done{}
 }
 
 // regQueued counts the registration's queued messages without a collapse
