@@ -51,76 +51,26 @@ func runSender(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return exitUsage
 	}
 	sub := args[0]
-	var synopsis string
-	switch sub {
-	case "create":
-		synopsis = "ccsd sender create [--id ID] [--data DIR]"
-	case "list":
-		synopsis = "ccsd sender list [--data DIR]"
-	case "revoke":
-		synopsis = "ccsd sender revoke [--data DIR] ID"
-	case "set":
-		synopsis = "ccsd sender set [--data DIR] --group-copies=true|false ID"
-	case "help", "-h", "-help", "--help":
+	synopsis, known := senderSynopsis[sub]
+	switch {
+	case sub == "help" || sub == "-h" || sub == "-help" || sub == "--help":
 		fmt.Fprint(stdout, senderUsage)
 		return exitOK
-	default:
+	case !known:
 		fmt.Fprintf(stderr, "ccsd sender: unknown subcommand %q\n\n%s", sub, senderUsage)
 		return exitUsage
 	}
-	fs := newFlagSet("sender "+sub, synopsis, stderr)
-	data := fs.String("data", "./ccsd-data", "data directory of the server")
-	var id string
-	if sub == "create" {
-		fs.StringVar(&id, "id", "", "sender id to create (default: a random 12-digit number)")
+	cmd, code := parseSenderArgs(sub, synopsis, args[1:], stderr)
+	if cmd == nil {
+		return code
 	}
-	var opts optionFlags
-	if sub == "set" {
-		opts.register(fs)
-	}
-	var lf logFlags
-	lf.register(fs)
-	pos, err := parseFlags(fs, args[1:])
-	if err != nil {
-		return flagError(err, stderr)
-	}
-	oneID := sub == "revoke" || sub == "set"
-	switch {
-	case oneID && len(pos) != 1:
-		fmt.Fprintf(stderr, "Usage: %s\n", synopsis)
-		return exitUsage
-	case sub == "set" && !opts.any():
-		fmt.Fprintf(stderr, "ccsd sender set: name an option to set (--group-copies=true|false)\nUsage: %s\n", synopsis)
-		return exitUsage
-	case !oneID && len(pos) != 0:
-		fmt.Fprintf(stderr, "ccsd sender %s: unexpected argument %q\n", sub, pos[0])
-		return exitUsage
-	}
-	log, err := lf.newLogger(stderr)
+	log, err := cmd.log.newLogger(stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "ccsd sender:", err)
 		return exitUsage
 	}
 	activeLogger.Store(&log)
-
-	ops, closeOps, err := openSenderOps(ctx, *data, sub == "create", log)
-	if err != nil {
-		log.Error().Err(err).Msg("sender " + sub + " failed")
-		return exitFail
-	}
-	defer closeOps()
-
-	var out any
-	switch sub {
-	case "create":
-		out, err = ops.create(ctx, id)
-	case "list":
-		out, err = ops.list(ctx)
-	case "revoke":
-		out, err = ops.revoke(ctx, pos[0])
-	case "set":
-		out, err = ops.set(ctx, pos[0], opts.options())
-	}
+	out, err := cmd.run(ctx, log)
 	if err != nil {
 		log.Error().Err(err).Msg("sender " + sub + " failed")
 		return exitFail
@@ -134,6 +84,75 @@ func runSender(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return exitFail
 	}
 	return exitOK
+}
+
+// senderSynopsis is the usage line of each sender subcommand.
+var senderSynopsis = map[string]string{
+	"create": "ccsd sender create [--id ID] [--data DIR]",
+	"list":   "ccsd sender list [--data DIR]",
+	"revoke": "ccsd sender revoke [--data DIR] ID",
+	"set":    "ccsd sender set [--data DIR] --group-copies=true|false ID",
+}
+
+// senderCmd is one parsed sender subcommand.
+type senderCmd struct {
+	sub, data, id string // id: --id of create, or the ID argument of revoke and set
+	opts          optionFlags
+	log           logFlags
+}
+
+// parseSenderArgs parses a subcommand's flags and arguments; on a usage
+// error it has said why on stderr and returns nil with the exit code.
+func parseSenderArgs(sub, synopsis string, args []string, stderr io.Writer) (*senderCmd, int) {
+	c := &senderCmd{sub: sub}
+	fs := newFlagSet("sender "+sub, synopsis, stderr)
+	fs.StringVar(&c.data, "data", "./ccsd-data", "data directory of the server")
+	if sub == "create" {
+		fs.StringVar(&c.id, "id", "", "sender id to create (default: a random 12-digit number)")
+	}
+	if sub == "set" {
+		c.opts.register(fs)
+	}
+	c.log.register(fs)
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return nil, flagError(err, stderr)
+	}
+	oneID := sub == "revoke" || sub == "set"
+	switch {
+	case oneID && len(pos) != 1:
+		fmt.Fprintf(stderr, "Usage: %s\n", synopsis)
+		return nil, exitUsage
+	case sub == "set" && !c.opts.any():
+		fmt.Fprintf(stderr, "ccsd sender set: name an option to set (--group-copies=true|false)\nUsage: %s\n", synopsis)
+		return nil, exitUsage
+	case !oneID && len(pos) != 0:
+		fmt.Fprintf(stderr, "ccsd sender %s: unexpected argument %q\n", sub, pos[0])
+		return nil, exitUsage
+	}
+	if oneID {
+		c.id = pos[0]
+	}
+	return c, 0
+}
+
+// run does the subcommand, through the running server or on the store.
+func (c *senderCmd) run(ctx context.Context, log zerolog.Logger) (any, error) {
+	ops, closeOps, err := openSenderOps(ctx, c.data, c.sub == "create", log)
+	if err != nil {
+		return nil, err
+	}
+	defer closeOps()
+	switch c.sub {
+	case "create":
+		return ops.create(ctx, c.id)
+	case "list":
+		return ops.list(ctx)
+	case "revoke":
+		return ops.revoke(ctx, c.id)
+	default: // set
+		return ops.set(ctx, c.id, c.opts.options())
+	}
 }
 
 // senderOps runs the sender subcommands, either through a running server's
