@@ -43,6 +43,12 @@
 // to SENDER@gcm.googleapis.com with category --app, keeping at most
 // --window unanswered per device; the app-server connections ack each one.
 //
+// queue: like downstream, but the devices never log in, so every accepted
+// message stays queued for an offline device; the run ends when every
+// message is answered. It fills a store, to measure its disk use per queued
+// message or a restart with a large queue (bench/bench-load.sh does both).
+// Lift --max-queued-per-registration (0) or queue at most 100 per device.
+//
 // idle: the sender, the devices' registrations and --conns app-server
 // connections are made first; ccsd's memory is read ("before"); then the
 // --devices device sessions log in and all are held, idle, for --duration;
