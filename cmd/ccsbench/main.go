@@ -74,6 +74,9 @@ func main() {
 // summary to stdout (progress and errors go to stderr). It returns the exit
 // code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "peer" { // a generic XMPP server: peer.go
+		return runPeer(ctx, args[1:], stdout, stderr)
+	}
 	cfg, err := parseConfig(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
