@@ -81,6 +81,19 @@
 // Logins in progress when --duration ends are counted as "cut", not as
 // failures; any other failed login fails the run.
 //
+// # peer: a generic XMPP server
+//
+// "ccsbench peer --addr A --ca FILE --password P [--pairs N --window W
+// --messages M --duration D --server-pid PID --json]" measures another
+// XMPP server (Prosody in bench/bench-peer.sh) doing the work the
+// downstream scenario measures: one message from one TLS session to another
+// and back. Pair i is the users PREFIXa<i> and PREFIXb<i> (--user-prefix,
+// default "peer"), which must exist with password P; a sends
+// <message type="chat"> to b's full JID, b echoes it back, and each pair
+// keeps at most --window round trips in flight. It reports round trips per
+// second, their latency and, with --server-pid, the server's CPU seconds.
+// It speaks plain RFC 6120 (direct TLS, SASL PLAIN, bind), no CCS.
+//
 // # Options
 //
 // --rate N offers a fixed load of N messages per second, over every sender
