@@ -135,8 +135,9 @@ for l in "${labels[@]}"; do bench "$l" upstream --scenario upstream --devices 50
 
 # Disk per queued message and a restart with that queue: QUEUED messages
 # of 200 data bytes to 1000 offline devices; the file before and after,
-# then stop, start again and time until it listens (page cache warm).
-declare -A disk restart
+# then stop, start again and time until it listens, with the page cache
+# warm and with the file dropped from it.
+declare -A disk restart cold
 for l in "${labels[@]}"; do
 	db=${data[$l]}/ccsd.db
 	read -r b0 a0 <<<"$(size "$db")"
@@ -149,7 +150,15 @@ for l in "${labels[@]}"; do
 	start "$l" || exit 1
 	t1=$(date +%s%N)
 	restart[$l]=$(calc "($t1 - $t0) / 1e9")
-	log "$l: $n queued, file +$((b1 - b0)) B (allocated +$((a1 - a0)) B); restart to listening ${restart[$l]}s"
+	# Again with the file dropped from the page cache (this file only:
+	# dd's nocache asks the kernel to discard its cached pages).
+	stop "$l"
+	dd if="$db" iflag=nocache count=0 status=none 2>/dev/null
+	t0=$(date +%s%N)
+	start "$l" || exit 1
+	t1=$(date +%s%N)
+	cold[$l]=$(calc "($t1 - $t0) / 1e9")
+	log "$l: $n queued, file +$((b1 - b0)) B (allocated +$((a1 - a0)) B); restart to listening ${restart[$l]}s warm, ${cold[$l]}s with the file out of the page cache"
 done
 
 # The summary: one row per figure, one column per server.
@@ -203,6 +212,7 @@ mapfile -t c_lcpu < <(vals login login.server_cpu_ms_per_login)
 mapfile -t c_disk < <(disk_col)
 mapfile -t c_alloc < <(alloc_col)
 mapfile -t c_restart < <(each restart)
+mapfile -t c_cold < <(each cold)
 load_col() { local l; for l in "${labels[@]}"; do printf '%s: %s; ' "$l" "$(get downstream "$l" machine.loadavg)"; done; }
 
 {
@@ -227,6 +237,7 @@ load_col() { local l; for l in "${labels[@]}"; do printf '%s: %s; ' "$l" "$(get 
 	row "disk per queued message (file size)" B "${c_disk[@]}"
 	row "disk per queued message (allocated)" B "${c_alloc[@]}"
 	row "restart with $QUEUED queued (warm)" s "${c_restart[@]}"
+	row "restart with $QUEUED queued (file uncached)" s "${c_cold[@]}"
 	echo "load average at the start of the downstream runs: $(load_col)"
 	echo "machine: $(nproc) CPUs, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(go version 2>/dev/null || echo go unknown)"
 	echo "runs and logs: $OUT"
@@ -249,8 +260,8 @@ load_col() { local l; for l in "${labels[@]}"; do printf '%s: %s; ' "$l" "$(get 
 			"${c_rate[$i]:-null}" "${c_sent[$i]:-null}" "${c_p99a[$i]:-null}" "${c_p99d[$i]:-null}"
 		printf '"idle_rss_kib_per_session":%s,"idle_heap_kib_per_session":%s,"logins_per_sec":%s,"ccsd_cpu_ms_per_login":%s,' \
 			"${c_rss[$i]:-null}" "${c_heap[$i]:-null}" "${c_login[$i]:-null}" "${c_lcpu[$i]:-null}"
-		printf '"disk_bytes_per_queued_msg":%s,"disk_allocated_bytes_per_queued_msg":%s,"restart_seconds":%s,"queued":%s,"loadavg":"%s"}' \
-			"${c_disk[$i]:-null}" "${c_alloc[$i]:-null}" "${c_restart[$i]:-null}" "$QUEUED" "$(get downstream "$l" machine.loadavg)"
+		printf '"disk_bytes_per_queued_msg":%s,"disk_allocated_bytes_per_queued_msg":%s,"restart_seconds":%s,"restart_uncached_seconds":%s,"queued":%s,"loadavg":"%s"}' \
+			"${c_disk[$i]:-null}" "${c_alloc[$i]:-null}" "${c_restart[$i]:-null}" "${c_cold[$i]:-null}" "$QUEUED" "$(get downstream "$l" machine.loadavg)"
 	done
 	printf '}}\n'
 } >"$OUT/summary.json"
