@@ -17,6 +17,9 @@
 #   BENCH_QUEUED [100000]       messages queued to offline devices (disk, restart)
 #   BENCH_CAP [60s]             --duration cap of each message run
 #   BENCH_HOLD [10s]            length of the idle and login runs
+#   BENCH_STEPS [idle login downstream rate group upstream queue]
+#                               the steps to run (rate needs downstream), e.g.
+#                               BENCH_STEPS=queue BENCH_QUEUED=1000000
 #
 # Every wait is bounded; every server started is stopped on exit.
 set -u
@@ -29,6 +32,7 @@ IDLE=${BENCH_IDLE:-2000}
 QUEUED=${BENCH_QUEUED:-100000}
 CAP=${BENCH_CAP:-60s}
 HOLD=${BENCH_HOLD:-10s}
+STEPS=" ${BENCH_STEPS:-idle login downstream rate group upstream queue} "
 HERE=$(cd "$(dirname "$0")" && pwd)
 OUT=${1:-$(mktemp -d "${TMPDIR:-/tmp}/bench-load.XXXXXX")}
 mkdir -p "$OUT"
@@ -42,6 +46,7 @@ if [ -n "${CCSD_BEFORE:-}" ]; then
 fi
 
 log() { echo "bench-load: $*" >&2; }
+want() { case $STEPS in *" $1 "*) return 0 ;; esac; return 1; }
 
 # limit_flags BIN: the flags that lift ccsd's per-address and
 # per-registration limits (see go doc ./cmd/ccsbench), those BIN knows:
@@ -121,24 +126,24 @@ size() { printf '%s %s' "$(wc -c <"$1")" "$(($(du -k "$1" | cut -f1) * 1024))"; 
 for l in "${labels[@]}"; do start "$l" || exit 1; done
 
 # Idle first, while each ccsd is fresh (its RSS then shows the sessions).
-for l in "${labels[@]}"; do bench "$l" idle --scenario idle --devices "$IDLE" --conns 1 --duration "$HOLD"; done
-for l in "${labels[@]}"; do bench "$l" login --scenario login --devices 8 --conns 8 --duration "$HOLD"; done
-for l in "${labels[@]}"; do bench "$l" downstream --devices 50 --conns 4 --messages "$MESSAGES" --duration "$CAP"; done
+want idle && for l in "${labels[@]}"; do bench "$l" idle --scenario idle --devices "$IDLE" --conns 1 --duration "$HOLD"; done
+want login && for l in "${labels[@]}"; do bench "$l" login --scenario login --devices 8 --conns 8 --duration "$HOLD"; done
+want downstream && for l in "${labels[@]}"; do bench "$l" downstream --devices 50 --conns 4 --messages "$MESSAGES" --duration "$CAP"; done
 # Latency at half of the maximum just measured, for 10 seconds.
 declare -A rate
-for l in "${labels[@]}"; do
+want rate && for l in "${labels[@]}"; do
 	rate[$l]=$(awk -v r="$(get downstream "$l" delivered_per_sec)" 'BEGIN { r = int(r / 2); print (r < 100 ? 100 : r) }')
 	bench "$l" rate --devices 50 --conns 4 --rate "${rate[$l]}" --messages $((rate[$l] * 10)) --duration "$CAP"
 done
-for l in "${labels[@]}"; do bench "$l" group --scenario group --devices 50 --group-size 10 --conns 4 --messages "$GROUP_MESSAGES" --duration "$CAP"; done
-for l in "${labels[@]}"; do bench "$l" upstream --scenario upstream --devices 50 --conns 4 --messages "$MESSAGES" --duration "$CAP"; done
+want group && for l in "${labels[@]}"; do bench "$l" group --scenario group --devices 50 --group-size 10 --conns 4 --messages "$GROUP_MESSAGES" --duration "$CAP"; done
+want upstream && for l in "${labels[@]}"; do bench "$l" upstream --scenario upstream --devices 50 --conns 4 --messages "$MESSAGES" --duration "$CAP"; done
 
 # Disk per queued message and a restart with that queue: QUEUED messages
 # of 200 data bytes to 1000 offline devices; the file before and after,
 # then stop, start again and time until it listens, with the page cache
 # warm and with the file dropped from it.
 declare -A disk restart cold
-for l in "${labels[@]}"; do
+want queue && for l in "${labels[@]}"; do
 	db=${data[$l]}/ccsd.db
 	read -r b0 a0 <<<"$(size "$db")"
 	bench "$l" queue --scenario queue --devices 1000 --conns 4 --payload 200 --messages "$QUEUED" --duration 600s
