@@ -17,6 +17,7 @@
 #   BENCH_QUEUED [100000]       messages queued to offline devices (disk, restart)
 #   BENCH_CAP [60s]             --duration cap of each message run
 #   BENCH_HOLD [10s]            length of the idle and login runs
+#   BENCH_KEEP [0]              1: keep the servers' data directories
 #   BENCH_STEPS [idle login downstream rate group upstream queue]
 #                               the steps to run (rate needs downstream), e.g.
 #                               BENCH_STEPS=queue BENCH_QUEUED=1000000
@@ -97,7 +98,14 @@ stop() {
 	pid[$l]=
 }
 
-cleanup() { for l in "${labels[@]}"; do stop "$l"; done; }
+# cleanup stops every server and removes their data directories (a queue of
+# 1,000,000 is gigabytes) unless BENCH_KEEP=1.
+cleanup() {
+	for l in "${labels[@]}"; do
+		stop "$l"
+		[ "${BENCH_KEEP:-0}" = 1 ] || [ -z "${data[$l]:-}" ] || rm -rf "${data[$l]}"
+	done
+}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
