@@ -6,11 +6,15 @@ BIN      ?= bin/ccsd
 FUZZTIME ?= 20s
 # Extra flags for "make run", e.g. make run ARGS="--log-level debug".
 ARGS     ?=
+# bench-load: a second ccsd binary to compare with, and the output directory
+# (default: a new temp directory).
+BEFORE    ?=
+BENCH_OUT ?=
 
 # -race needs cgo, which needs a C compiler.
 RACE := $(shell command -v "$$($(GO) env CC)" >/dev/null 2>&1 && echo -race)
 
-.PHONY: all build run test vet fuzz bench fmt clean
+.PHONY: all build run test vet fuzz bench bench-load bench-peer fmt clean
 
 all: build
 
@@ -42,6 +46,18 @@ fuzz:
 ## bench: run every benchmark once
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## bench-load: build, then run every ccsbench scenario against a fresh ccsd
+## (temp data dir, loopback, ports 0) and print a summary; BEFORE=path/to/ccsd
+## runs each step on that binary too, interleaved, with ratios
+bench-load: build
+	$(GO) build -o bin/ccsbench ./cmd/ccsbench
+	CCSD=$(BIN) CCSBENCH=bin/ccsbench CCSD_BEFORE=$(BEFORE) bench/bench-load.sh $(BENCH_OUT)
+
+## bench-peer: ccsd vs Prosody (installed from Debian once), same work, same run
+bench-peer: build
+	$(GO) build -o bin/ccsbench ./cmd/ccsbench
+	CCSD=$(BIN) CCSBENCH=bin/ccsbench bench/bench-peer.sh $(BENCH_OUT)
 
 ## fmt: gofmt every Go file
 fmt:

@@ -199,6 +199,10 @@ func (b *bench) setup(ctx context.Context) error {
 	if err := b.setupRegs(ctx, true); err != nil {
 		return err
 	}
+	if b.cfg.scenario == scenarioQueue {
+		// The devices stay offline: every accepted message stays queued.
+		return b.connectApps(ctx)
+	}
 	if err := b.connectDevices(ctx); err != nil {
 		return err
 	}
@@ -247,6 +251,9 @@ func (b *bench) setupRegs(ctx context.Context, register bool) error {
 		return err
 	}
 	b.copies = 1
+	if cfg.scenario == scenarioQueue {
+		b.copies = 0 // no device is online: no copy is expected
+	}
 	if cfg.scenario == scenarioGroup {
 		return b.setupGroups(ctx)
 	}
@@ -429,7 +436,9 @@ func (b *bench) measure(parent context.Context) {
 
 	b.start = time.Now()
 	for _, d := range b.devices {
-		d.x.start(func(st *stanza) { b.onDevice(d, st) }, b.ended)
+		if d.x != nil { // nil in the queue scenario: never logged in
+			d.x.start(func(st *stanza) { b.onDevice(d, st) }, b.ended)
+		}
 	}
 	for _, a := range b.apps {
 		a.x.start(func(st *stanza) { b.onApp(a, st) }, b.ended)
@@ -481,7 +490,7 @@ func (b *bench) prepare() {
 	b.suffix = append(b.suffix, "}}"...)
 
 	switch cfg.scenario {
-	case scenarioDownstream:
+	case scenarioDownstream, scenarioQueue:
 		b.idChar = 'm'
 		prefixes := make([][]byte, len(b.devices))
 		for i, d := range b.devices {
@@ -633,8 +642,8 @@ func (b *bench) onApp(a *appConn, st *stanza) {
 				b.groupSuccess.Add(s)
 				b.groupFailure.Add(f)
 				b.expected.Add(s)
-			} else {
-				b.expected.Add(1)
+			} else if b.cfg.scenario != scenarioQueue {
+				b.expected.Add(1) // queue: no device is online to receive it
 			}
 		}
 	case "nack":

@@ -43,6 +43,12 @@
 // to SENDER@gcm.googleapis.com with category --app, keeping at most
 // --window unanswered per device; the app-server connections ack each one.
 //
+// queue: like downstream, but the devices never log in, so every accepted
+// message stays queued for an offline device; the run ends when every
+// message is answered. It fills a store, to measure its disk use per queued
+// message or a restart with a large queue (bench/bench-load.sh does both).
+// Lift --max-queued-per-registration (0) or queue at most 100 per device.
+//
 // idle: the sender, the devices' registrations and --conns app-server
 // connections are made first; ccsd's memory is read ("before"); then the
 // --devices device sessions log in and all are held, idle, for --duration;
@@ -74,6 +80,19 @@
 // the machine, and ccsd's CPU per login is the figure of ccsd alone.
 // Logins in progress when --duration ends are counted as "cut", not as
 // failures; any other failed login fails the run.
+//
+// # peer: a generic XMPP server
+//
+// "ccsbench peer --addr A --ca FILE --password P [--pairs N --window W
+// --messages M --duration D --server-pid PID --json]" measures another
+// XMPP server (Prosody in bench/bench-peer.sh) doing the work the
+// downstream scenario measures: one message from one TLS session to another
+// and back. Pair i is the users PREFIXa<i> and PREFIXb<i> (--user-prefix,
+// default "peer"), which must exist with password P; a sends
+// <message type="chat"> to b's full JID, b echoes it back, and each pair
+// keeps at most --window round trips in flight. It reports round trips per
+// second, their latency and, with --server-pid, the server's CPU seconds.
+// It speaks plain RFC 6120 (direct TLS, SASL PLAIN, bind), no CCS.
 //
 // # Options
 //

@@ -30,6 +30,7 @@ const (
 	scenarioUpstream   = "upstream"
 	scenarioIdle       = "idle"
 	scenarioLogin      = "login"
+	scenarioQueue      = "queue"
 )
 
 // config is the parsed command line.
@@ -73,6 +74,9 @@ func main() {
 // summary to stdout (progress and errors go to stderr). It returns the exit
 // code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "peer" { // a generic XMPP server: peer.go
+		return runPeer(ctx, args[1:], stdout, stderr)
+	}
 	cfg, err := parseConfig(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
@@ -134,7 +138,7 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&cfg.ca, "ca", "", "PEM certificate(s) to verify ccsd's TLS certificate (default DATA/cert.pem)")
 	fs.StringVar(&cfg.domain, "domain", "gcm.googleapis.com", "XMPP domain: stream 'to' and the sender JID's domain")
 	fs.StringVar(&cfg.app, "app", "com.ccsbench.app", "app (package name) every device registers")
-	fs.StringVar(&cfg.scenario, "scenario", scenarioDownstream, "downstream, group, upstream, idle or login")
+	fs.StringVar(&cfg.scenario, "scenario", scenarioDownstream, "downstream, group, upstream, idle, login or queue")
 	fs.IntVar(&cfg.devices, "devices", 50, "devices to check in, register and connect")
 	fs.IntVar(&cfg.conns, "conns", 4, "app-server XMPP connections")
 	fs.IntVar(&cfg.messages, "messages", 20000, "messages to send in total")
@@ -173,9 +177,9 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 		return nil, errors.New("--ca is needed (or --data DIR, whose cert.pem is used)")
 	}
 	switch cfg.scenario {
-	case scenarioDownstream, scenarioGroup, scenarioUpstream, scenarioIdle, scenarioLogin:
+	case scenarioDownstream, scenarioGroup, scenarioUpstream, scenarioIdle, scenarioLogin, scenarioQueue:
 	default:
-		return nil, fmt.Errorf("--scenario %q: want downstream, group, upstream, idle or login", cfg.scenario)
+		return nil, fmt.Errorf("--scenario %q: want downstream, group, upstream, idle, login or queue", cfg.scenario)
 	}
 	if err := cfg.checkNew(); err != nil {
 		return nil, err

@@ -157,6 +157,19 @@ func TestScenarios(t *testing.T) {
 		code, r, stderr := runBench(t, append(common, "--scenario", "upstream")...)
 		checkClean(t, code, r, stderr, 500, 1)
 	})
+	t.Run("queue", func(t *testing.T) {
+		// The devices never log in: every message is acked (queued) and
+		// none delivered, and the run completes without waiting for them.
+		code, r, stderr := runBench(t, append(common, "--scenario", "queue")...)
+		if r == nil {
+			t.Fatalf("exit %d and no summary; stderr:\n%s", code, stderr)
+		}
+		if code != exitOK || !r.OK || !r.Complete || r.Accepted != 500 || r.Nacked != 0 ||
+			r.Delivered != 0 || r.ExpectedCopies != 0 || r.Missing != 0 || r.ElapsedSeconds >= 15 {
+			t.Errorf("exit %d, ok %v, complete %v, accepted %d, nacked %d, delivered %d of %d, %.1fs, problems %v\n%s",
+				code, r.OK, r.Complete, r.Accepted, r.Nacked, r.Delivered, r.ExpectedCopies, r.ElapsedSeconds, r.Problems, stderr)
+		}
+	})
 }
 
 // TestExplicitAddresses runs without --data: addresses and CA on the

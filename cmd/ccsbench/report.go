@@ -206,6 +206,9 @@ func (b *bench) fill(r *report) {
 		r.DeliveriesPerSec = round1(float64(len(delNs)) / time.Duration(lastDel).Seconds())
 	}
 	for _, d := range b.devices {
+		if d.x == nil { // queue: never logged in
+			continue
+		}
 		r.ClientWrites += d.x.writes.Load()
 		r.ClientStanzasRead += d.x.stanzas.Load()
 	}
