@@ -423,10 +423,17 @@ func (s *Server) handle(raw net.Conn, key string) {
 	// The deadline set above bounds negotiation; a canceled context (timeout
 	// or Server.Close) kicks a blocked read. mellium cannot touch deadlines:
 	// wireConn's deadline setters are no-ops.
-	stop := context.AfterFunc(ctx, func() { _ = raw.SetDeadline(aLongTimeAgo) })
+	kicked := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() { _ = raw.SetDeadline(aLongTimeAgo); close(kicked) })
 	sess, err := n.run()
-	if !stop() && err == nil {
-		err = ctx.Err() // kicked just as negotiation ended
+	if !stop() {
+		// The kick has started: wait for it to end, or its past deadline
+		// could land after the write deadline of the stream error below
+		// and cut that write in the middle of a TLS record.
+		<-kicked
+		if err == nil {
+			err = ctx.Err() // kicked just as negotiation ended
+		}
 	}
 	endNegotiation()
 	if err != nil {
@@ -444,8 +451,13 @@ func (s *Server) handle(raw net.Conn, key string) {
 // HandshakeContext, which costs a goroutine per connection.
 func (s *Server) handshake(raw net.Conn) (*tls.Conn, error) {
 	_ = raw.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
-	stop := context.AfterFunc(s.ctx, func() { _ = raw.SetDeadline(aLongTimeAgo) })
-	defer stop()
+	kicked := make(chan struct{})
+	stop := context.AfterFunc(s.ctx, func() { _ = raw.SetDeadline(aLongTimeAgo); close(kicked) })
+	defer func() {
+		if !stop() {
+			<-kicked // let the kick finish before the caller sets deadlines again
+		}
+	}()
 	c, err := sniffTLS(raw)
 	if err != nil {
 		return nil, fmt.Errorf("xmpp: before tls: %w", err)
