@@ -206,13 +206,7 @@ func (s *AppServerStream) takeSent(id, to string) (sentUpstream, bool) {
 		// message_ids are chosen per device, so two in flight may share one;
 		// only then is the payload parsed for the "from" the ack names.
 		if len(list) == 1 || to == "" || upstreamFrom(su.payload) == to {
-			list = append(list[:i], list[i+1:]...)
-			if len(list) == 0 {
-				delete(s.sent, id)
-			} else {
-				s.sent[id] = list
-			}
-			s.nup--
+			s.forgetSent(id, list, i)
 			return su, true
 		}
 	}
@@ -275,17 +269,23 @@ func (s *AppServerStream) dropSent(seq uint64) {
 	for id, list := range s.sent {
 		for i, su := range list {
 			if su.seq == seq {
-				list = append(list[:i], list[i+1:]...)
-				if len(list) == 0 {
-					delete(s.sent, id)
-				} else {
-					s.sent[id] = list
-				}
-				s.nup--
+				s.forgetSent(id, list, i)
 				return
 			}
 		}
 	}
+}
+
+// forgetSent drops list[i], the copy of message id that s.sent holds;
+// called with s.mu held.
+func (s *AppServerStream) forgetSent(id string, list []sentUpstream, i int) {
+	list = append(list[:i], list[i+1:]...)
+	if len(list) == 0 {
+		delete(s.sent, id)
+	} else {
+		s.sent[id] = list
+	}
+	s.nup--
 }
 
 // addSent records an upstream message written on this connection; the

@@ -95,37 +95,31 @@ func (r *Router) bound(e *store.Enqueue) *store.Enqueue {
 }
 
 // maxQueued is the bound on a registration's queued messages without a
-// collapse key, for a copy to a device online or not. GCM's bound (100) is on what is
-// stored for an offline device. A device with a live session is sent its
-// messages as they come and acks them, so it may be behind by its window
-// plus a burst of the downstream rate without being slow: its bound is that
-// much higher, so that an honest device never loses messages to it, while
-// one that never acks still has a bounded queue.
+// collapse key, and maxCollapseKeys the bound on its distinct queued
+// collapse keys, for a copy to a device online or not.
 func (r *Router) maxQueued(online bool) int {
-	max := r.cfg.MaxQueuedPerRegistration
-	if max <= 0 {
-		return 0
-	}
-	if online {
-		max += r.cfg.DeviceWindow + r.q.down.Burst()
-	}
-	return max
+	return r.raisedOnline(r.cfg.MaxQueuedPerRegistration, online)
 }
 
-// maxCollapseKeys is the bound on a registration's distinct queued collapse
-// keys, for a copy to a device online or not. GCM's bound (4) is on what is stored for an
-// offline device; a device with a live session is raised as in maxQueued,
-// so that keys sent faster than it acks are not lost while it is reading,
-// and one that never acks still holds a bounded number.
 func (r *Router) maxCollapseKeys(online bool) int {
-	max := r.cfg.MaxCollapseKeys
-	if max <= 0 {
+	return r.raisedOnline(r.cfg.MaxCollapseKeys, online)
+}
+
+// raisedOnline applies one of GCM's per-registration bounds (100 queued, 4
+// collapse keys), which were on what is stored for an offline device. A
+// device with a live session is sent its messages as they come and acks
+// them, so it may be behind by its window plus a burst of the downstream
+// rate without being slow: its bound is that much higher, so that an
+// honest device never loses messages to it, while one that never acks
+// still has a bounded queue. 0 (or less) is no bound.
+func (r *Router) raisedOnline(bound int, online bool) int {
+	if bound <= 0 {
 		return 0
 	}
 	if online {
-		max += r.cfg.DeviceWindow + r.q.down.Burst()
+		bound += r.cfg.DeviceWindow + r.q.down.Burst()
 	}
-	return max
+	return bound
 }
 
 // deletedMessages renders the message that replaces a registration's
