@@ -394,3 +394,23 @@ func TestMetricsEndpoint(t *testing.T) {
 		t.Error("collect reported success without pprof")
 	}
 }
+
+// TestHTTPSTurnPerEndpoint: requests that alternate between endpoints (a
+// checkin, then its register3) still spread each endpoint over every
+// source address, so none meets ccsd's per-address limit early.
+func TestHTTPSTurnPerEndpoint(t *testing.T) {
+	h := &httpAPI{}
+	for range 4 {
+		h.tlsCls = append(h.tlsCls, &http.Client{})
+	}
+	seen := map[int]map[*http.Client]int{epCheckin: {}, epRegister: {}}
+	for range 8 {
+		seen[epCheckin][h.https(epCheckin)]++
+		seen[epRegister][h.https(epRegister)]++
+	}
+	for ep, by := range seen {
+		if len(by) != 4 {
+			t.Errorf("endpoint %d used %d of 4 source addresses: %v", ep, len(by), by)
+		}
+	}
+}

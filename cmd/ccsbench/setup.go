@@ -59,14 +59,24 @@ func checkLoopback(flag, addr string) error {
 // httpAPI talks to ccsd's HTTPS (device and group) and admin endpoints.
 // It keeps one HTTPS client per source address of the pool and takes them
 // in turn, so that keep-alive connections do not pin every request to one
-// address.
+// address. Each endpoint takes its own turn: with one shared turn, a setup
+// that alternates checkin and register3 would put every checkin on half
+// the addresses and meet ccsd's per-address limits twice as soon.
 type httpAPI struct {
 	httpsAddr string
 	adminAddr string
 	tlsCls    []*http.Client
-	next      atomic.Uint64
+	next      [endpoints]atomic.Uint64
 	plain     *http.Client
 }
+
+// The HTTPS endpoints, each with its own round-robin turn.
+const (
+	epCheckin = iota
+	epRegister
+	epGroups
+	endpoints
+)
 
 func newHTTPAPI(httpsAddr, adminAddr string, tlsConf *tls.Config, pool *dialPool, conns int) *httpAPI {
 	noRedirect := func(*http.Request, []*http.Request) error { return errors.New("ccsbench follows no redirects") }
@@ -93,12 +103,13 @@ func newHTTPAPI(httpsAddr, adminAddr string, tlsConf *tls.Config, pool *dialPool
 	return h
 }
 
-// https returns the HTTPS client of the next source address.
-func (h *httpAPI) https() *http.Client {
+// https returns the HTTPS client of the next source address for endpoint
+// ep.
+func (h *httpAPI) https(ep int) *http.Client {
 	if len(h.tlsCls) == 1 {
 		return h.tlsCls[0]
 	}
-	return h.tlsCls[(h.next.Add(1)-1)%uint64(len(h.tlsCls))]
+	return h.tlsCls[(h.next[ep].Add(1)-1)%uint64(len(h.tlsCls))]
 }
 
 func (h *httpAPI) close() {
@@ -182,7 +193,7 @@ func (h *httpAPI) checkin(ctx context.Context) (id, token string, err error) {
 		return "", "", err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	code, body, err := do(h.https(), req)
+	code, body, err := do(h.https(epCheckin), req)
 	if err != nil {
 		return "", "", fmt.Errorf("checkin: %w", err)
 	}
@@ -206,7 +217,7 @@ func (h *httpAPI) register(ctx context.Context, devID, devToken, sender, app str
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Authorization", "AidLogin "+devID+":"+devToken)
-	code, body, err := do(h.https(), req)
+	code, body, err := do(h.https(epRegister), req)
 	if err != nil {
 		return "", fmt.Errorf("register3: %w", err)
 	}
@@ -230,7 +241,7 @@ func (h *httpAPI) createGroup(ctx context.Context, sender, apiKey, name string, 
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "key="+apiKey)
 	req.Header.Set("project_id", sender)
-	code, body, err := do(h.https(), req)
+	code, body, err := do(h.https(epGroups), req)
 	if err != nil {
 		return "", fmt.Errorf("create group: %w", err)
 	}
