@@ -195,12 +195,13 @@ func BenchmarkTopicFanOut100k(b *testing.B) {
 		if _, nk := r.SendTopic(context.Background(), "123", m); nk != nil {
 			b.Fatal(nk.Description)
 		}
-		for {
-			jobs, _ := db.TopicJobs()
-			if len(jobs) == 0 {
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Millisecond) {
+			if jobs, _ := db.TopicJobs(); len(jobs) == 0 {
 				break
 			}
-			time.Sleep(time.Millisecond)
+			if time.Now().After(deadline) {
+				b.Fatal("the topic job did not finish within a minute")
+			}
 		}
 	}
 	b.ReportMetric(float64(n*b.N)/time.Since(start).Seconds(), "copies/s")

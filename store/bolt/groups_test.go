@@ -92,9 +92,7 @@ func TestUpdateGroupRerun(t *testing.T) {
 		})
 		res <- err
 	}()
-	for len(db.reqs) < 1 {
-		time.Sleep(time.Millisecond)
-	}
+	waitQueued(t, db, 1)
 	boom := errors.New("boom")
 	failed := make(chan error, 1)
 	go func() {
@@ -105,9 +103,7 @@ func TestUpdateGroupRerun(t *testing.T) {
 			return boom // dirty failure: the batch is rolled back and re-run
 		})
 	}()
-	for len(db.reqs) < 2 {
-		time.Sleep(time.Millisecond)
-	}
+	waitQueued(t, db, 2)
 	close(gate)
 	if err := <-held; err != nil {
 		t.Fatal(err)
@@ -185,5 +181,15 @@ func assertGroupIndex(t *testing.T, db *DB) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// waitQueued waits, with a deadline, until n ops wait for the committer.
+func waitQueued(t *testing.T, db *DB, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); len(db.reqs) < n; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d ops queued for the committer after 10s, want %d", len(db.reqs), n)
+		}
 	}
 }
