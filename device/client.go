@@ -17,6 +17,10 @@ type Client struct {
 	http *http.Client
 
 	regMu sync.Mutex // serialises checkin, register and unregister
+	// handling is held while the handler runs and its answer is written:
+	// a session closed because Run's context ended first waits for it, so
+	// the message in progress is acked before the stream ends.
+	handling sync.Mutex
 
 	mu      sync.Mutex
 	state   State
@@ -81,9 +85,9 @@ func (c *Client) Online() <-chan struct{} {
 // hands every downstream message to the Handler, keeps the session alive,
 // and reconnects after any failure, waiting between attempts with
 // exponential backoff and jitter. It returns ctx's error once cancelled
-// (after the handler in progress returned), ErrNotCheckedIn before any
-// Register, and ErrUnauthorized or ErrReplaced when ccsd refuses the
-// device for good.
+// (after the handler in progress returned and its message was answered),
+// ErrNotCheckedIn before any Register, and ErrUnauthorized or ErrReplaced
+// when ccsd refuses the device for good.
 func (c *Client) Run(ctx context.Context) error {
 	c.mu.Lock()
 	if c.running {
@@ -174,23 +178,31 @@ type delivery struct {
 func (c *Client) handleLoop(ctx context.Context, in <-chan delivery, done chan<- struct{}) {
 	defer close(done)
 	for d := range in {
-		if ctx.Err() != nil {
-			continue // not acked: ccsd offers it again next time
-		}
-		key := d.m.To + "\x00" + d.m.ID
-		if c.seen.has(key) {
-			c.cfg.Logger.Debug("dropped a message delivered again (acking it again)", "message_id", d.m.ID)
-			d.s.answer(d.m.ID, "ack")
-			continue
-		}
-		if err := c.cfg.Handler.HandleMessage(ctx, d.m); err != nil {
-			c.cfg.Logger.Warn("handler failed; nacking, ccsd will offer the message again next session", "message_id", d.m.ID, "error", err)
-			d.s.answer(d.m.ID, "nack")
-			continue
-		}
-		c.seen.add(key)
-		d.s.answer(d.m.ID, "ack")
+		c.handling.Lock()
+		c.handle(ctx, d)
+		c.handling.Unlock()
 	}
+}
+
+// handle hands one delivery to the handler (unless it is a duplicate) and
+// answers it.
+func (c *Client) handle(ctx context.Context, d delivery) {
+	if ctx.Err() != nil {
+		return // not acked: ccsd offers it again next time
+	}
+	key := d.m.To + "\x00" + d.m.ID
+	if c.seen.has(key) {
+		c.cfg.Logger.Debug("dropped a message delivered again (acking it again)", "message_id", d.m.ID)
+		d.s.answer(d.m.ID, "ack")
+		return
+	}
+	if err := c.cfg.Handler.HandleMessage(ctx, d.m); err != nil {
+		c.cfg.Logger.Warn("handler failed; nacking, ccsd will offer the message again next session", "message_id", d.m.ID, "error", err)
+		d.s.answer(d.m.ID, "nack")
+		return
+	}
+	c.seen.add(key)
+	d.s.answer(d.m.ID, "ack")
 }
 
 // setOnline records s as the live session and wakes its waiters; offline

@@ -43,7 +43,13 @@ func (c *Client) session(ctx context.Context, in chan<- delivery) (online bool, 
 	s := &session{c: xc, log: c.cfg.Logger.Info, done: make(chan struct{})}
 	c.cfg.Logger.Info("online", "addr", addrs.Device, "jid", xc.jid)
 	c.setOnline(s)
-	stop := context.AfterFunc(ctx, func() { xc.close(closeWait) })
+	stop := context.AfterFunc(ctx, func() {
+		// ctx is done, so the handler takes no new message: wait for the
+		// one in progress to be answered, then end the stream.
+		c.handling.Lock()
+		c.handling.Unlock() //nolint:staticcheck // a barrier, not a critical section
+		xc.close(closeWait)
+	})
 	go c.keepalive(s)
 	err = c.readLoop(s, in)
 	stop()
