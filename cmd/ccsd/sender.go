@@ -38,7 +38,9 @@ const (
 )
 
 const senderUsage = `Usage:
-  ccsd sender create [--id ID] [--data DIR]   create a sender; prints {"sender_id", "api_key"}
+  ccsd sender create [--id ID] [--env] [--data DIR]
+                                              create a sender; prints {"sender_id", "api_key"}
+                                              (--env: export SENDER=... KEY=... lines)
   ccsd sender list [--data DIR]               list senders as JSON
   ccsd sender revoke [--data DIR] ID          revoke a sender's API key
   ccsd sender set [--data DIR] --group-copies=true|false ID
@@ -75,6 +77,9 @@ func runSender(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		log.Error().Err(err).Msg("sender " + sub + " failed")
 		return exitFail
 	}
+	if cmd.env {
+		return writeEnv(stdout, out, log)
+	}
 	enc := json.NewEncoder(stdout)
 	if sub == "list" {
 		enc.SetIndent("", "  ")
@@ -88,7 +93,7 @@ func runSender(ctx context.Context, args []string, stdout, stderr io.Writer) int
 
 // senderSynopsis is the usage line of each sender subcommand.
 var senderSynopsis = map[string]string{
-	"create": "ccsd sender create [--id ID] [--data DIR]",
+	"create": "ccsd sender create [--id ID] [--env] [--data DIR]",
 	"list":   "ccsd sender list [--data DIR]",
 	"revoke": "ccsd sender revoke [--data DIR] ID",
 	"set":    "ccsd sender set [--data DIR] --group-copies=true|false ID",
@@ -97,6 +102,7 @@ var senderSynopsis = map[string]string{
 // senderCmd is one parsed sender subcommand.
 type senderCmd struct {
 	sub, data, id string // id: --id of create, or the ID argument of revoke and set
+	env           bool   // create --env: print shell export lines
 	opts          optionFlags
 	log           logFlags
 }
@@ -109,6 +115,7 @@ func parseSenderArgs(sub, synopsis string, args []string, stderr io.Writer) (*se
 	fs.StringVar(&c.data, "data", "./ccsd-data", "data directory of the server")
 	if sub == "create" {
 		fs.StringVar(&c.id, "id", "", "sender id to create (default: a random 12-digit number)")
+		fs.BoolVar(&c.env, "env", false, "print \"export SENDER=... KEY=...\" lines for a shell (eval \"$(ccsd sender create --env)\") instead of JSON")
 	}
 	if sub == "set" {
 		c.opts.register(fs)
@@ -386,6 +393,7 @@ func senderFlagNames() *flag.FlagSet {
 	fs := flag.NewFlagSet("sender", flag.ContinueOnError)
 	fs.String("data", "", "")
 	fs.String("id", "", "")
+	fs.Bool("env", false, "")
 	var o optionFlags
 	o.register(fs)
 	var lf logFlags
