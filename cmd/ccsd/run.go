@@ -32,6 +32,8 @@ Usage:
   ccsd sender create [--id ID] [--data DIR]   create a sender; prints {"sender_id", "api_key"}
   ccsd sender list [--data DIR]               list senders
   ccsd sender revoke [--data DIR] ID          revoke a sender's API key
+  ccsd sender delete [--force] [--data DIR] ID
+                                              delete a sender (--force: and its registrations)
   ccsd device register|listen|send|unregister a device for testing an app server
                                               (ccsd device help)
   ccsd version                                print the version

@@ -29,8 +29,8 @@ func writeEnv(stdout io.Writer, out any, log zerolog.Logger) int {
 	return exitOK
 }
 
-// shellQuote quotes s for a POSIX shell: single quotes, each ' inside
-// written as '\''.
+// shellQuote quotes s for a POSIX shell: in single quotes, with each
+// single quote inside closed, escaped with a backslash and reopened.
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
