@@ -224,3 +224,26 @@ func TestDeviceCommandsExplicitAddresses(t *testing.T) {
 		t.Fatalf("register with an empty data directory: exit %d, %s", code, errs)
 	}
 }
+
+// TestDeviceCommandsGroup: "ccsd device send --to NOTIFICATION_KEY" reaches
+// the other device of the group, which "listen --json" shows from the key.
+func TestDeviceCommandsGroup(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	dir := t.TempDir()
+	phone := []string{"--data", s.Data, "--state", filepath.Join(dir, "phone.json")}
+	tablet := []string{"--data", s.Data, "--state", filepath.Join(dir, "tablet.json")}
+	reg := func(state []string) string {
+		return strings.TrimSpace(mustCCSD(t, append([]string{"device", "register", "--sender", s.Sender, "--app", "com.example.chat"}, state...)...))
+	}
+	key := s.createGroup("user-1", reg(phone), reg(tablet))
+	mustCCSD(t, append([]string{"device", "send", "--to", key, "--collapse-key", "read", "--data", "read=m-7"}, phone...)...)
+	out := mustCCSD(t, append([]string{"device", "listen", "--json", "--count", "1"}, tablet...)...)
+	var got map[string]any
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("listen --json printed %q: %v", out, err)
+	}
+	if got["from"] != key || got["collapse_key"] != "read" || got["data"].(map[string]any)["read"] != "m-7" {
+		t.Fatalf("the tablet got %v, want the phone's group message from %s", got, key)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -86,17 +87,17 @@ type deviceCmd struct {
 	sub    string
 	stdout io.Writer
 
-	where          deviceWhere
-	state          string
-	sender, app    string // register, unregister; app also send
-	to, id         string // send
-	collapseKey    string // send
-	ttl            int64  // send: -1 = ccsd's default
-	fields         map[string]any
-	json           bool // listen
-	count          int  // listen
-	log            logFlags
-	timeoutSeconds int // send
+	where       deviceWhere
+	state       string
+	sender, app string // register, unregister; app also send
+	to, id      string // send
+	collapseKey string // send
+	ttl         int64  // send: -1 = ccsd's default
+	fields      map[string]any
+	json        bool // listen
+	count       int  // listen
+	log         logFlags
+	timeout     time.Duration // send
 }
 
 // deviceWhere is how a device command finds the server.
@@ -127,7 +128,7 @@ func (c *deviceCmd) register(fs *flag.FlagSet) {
 		fs.StringVar(&c.id, "id", "", "the message_id (default: a new unique one)")
 		fs.StringVar(&c.collapseKey, "collapse-key", "", "collapse_key (to a group: replaces the members' undelivered message of that key)")
 		fs.Int64Var(&c.ttl, "ttl", -1, "time_to_live in seconds (default: ccsd's, one day; 0: now or never)")
-		fs.IntVar(&c.timeoutSeconds, "timeout", 30, "seconds to wait for the connection and ccsd's answer")
+		fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "how long to wait for the connection and ccsd's answer")
 	case "listen":
 		fs.BoolVar(&c.json, "json", false, "print each message as one line of JSON, the payload as received")
 		fs.IntVar(&c.count, "count", 0, "exit after this many messages (0: run until interrupted)")

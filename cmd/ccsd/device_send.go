@@ -52,7 +52,7 @@ func (c *deviceCmd) doSend(ctx context.Context, cfg device.Config) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, time.Duration(c.timeoutSeconds)*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	runCtx, stop := context.WithCancel(ctx)
 	ran := make(chan error, 1)
