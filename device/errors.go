@@ -32,6 +32,7 @@ type NackError struct {
 	Description string
 }
 
+// Error says which message was refused, with the code.
 func (e *NackError) Error() string {
 	return fmt.Sprintf("device: ccsd nacked message %s: %s: %s", e.MessageID, e.Code, e.Description)
 }
@@ -50,6 +51,7 @@ type StanzaError struct {
 	Text      string
 }
 
+// Error says which message was bounced, with ccsd's text.
 func (e *StanzaError) Error() string {
 	return fmt.Sprintf("device: ccsd bounced message %s: %s", e.MessageID, e.Text)
 }
@@ -65,6 +67,7 @@ type HTTPError struct {
 	Body string
 }
 
+// Error names the call, the status and the GCM code (or the body).
 func (e *HTTPError) Error() string {
 	if e.Code != "" {
 		return fmt.Sprintf("device: %s: HTTP %d: %s", e.Op, e.Status, e.Code)
@@ -75,4 +78,5 @@ func (e *HTTPError) Error() string {
 // StreamError is the stream error that ended a session.
 type StreamError struct{ Condition string }
 
+// Error names the stream error condition.
 func (e *StreamError) Error() string { return "device: stream error from ccsd: " + e.Condition }

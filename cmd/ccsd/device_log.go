@@ -20,10 +20,12 @@ type zerologHandler struct {
 	attrs []slog.Attr
 }
 
+// Enabled follows the zerolog logger's level.
 func (h zerologHandler) Enabled(_ context.Context, l slog.Level) bool {
 	return h.log.GetLevel() <= zlevel(l)
 }
 
+// Handle writes the record as one zerolog event, errors as errors.
 func (h zerologHandler) Handle(_ context.Context, r slog.Record) error {
 	e := h.log.WithLevel(zlevel(r.Level))
 	add := func(a slog.Attr) bool {
@@ -43,6 +45,7 @@ func (h zerologHandler) Handle(_ context.Context, r slog.Record) error {
 	return nil
 }
 
+// WithAttrs returns a handler adding attrs to every record.
 func (h zerologHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	h.attrs = append(append([]slog.Attr(nil), h.attrs...), attrs...)
 	return h

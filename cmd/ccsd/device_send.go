@@ -18,6 +18,7 @@ type sendDataFlag struct {
 	fields map[string]any
 }
 
+// String is the data directory (the flag package shows it as the default).
 func (f *sendDataFlag) String() string {
 	if f.dir == nil {
 		return ""
