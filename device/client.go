@@ -125,6 +125,9 @@ func (c *Client) connectLoop(ctx context.Context, in chan<- delivery) error {
 		if errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrReplaced) {
 			return err
 		}
+		if c.cfg.OnDisconnect != nil {
+			c.cfg.OnDisconnect(err)
+		}
 		if online {
 			attempt = 0
 		}

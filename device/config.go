@@ -76,6 +76,11 @@ type Config struct {
 	DialTimeout, WriteTimeout time.Duration
 	// Logger gets the client's connection events; nil discards them.
 	Logger *slog.Logger
+	// OnDisconnect, if set, is called (from Run's goroutine) with the
+	// error of each connection attempt that failed and each session that
+	// ended, before Run waits to try again: a program that needs the
+	// server now (a command line tool) can give up at once instead.
+	OnDisconnect func(err error)
 }
 
 func (c Config) withDefaults() Config {

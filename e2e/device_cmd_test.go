@@ -218,8 +218,24 @@ func TestDeviceCommandsExplicitAddresses(t *testing.T) {
 	if out := mustCCSD(t, append([]string{"device", "listen", "--count", "1"}, flags...)...); !strings.Contains(out, "message e-1 ") {
 		t.Fatalf("listen printed %q", out)
 	}
+	// A data directory without a running server (its cert.pem, no
+	// run.json): send fails at once, naming what is missing, rather than
+	// waiting out its --timeout.
+	stopped := t.TempDir()
+	pem, err := os.ReadFile(filepath.Join(s.Data, "cert.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(stopped, "cert.pem"), pem, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, errs, code := ccsdCmd(t, "device", "send", "--to", s.Sender, "--data", "k=v", "--data", stopped, "--state", state, "--timeout", "1m")
+	if code == 0 || !strings.Contains(errs, "run.json") || time.Since(start) > 20*time.Second {
+		t.Fatalf("send with no server: exit %d after %v, %s", code, time.Since(start), errs)
+	}
 	// No server there and no addresses: a clear error, at once.
-	_, errs, code := ccsdCmd(t, "device", "register", "--sender", "1", "--app", "a", "--data", t.TempDir())
+	_, errs, code = ccsdCmd(t, "device", "register", "--sender", "1", "--app", "a", "--data", t.TempDir())
 	if code == 0 || !strings.Contains(errs, "cert.pem") {
 		t.Fatalf("register with an empty data directory: exit %d, %s", code, errs)
 	}

@@ -45,6 +45,13 @@ func (f *sendDataFlag) Set(v string) error {
 
 // doSend connects, sends one upstream message and waits for ccsd's answer.
 func (c *deviceCmd) doSend(ctx context.Context, cfg device.Config) error {
+	unreachable := make(chan error, 1)
+	cfg.OnDisconnect = func(err error) {
+		select {
+		case unreachable <- err:
+		default:
+		}
+	}
 	d, err := device.New(cfg)
 	if err != nil {
 		return err
@@ -56,23 +63,14 @@ func (c *deviceCmd) doSend(ctx context.Context, cfg device.Config) error {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
 	ran := make(chan error, 1)
 	go func() { ran <- d.Run(runCtx) }()
-	sent := make(chan error, 1)
-	var id string
-	go func() {
-		var err error
-		id, err = d.Send(ctx, u)
-		sent <- err
-	}()
-	select {
-	case err = <-sent:
-	case err = <-ran: // it could not connect for good (refused credentials, say)
-		stop()
-		return err
-	}
+	id, err := sendOnce(ctx, d, u, unreachable, ran)
 	stop()
-	<-ran
+	if runErr := <-ran; err == nil && runErr != nil && !errors.Is(runErr, context.Canceled) {
+		err = runErr
+	}
 	var nack *device.NackError
 	if errors.As(err, &nack) {
 		return fmt.Errorf("ccsd nacked %s: %s (%s)", nack.MessageID, nack.Code, nack.Description)
@@ -82,6 +80,24 @@ func (c *deviceCmd) doSend(ctx context.Context, cfg device.Config) error {
 	}
 	_, err = fmt.Fprintln(c.stdout, id)
 	return err
+}
+
+// sendOnce waits for the first session, then sends u on it. A command
+// does not wait out a dead server: the first failed connection attempt
+// (unreachable) or Run ending (ran; it then returned its error, which is
+// put back for the caller) is the answer.
+func sendOnce(ctx context.Context, d *device.Client, u device.Upstream, unreachable, ran chan error) (string, error) {
+	select {
+	case <-d.Online():
+	case err := <-unreachable:
+		return "", fmt.Errorf("cannot reach ccsd: %w", err)
+	case err := <-ran:
+		ran <- err
+		return "", err
+	case <-ctx.Done():
+		return "", fmt.Errorf("no session with ccsd: %w", ctx.Err())
+	}
+	return d.Send(ctx, u)
 }
 
 // upstream is the message the flags describe. --to is a sender when the
