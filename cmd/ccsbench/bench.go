@@ -359,8 +359,8 @@ func parallel(ctx context.Context, n, workers int, f func(context.Context, int) 
 	return ctx.Err()
 }
 
-// teardown ends every stream politely, in parallel, and revokes the run's
-// sender.
+// teardown ends every stream politely, in parallel, and deletes the
+// run's sender with its registrations.
 func (b *bench) teardown() {
 	var wg sync.WaitGroup
 	for _, d := range b.devices {
@@ -375,10 +375,12 @@ func (b *bench) teardown() {
 	}
 	wg.Wait()
 	if b.sender != "" {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// Deleting unregisters every device of the run in one write: give
+		// a large run's time to it.
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
-		if err := b.api.revokeSender(ctx, b.sender); err != nil {
-			b.logf("warning: revoking the run's sender %s: %v", b.sender, err)
+		if err := b.api.deleteSender(ctx, b.sender); err != nil {
+			b.logf("warning: deleting the run's sender %s: %v", b.sender, err)
 		}
 	}
 }

@@ -22,10 +22,11 @@
 //
 // # Setup (not measured)
 //
-// A fresh sender is created through the admin endpoint (and revoked at the
-// end), --devices devices check in and register --app for it, each device
-// logs in on the device port, and --conns app-server connections log in as
-// the sender. The group scenario also creates devices/--group-size groups
+// A fresh sender is created through the admin endpoint (and deleted at
+// the end with its registrations, or revoked by a ccsd too old for
+// that), --devices devices check in and register --app for it, each
+// device logs in on the device port, and --conns app-server connections
+// log in as the sender. The group scenario also creates devices/--group-size groups
 // of --group-size registrations (one group of every device when there are
 // fewer devices than --group-size).
 //

@@ -151,6 +151,27 @@ func (h *httpAPI) createSender(ctx context.Context) (id, key string, err error) 
 	return v.SenderID, v.APIKey, nil
 }
 
+// deleteSender deletes the sender the run created, with its
+// registrations (DELETE /admin/senders/ID?force=true), so that runs leave
+// nothing behind. A ccsd from before that endpoint (a BEFORE binary of
+// bench-load) answers 405: the sender is revoked instead.
+func (h *httpAPI) deleteSender(ctx context.Context, id string) error {
+	req, err := http.NewRequestWithContext(ctx, "DELETE", "http://"+h.adminAddr+"/admin/senders/"+url.PathEscape(id)+"?force=true", nil)
+	if err != nil {
+		return err
+	}
+	code, body, err := do(h.plain, req)
+	switch {
+	case err != nil:
+		return err
+	case code == http.StatusMethodNotAllowed:
+		return h.revokeSender(ctx, id)
+	case code != http.StatusOK:
+		return fmt.Errorf("admin delete sender: %d %s", code, bytes.TrimSpace(body))
+	}
+	return nil
+}
+
 // revokeSender revokes the sender the run created.
 func (h *httpAPI) revokeSender(ctx context.Context, id string) error {
 	req, err := http.NewRequestWithContext(ctx, "POST", "http://"+h.adminAddr+"/admin/senders/"+url.PathEscape(id)+"/revoke", nil)
@@ -186,7 +207,14 @@ func (h *httpAPI) healthz(ctx context.Context) (string, error) {
 	return v.Instance, nil
 }
 
-// checkin creates a device identity.
+// checkin creates a device identity. ccsbench does not use package
+// device (the client for ccsd's device side) for its devices: its setup
+// spreads thousands of checkins over the source addresses of its pool and
+// stops at the first 429 with a hint (setupError), where a device client
+// waits out Retry-After as a phone does; and its device sessions are the
+// measured hot loop (xmpp.go: one reader, batched writes, no goroutine or
+// allocation per message), where the package hands each message to a
+// handler goroutine and writes each ack on its own.
 func (h *httpAPI) checkin(ctx context.Context) (id, token string, err error) {
 	req, err := http.NewRequestWithContext(ctx, "POST", "https://"+h.httpsAddr+"/checkin", strings.NewReader("{}"))
 	if err != nil {

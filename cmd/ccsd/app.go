@@ -261,6 +261,7 @@ func (a *app) newHTTPServers(tlsConf *tls.Config, senders *auth.Senders, devices
 		Debug:       metrics.Debug(),
 		Connections: router,
 	})
+	admin.Handle("DELETE /admin/senders/{id}", senderDeleteHandler(db, router.CloseSender, log.With().Str("component", "admin").Logger())) // senderdelete.go
 	a.httpServer = &http.Server{
 		Handler:           api,
 		TLSConfig:         tlsConf,

@@ -32,6 +32,10 @@ Usage:
   ccsd sender create [--id ID] [--data DIR]   create a sender; prints {"sender_id", "api_key"}
   ccsd sender list [--data DIR]               list senders
   ccsd sender revoke [--data DIR] ID          revoke a sender's API key
+  ccsd sender delete [--force] [--data DIR] ID
+                                              delete a sender (--force: and its registrations)
+  ccsd device register|listen|send|unregister a device for testing an app server
+                                              (ccsd device help)
   ccsd version                                print the version
   ccsd help                                   print this help
 
@@ -52,6 +56,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runServe(ctx, args[1:], stdout, stderr)
 	case "sender":
 		return runSender(ctx, args[1:], stdout, stderr)
+	case "device":
+		return runDevice(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "ccsd %s %s %s/%s\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return exitOK

@@ -38,9 +38,14 @@ const (
 )
 
 const senderUsage = `Usage:
-  ccsd sender create [--id ID] [--data DIR]   create a sender; prints {"sender_id", "api_key"}
+  ccsd sender create [--id ID] [--env] [--data DIR]
+                                              create a sender; prints {"sender_id", "api_key"}
+                                              (--env: export SENDER=... KEY=... lines)
   ccsd sender list [--data DIR]               list senders as JSON
   ccsd sender revoke [--data DIR] ID          revoke a sender's API key
+  ccsd sender delete [--force] [--data DIR] ID
+                                              delete a sender (refused while registrations name it,
+                                              unless --force, which unregisters them)
   ccsd sender set [--data DIR] --group-copies=true|false ID
                                               set a sender's options; prints the sender
 `
@@ -75,6 +80,9 @@ func runSender(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		log.Error().Err(err).Msg("sender " + sub + " failed")
 		return exitFail
 	}
+	if cmd.env {
+		return writeEnv(stdout, out, log)
+	}
 	enc := json.NewEncoder(stdout)
 	if sub == "list" {
 		enc.SetIndent("", "  ")
@@ -88,15 +96,18 @@ func runSender(ctx context.Context, args []string, stdout, stderr io.Writer) int
 
 // senderSynopsis is the usage line of each sender subcommand.
 var senderSynopsis = map[string]string{
-	"create": "ccsd sender create [--id ID] [--data DIR]",
+	"create": "ccsd sender create [--id ID] [--env] [--data DIR]",
 	"list":   "ccsd sender list [--data DIR]",
 	"revoke": "ccsd sender revoke [--data DIR] ID",
+	"delete": "ccsd sender delete [--force] [--data DIR] ID",
 	"set":    "ccsd sender set [--data DIR] --group-copies=true|false ID",
 }
 
 // senderCmd is one parsed sender subcommand.
 type senderCmd struct {
 	sub, data, id string // id: --id of create, or the ID argument of revoke and set
+	env           bool   // create --env: print shell export lines
+	force         bool   // delete --force: unregister its registrations
 	opts          optionFlags
 	log           logFlags
 }
@@ -109,16 +120,20 @@ func parseSenderArgs(sub, synopsis string, args []string, stderr io.Writer) (*se
 	fs.StringVar(&c.data, "data", "./ccsd-data", "data directory of the server")
 	if sub == "create" {
 		fs.StringVar(&c.id, "id", "", "sender id to create (default: a random 12-digit number)")
+		fs.BoolVar(&c.env, "env", false, "print \"export SENDER=... KEY=...\" lines for a shell (eval \"$(ccsd sender create --env)\") instead of JSON")
 	}
 	if sub == "set" {
 		c.opts.register(fs)
+	}
+	if sub == "delete" {
+		fs.BoolVar(&c.force, "force", false, "delete a sender that live registrations still name, unregistering them (their queued messages are dropped)")
 	}
 	c.log.register(fs)
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return nil, flagError(err, stderr)
 	}
-	oneID := sub == "revoke" || sub == "set"
+	oneID := sub == "revoke" || sub == "set" || sub == "delete"
 	switch {
 	case oneID && len(pos) != 1:
 		fmt.Fprintf(stderr, "Usage: %s\n", synopsis)
@@ -150,6 +165,8 @@ func (c *senderCmd) run(ctx context.Context, log zerolog.Logger) (any, error) {
 		return ops.list(ctx)
 	case "revoke":
 		return ops.revoke(ctx, c.id)
+	case "delete":
+		return ops.delete(ctx, c.id, c.force)
 	default: // set
 		return ops.set(ctx, c.id, c.opts.options())
 	}
@@ -163,6 +180,7 @@ type senderOps interface {
 	list(ctx context.Context) ([]httpapi.SenderJSON, error)
 	revoke(ctx context.Context, id string) (httpapi.SenderJSON, error)
 	set(ctx context.Context, id string, o httpapi.SenderOptions) (httpapi.SenderJSON, error)
+	delete(ctx context.Context, id string, force bool) (senderDeleted, error)
 }
 
 // openSenderOps picks how to reach the senders of the data directory: the
@@ -207,11 +225,14 @@ func openSenderOps(ctx context.Context, dataDir string, create bool, log zerolog
 	if err != nil {
 		return nil, nil, err
 	}
-	return localSenders{auth.NewSenders(db)}, func() { db.Close() }, nil
+	return localSenders{auth.NewSenders(db), db}, func() { db.Close() }, nil
 }
 
 // localSenders runs the subcommands on an open store.
-type localSenders struct{ s *auth.Senders }
+type localSenders struct {
+	s  *auth.Senders
+	db store.SenderDeleter
+}
 
 func (l localSenders) create(_ context.Context, id string) (httpapi.CreateSenderResponse, error) {
 	s, key, err := l.s.Create(id)
@@ -386,6 +407,8 @@ func senderFlagNames() *flag.FlagSet {
 	fs := flag.NewFlagSet("sender", flag.ContinueOnError)
 	fs.String("data", "", "")
 	fs.String("id", "", "")
+	fs.Bool("env", false, "")
+	fs.Bool("force", false, "")
 	var o optionFlags
 	o.register(fs)
 	var lf logFlags
