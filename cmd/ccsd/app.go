@@ -246,7 +246,8 @@ func (a *app) newHTTPServers(tlsConf *tls.Config, senders *auth.Senders, devices
 	keyLogins := a.loginRefusals.Wrap(logins)
 	httpapi.NewSendHandler(router, senders, keyLogins, httpLog).Mount(api)
 	httpapi.NewNotificationHandler(groups.New(db, cfg.maxGroupMembers), senders, keyLogins, httpLog).Mount(api)
-	httpapi.NewIIDHandler(topics.New(db, topics.DefaultMaxPerRegistration), senders, devices, keyLogins, httpLog).Mount(api)
+	iid := httpapi.NewIIDHandler(topics.New(db, topics.DefaultMaxPerRegistration), senders, devices, keyLogins, httpLog)
+	iid.Mount(api)
 	admin := httpapi.NewAdmin(httpapi.AdminConfig{
 		Senders:  senders,
 		Logger:   log.With().Str("component", "admin").Logger(),
@@ -261,6 +262,7 @@ func (a *app) newHTTPServers(tlsConf *tls.Config, senders *auth.Senders, devices
 		Debug:       metrics.Debug(),
 		Connections: router,
 	})
+	mountServiceAccounts(auth.NewServiceAccounts(db, auth.ServiceAccountLimits{}), api, admin, iid, router, keyLogins, a.bound[2].Addr().String(), httpLog)
 	a.httpServer = &http.Server{
 		Handler:           api,
 		TLSConfig:         tlsConf,

@@ -32,6 +32,9 @@ Usage:
   ccsd sender create [--id ID] [--data DIR]   create a sender; prints {"sender_id", "api_key"}
   ccsd sender list [--data DIR]               list senders
   ccsd sender revoke [--data DIR] ID          revoke a sender's API key
+  ccsd serviceaccount create --sender ID [--out FILE]
+                                              make a service-account JSON key (FCM HTTP v1)
+  ccsd serviceaccount list|delete --sender ID list or delete the sender's keys
   ccsd version                                print the version
   ccsd help                                   print this help
 
@@ -52,6 +55,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runServe(ctx, args[1:], stdout, stderr)
 	case "sender":
 		return runSender(ctx, args[1:], stdout, stderr)
+	case "serviceaccount":
+		return runServiceAccount(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "ccsd %s %s %s/%s\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return exitOK
