@@ -141,7 +141,7 @@ func TestTokenRefusals(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name, ctype, body, code string
-		status               int
+		status                  int
 	}{
 		{"wrong grant type", "application/x-www-form-urlencoded", "grant_type=client_credentials&assertion=x", "unsupported_grant_type", 400},
 		{"no assertion", "application/x-www-form-urlencoded", "grant_type=" + url.QueryEscape(auth.GrantTypeJWTBearer), "invalid_request", 400},
