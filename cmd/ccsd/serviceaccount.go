@@ -98,12 +98,12 @@ func (c *serviceAccountCmd) run(ctx context.Context, log zerolog.Logger, stdout 
 	var out any
 	switch c.sub {
 	case "create":
+		if c.out != "" {
+			return c.createFile(ctx, ops, log)
+		}
 		f, err := ops.create(ctx, c.sender, c.tokenURI)
 		if err != nil {
 			return err
-		}
-		if c.out != "" {
-			return writeKeyFile(c.out, f, log)
 		}
 		out = f
 	case "list":
@@ -121,23 +121,30 @@ func (c *serviceAccountCmd) run(ctx context.Context, log zerolog.Logger, stdout 
 	return enc.Encode(out)
 }
 
-// writeKeyFile writes the key file with mode 0600, never over an existing
-// file (it may be another key).
-func writeKeyFile(path string, f auth.ServiceAccountFile, log zerolog.Logger) error {
-	b, err := json.MarshalIndent(f, "", "  ")
-	if err != nil {
-		return err
-	}
-	fh, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+// createFile makes the key and writes it to --out with mode 0600. The
+// file is opened first, never over an existing one (it may hold another
+// key): a key is never made whose private half could not be kept.
+func (c *serviceAccountCmd) createFile(ctx context.Context, ops serviceAccountOps, log zerolog.Logger) error {
+	fh, err := os.OpenFile(c.out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("write key file: %w", err)
 	}
-	_, werr := fh.Write(append(b, '\n'))
-	if err := errors.Join(werr, fh.Close()); err != nil {
-		os.Remove(path)
-		return fmt.Errorf("write key file %s: %w", path, err)
+	f, err := ops.create(ctx, c.sender, c.tokenURI)
+	var b []byte
+	if err == nil {
+		b, err = json.MarshalIndent(f, "", "  ")
 	}
-	log.Info().Str("file", path).Str("sender_id", f.ProjectID).Str("private_key_id", f.PrivateKeyID).Str("token_uri", f.TokenURI).
+	if err == nil {
+		_, err = fh.Write(append(b, '\n'))
+	}
+	if err = errors.Join(err, fh.Close()); err != nil {
+		os.Remove(c.out)
+		if f.PrivateKeyID != "" {
+			err = fmt.Errorf("key %s was made but not written (delete it): %w", f.PrivateKeyID, err)
+		}
+		return err
+	}
+	log.Info().Str("file", c.out).Str("sender_id", f.ProjectID).Str("private_key_id", f.PrivateKeyID).Str("token_uri", f.TokenURI).
 		Msg("service-account key written")
 	return nil
 }
