@@ -174,6 +174,7 @@ func openStore(cfg serveConfig, log zerolog.Logger) (*bolt.DB, error) {
 var googleHosts = []string{
 	"fcm-xmpp.googleapis.com", "gcm-xmpp.googleapis.com", // CCS, ports 5235/5236
 	"gcm-http.googleapis.com", "android.googleapis.com", // /gcm/send, /gcm/notification
+	"iid.googleapis.com", // the Instance ID API, whose host firebase-admin hard-codes
 }
 
 // loadTLS loads the certificate of --tls-cert/--tls-key, or creates a
