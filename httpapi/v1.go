@@ -169,7 +169,22 @@ func writeV1Nack(w http.ResponseWriter, n *ccs.Nack) {
 	case ccs.V1Unavailable, ccs.V1Internal:
 		w.Header().Set("Retry-After", "10")
 	}
-	writeV1(w, e, n.Description)
+	writeV1(w, e, v1Message(n))
+}
+
+// v1Message is the error message of a nack: FCM's own words where app
+// servers written for FCM may log or match them (the token outcomes),
+// ccsd's description otherwise.
+func v1Message(n *ccs.Nack) string {
+	switch {
+	case n.Code == ccs.CodeBadRegistration && n.Sub == ccs.SubSenderMismatch:
+		return "SenderId mismatch"
+	case n.Code == ccs.CodeBadRegistration:
+		return "The registration token is not a valid FCM registration token"
+	case n.Code == ccs.CodeDeviceUnregistered:
+		return "Requested entity was not found."
+	}
+	return n.Description
 }
 
 // writeV1 writes Google's error shape: {"error": {"code", "message",

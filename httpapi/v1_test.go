@@ -222,6 +222,9 @@ func TestV1Send(t *testing.T) {
 		t.Fatalf("topic send = %d %s", rec.Code, rec.Body)
 	}
 
+	if rec := send(`{"message":{"token":"nope"}}`); !strings.Contains(rec.Body.String(), `"message":"The registration token is not a valid FCM registration token"`) {
+		t.Fatalf("unknown token answered %s: want FCM's message", rec.Body)
+	}
 	other := fx.register(t, "REG-2", "d2")
 	_ = fx.db.Unregister(context.Background(), other)
 	for _, c := range []struct {
