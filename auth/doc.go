@@ -15,8 +15,17 @@
 //   - A registration ties one app (its category, e.g. an Android package
 //     name) on one device to one sender. Its id, the registration token, is
 //     what app servers put in "to".
+//   - A service account (serviceaccounts.go, tokens.go, jwt.go) is the HTTP
+//     v1 credential of a sender: ServiceAccounts.Create makes a
+//     Google-format JSON key whose project_id is the sender id and keeps
+//     only the public half of its RSA key; Grant answers the OAuth2
+//     JWT-bearer grant (RFC 7523) of POST /token with a random access token
+//     (an hour, stored as its SHA-256 digest, at most
+//     DefaultMaxTokensPerSender live per sender); AuthenticateBearer takes
+//     such a token, or a self-signed JWT of the account, and returns the
+//     sender.
 //
-// Secrets (API keys, security tokens) are returned to their owner exactly once
+// Secrets (API keys, security tokens, access tokens) are returned to their owner exactly once
 // and stored only as SHA-256 digests. They are generated with at least 128
 // bits of entropy, so a fast hash is the right tool: a slow password hash
 // defends guessable secrets against offline guessing, and these secrets are

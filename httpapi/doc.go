@@ -16,9 +16,16 @@
 //     in any case and spacing, the failed-login budget, the 401 and 429
 //     answers); IIDHandler also takes a device's own AidLogin on the
 //     single-token endpoints. /gcm/send also sends to "/topics/NAME" and
-//     to a "condition" (Router.SendTopic).
+//     to a "condition" (Router.SendTopic). FCM HTTP v1 mounts there too:
+//     TokenHandler (token.go: POST /token, the OAuth2 JWT-bearer grant a
+//     service-account file's token_uri names) and V1Handler (v1.go: POST
+//     /v1/projects/{project}/messages:send, decoded by ccs.DecodeV1 and
+//     routed like /gcm/send, answered in Google's error shape). Bearer
+//     tokens are checked by keyChecker.checkBearer (keyauth.go), which the
+//     Instance ID endpoints use too once IIDHandler.AcceptBearer is called.
 //   - Admin, the operator handler for the loopback admin listener: create,
-//     list and revoke senders, and a health check. It answers only requests
+//     list and revoke senders, and a health check; ServiceAccountAdmin
+//     (admin_serviceaccounts.go) mounts the senders' service-account keys. It answers only requests
 //     from loopback addresses and refuses cross-origin browser requests.
 //
 // Errors: the register endpoint and the plain-text send answer "Error=CODE"

@@ -37,9 +37,10 @@ type DeviceAuthenticator interface {
 //	DELETE /iid/v1/TOKEN/rel/topics/NAME            unsubscribe one token
 //	GET    /iid/info/TOKEN[?details=true]           the token's app, sender, topics
 //
-// App servers authenticate with "Authorization: key=API_KEY" (the header
-// "access_token_auth: true" the SDKs add is accepted and ignored; Bearer
-// tokens are answered 401 until the HTTP v1 credentials exist). The
+// App servers authenticate with "Authorization: key=API_KEY" or, once
+// AcceptBearer is called, "Authorization: Bearer TOKEN" (a token from
+// POST /token or a self-signed service-account JWT; the header
+// "access_token_auth: true" the SDKs add is accepted and ignored). The
 // single-token endpoints also take a device's own "Authorization: AidLogin
 // ANDROID_ID:SECURITY_TOKEN", for its own tokens only.
 type IIDHandler struct {
@@ -98,8 +99,9 @@ func (h *IIDHandler) authenticate(w http.ResponseWriter, r *http.Request, allowD
 	scheme, _, _ := strings.Cut(hdr, " ")
 	switch {
 	case strings.EqualFold(scheme, "Bearer"):
-		writeError(w, http.StatusUnauthorized, "Bearer tokens are not accepted yet: use Authorization: key=API_KEY")
-		return caller{}, false
+		token, _ := parseBearer(hdr)
+		sender, ok := h.keys.authenticateBearer(w, r, token)
+		return caller{sender: sender}, ok
 	case strings.EqualFold(scheme, "AidLogin") && allowDevice:
 		dev, ok := h.deviceLogin(w, r, hdr)
 		return caller{device: dev}, ok

@@ -35,11 +35,21 @@ type KeyAuthenticator interface {
 	AuthenticateKey(ctx context.Context, senderID, apiKey string) (string, error)
 }
 
+// BearerAuthenticator finds the sender of "Authorization: Bearer TOKEN":
+// an OAuth2 access token from POST /token or a service account's
+// self-signed JWT; *auth.ServiceAccounts implements it. A refused token is
+// an error wrapping auth.ErrBadCredentials; any other error means it could
+// not be checked.
+type BearerAuthenticator interface {
+	AuthenticateBearer(ctx context.Context, token string) (string, error)
+}
+
 // keyChecker is the one API-key check of the app-server endpoints
 // (/gcm/send, /gcm/notification): the Authorization header, the
 // failed-login budget and the 401, 429 and 503 answers.
 type keyChecker struct {
 	auth   KeyAuthenticator
+	bearer BearerAuthenticator // nil: Bearer tokens are refused
 	logins LoginLimiter
 	log    zerolog.Logger
 }
@@ -63,6 +73,72 @@ func parseAPIKey(header string) (key string, ok bool) {
 		return "", false
 	}
 	return key, true
+}
+
+// parseBearer reads "Authorization: Bearer TOKEN" (the scheme in any
+// case); ok is false for another scheme or an empty token.
+func parseBearer(header string) (token string, ok bool) {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(header), " ")
+	token = strings.TrimSpace(token)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return "", false
+	}
+	return token, true
+}
+
+// bearerResult is the outcome of checkBearer, for the caller to answer in
+// its API's own terms.
+type bearerResult int
+
+const (
+	bearerOK          bearerResult = iota
+	bearerBad                      // 401
+	bearerThrottled                // 429 with retry
+	bearerUnavailable              // 503: the token could not be checked
+)
+
+// checkBearer verifies a Bearer token under the failed-login budget of the
+// client's address (the same as for API keys: a token guesser spends it
+// as a key guesser does).
+func (k *keyChecker) checkBearer(r *http.Request, token string) (string, bearerResult, time.Duration) {
+	if k.bearer == nil {
+		return "", bearerBad, 0
+	}
+	addr := r.RemoteAddr
+	hold, ok := k.logins.Check(addr, "")
+	if !ok {
+		return "", bearerThrottled, hold
+	}
+	wait(r.Context(), hold)
+	sender, err := k.bearer.AuthenticateBearer(r.Context(), token)
+	switch {
+	case errors.Is(err, auth.ErrBadCredentials):
+		if retry := k.logins.Failed(addr, ""); retry > 0 {
+			return "", bearerThrottled, retry
+		}
+		return "", bearerBad, 0
+	case err != nil:
+		k.logins.Succeeded(addr, "")
+		k.log.Error().Err(err).Msg("authenticate bearer token")
+		return "", bearerUnavailable, 0
+	}
+	k.logins.Succeeded(addr, "")
+	return sender, bearerOK, 0
+}
+
+// authenticateBearer is checkBearer answered with the {"error": ...}
+// bodies of keyChecker.authenticate.
+func (k *keyChecker) authenticateBearer(w http.ResponseWriter, r *http.Request, token string) (string, bool) {
+	sender, res, retry := k.checkBearer(r, token)
+	switch res {
+	case bearerBad:
+		writeError(w, http.StatusUnauthorized, "the Bearer token is not valid: get one from POST /token with a service-account JWT")
+	case bearerThrottled:
+		writeThrottled(w, "", retry)
+	case bearerUnavailable:
+		writeUnavailable(w)
+	}
+	return sender, res == bearerOK
 }
 
 // authenticate checks the request's API key and returns its sender; when

@@ -126,4 +126,15 @@
 // resumes from TopicJobs exactly after the last page written: no
 // subscriber gets a page twice, none is skipped. Memberships tells which
 // of a condition's topics each registration of a page holds.
+//
+// # Service accounts
+//
+// A service key is the public half of a sender's service-account key, by
+// its key id; a sender holds at most the max PutServiceKey is given
+// (ErrTooManyKeys). An access token is stored by its SHA-256 digest and
+// dies at its Expires: AccessToken never returns it after, at the
+// caller's nowMs. PutAccessToken bounds a sender's live tokens (the one
+// expiring first goes) and frees that sender's expired ones in the same
+// write, so the tokens a sender can make ccsd store stay bounded without
+// a sweep. DeleteServiceKey deletes the key's tokens with it.
 package store

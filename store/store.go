@@ -201,6 +201,7 @@ type Backend interface {
 	UpstreamQueues
 	Groups
 	Topics
+	ServiceAccounts
 	Sweeper
 	// LastCommitErr is the health signal: the error of the last write
 	// that failed for a reason of the backend (a full disk), nil once a

@@ -174,6 +174,7 @@ func openStore(cfg serveConfig, log zerolog.Logger) (*bolt.DB, error) {
 var googleHosts = []string{
 	"fcm-xmpp.googleapis.com", "gcm-xmpp.googleapis.com", // CCS, ports 5235/5236
 	"gcm-http.googleapis.com", "android.googleapis.com", // /gcm/send, /gcm/notification
+	"iid.googleapis.com", // the Instance ID API, whose host firebase-admin hard-codes
 }
 
 // loadTLS loads the certificate of --tls-cert/--tls-key, or creates a
@@ -246,7 +247,8 @@ func (a *app) newHTTPServers(tlsConf *tls.Config, senders *auth.Senders, devices
 	keyLogins := a.loginRefusals.Wrap(logins)
 	httpapi.NewSendHandler(router, senders, keyLogins, httpLog).Mount(api)
 	httpapi.NewNotificationHandler(groups.New(db, cfg.maxGroupMembers), senders, keyLogins, httpLog).Mount(api)
-	httpapi.NewIIDHandler(topics.New(db, topics.DefaultMaxPerRegistration), senders, devices, keyLogins, httpLog).Mount(api)
+	iid := httpapi.NewIIDHandler(topics.New(db, topics.DefaultMaxPerRegistration), senders, devices, keyLogins, httpLog)
+	iid.Mount(api)
 	admin := httpapi.NewAdmin(httpapi.AdminConfig{
 		Senders:  senders,
 		Logger:   log.With().Str("component", "admin").Logger(),
@@ -262,6 +264,7 @@ func (a *app) newHTTPServers(tlsConf *tls.Config, senders *auth.Senders, devices
 		Connections: router,
 	})
 	admin.Handle("DELETE /admin/senders/{id}", senderDeleteHandler(db, router.CloseSender, log.With().Str("component", "admin").Logger())) // senderdelete.go
+	mountServiceAccounts(auth.NewServiceAccounts(db, auth.ServiceAccountLimits{}), api, admin, iid, router, keyLogins, a.bound[2].Addr().String(), httpLog)
 	a.httpServer = &http.Server{
 		Handler:           api,
 		TLSConfig:         tlsConf,

@@ -36,6 +36,9 @@ Usage:
                                               delete a sender (--force: and its registrations)
   ccsd device register|listen|send|unregister a device for testing an app server
                                               (ccsd device help)
+  ccsd serviceaccount create --sender ID [--out FILE]
+                                              make a service-account JSON key (FCM HTTP v1)
+  ccsd serviceaccount list|delete --sender ID list or delete the sender's keys
   ccsd version                                print the version
   ccsd help                                   print this help
 
@@ -58,6 +61,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runSender(ctx, args[1:], stdout, stderr)
 	case "device":
 		return runDevice(ctx, args[1:], stdout, stderr)
+	case "serviceaccount":
+		return runServiceAccount(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "ccsd %s %s %s/%s\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return exitOK

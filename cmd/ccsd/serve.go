@@ -121,7 +121,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return exitUsage
 	}
 	activeLogger.Store(&log)
-	for _, name := range unknownEnv(fs, senderFlagNames(), deviceFlagNames()) {
+	for _, name := range unknownEnv(fs, senderFlagNames(), deviceFlagNames(), serviceAccountFlagNames()) {
 		log.Warn().Str("variable", name).Msg("no ccsd flag reads this environment variable (misspelt?); it is ignored")
 	}
 	if err := cfg.check(); err != nil {

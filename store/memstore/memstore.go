@@ -66,6 +66,7 @@ type DB struct {
 	regTopics  map[string]map[string]time.Time    // regID → topic → added
 	jobs       map[uint64]store.TopicJob
 	lastJob    uint64
+	sa         serviceAccounts // serviceaccounts.go
 }
 
 var _ store.Backend = (*DB)(nil)
