@@ -43,6 +43,9 @@ func (db *DB) DeleteSender(ctx context.Context, id string, force bool) (store.Se
 		if out.Groups, err = deleteGroupsOf(tx, id); err != nil {
 			return err
 		}
+		if err := deleteServiceAccountsOf(tx, id); err != nil {
+			return err
+		}
 		return tx.Bucket(bucketSenders).Delete([]byte(id))
 	})
 	if err != nil {

@@ -175,6 +175,31 @@ func (db *DB) DeleteServiceKey(ctx context.Context, id string) error {
 	return nil
 }
 
+// deleteServiceAccountsOf deletes every key of the sender and every token
+// issued with them: a sender deleted and created again under the same id
+// must not be signed in by the old one's credentials files.
+func deleteServiceAccountsOf(tx *bbolt.Tx, senderID string) error {
+	if err := deleteTokens(tx, senderID, func(store.AccessToken) bool { return true }); err != nil {
+		return err
+	}
+	keys, by := tx.Bucket(bucketSvcKeys), tx.Bucket(bucketSvcKeysBy)
+	prefix := appendPart(nil, senderID)
+	var gone [][]byte
+	c := by.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		gone = append(gone, bytes.Clone(k))
+	}
+	for _, k := range gone {
+		if err := keys.Delete(k[len(prefix):]); err != nil {
+			return err
+		}
+		if err := by.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // deleteTokens deletes the sender's tokens for which drop is true. A
 // sender's tokens are bounded (PutAccessToken), so this is a bounded scan.
 func deleteTokens(tx *bbolt.Tx, senderID string, drop func(store.AccessToken) bool) error {

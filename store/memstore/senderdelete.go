@@ -43,6 +43,17 @@ func (db *DB) DeleteSender(ctx context.Context, id string, force bool) (store.Se
 			out.Groups++
 		}
 	}
+	sa := db.saTables()
+	for kid, k := range sa.keys {
+		if k.SenderID == id {
+			delete(sa.keys, kid)
+		}
+	}
+	for h, tok := range sa.tokens {
+		if tok.SenderID == id {
+			delete(sa.tokens, h)
+		}
+	}
 	delete(db.senders, id)
 	return out, nil
 }

@@ -50,6 +50,9 @@ func senderFixture(t *testing.T, x *env) {
 		}
 		must(db.PushUpstream(ctx, &store.Upstream{SenderID: s, MessageID: "u-" + s, Payload: []byte("{}")}))
 		must(db.CreateGroup(ctx, store.Group{Key: "k-" + s, Name: "user", SenderID: s, App: "a", Members: []string{"r-" + s}}))
+		must(db.PutServiceKey(ctx, svcKey("key-"+s, s), 0))
+		_, err = db.PutAccessToken(ctx, store.AccessToken{Hash: tokenHash("tok-" + s), SenderID: s, KeyID: "key-" + s, Expires: x.clk.ms() + 60000}, 0, x.clk.ms())
+		must(err)
 	}
 }
 
@@ -116,6 +119,17 @@ func assertSenderGone(t *testing.T, x *env, s string) {
 	if _, err := db.GroupByName(s, "user"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("group name of %s: %v", s, err)
 	}
+	// A sender created again with the same id must not inherit the old
+	// one's service-account keys: they would sign it in.
+	if ks, err := db.ServiceKeys(s); err != nil || len(ks) != 0 {
+		t.Errorf("service keys of %s after delete: %+v, %v", s, ks, err)
+	}
+	if _, err := db.ServiceKey("key-" + s); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("ServiceKey(key-%s) after delete: %v", s, err)
+	}
+	if _, err := db.AccessToken(tokenHash("tok-"+s), x.clk.ms()); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("access token of %s after delete: %v", s, err)
+	}
 	ms, err := db.Pending("d1", 0, 100, x.clk.ms())
 	for _, m := range ms {
 		if m.SenderID == s {
@@ -138,6 +152,9 @@ func assertSenderIntact(t *testing.T, x *env, s string) {
 	}
 	if _, err := db.GroupByName(s, "user"); err != nil {
 		t.Errorf("group of %s: %v", s, err)
+	}
+	if _, err := db.AccessToken(tokenHash("tok-"+s), x.clk.ms()); err != nil {
+		t.Errorf("access token of %s: %v", s, err)
 	}
 	ms, _ := db.Pending("d1", 0, 100, x.clk.ms())
 	n := 0
