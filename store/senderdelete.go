@@ -15,10 +15,9 @@ var ErrHasRegistrations = errors.New("store: the sender has live registrations")
 // storetest.RunSenderDelete pins its rules.
 //
 // DeleteSender removes the sender's record, its upstream queue (upstream
-// messages and receipts not yet acked: nobody could log in to ack them)
-// its device groups and its service-account keys and access tokens, in
-// one atomic write. A sender with live
-// registrations is refused with ErrHasRegistrations unless force is set;
+// messages and receipts not yet acked: nobody could log in to ack them),
+// its device groups, and its service-account keys and access tokens, in
+// one atomic write. A sender with live registrations is refused with ErrHasRegistrations unless force is set;
 // force unregisters each one first, as Unregister does (tombstone, queued
 // messages and topic subscriptions deleted), in the same write. An
 // unknown id is ErrNotFound. The sender id may then be created again,
