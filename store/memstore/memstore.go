@@ -395,28 +395,8 @@ func (db *DB) Unregister(ctx context.Context, id string) error {
 	if !ok {
 		return fmt.Errorf("memstore: unregister %s: %w", id, store.ErrNotFound)
 	}
-	if rec.unregistered {
-		return nil
-	}
-	rec.unregistered = true
-	db.regs[id] = rec
-	ik := [3]string{rec.DeviceID, rec.SenderID, rec.App}
-	if db.regIndex[ik] == id {
-		delete(db.regIndex, ik)
-	}
-	ts := append(db.tombstones[rec.DeviceID], id)
-	for len(ts) > maxTombstones {
-		if old := db.regs[ts[0]]; old.unregistered {
-			delete(db.regs, ts[0])
-		}
-		ts = ts[1:]
-	}
-	db.tombstones[rec.DeviceID] = ts
-	db.dropSubscriptions(rec.SenderID, id)
-	if q := db.queues[rec.DeviceID]; q != nil {
-		for _, seq := range seqsOf(q.msgs, func(m *store.Message) bool { return m.RegID == id }) {
-			db.deleteMessage(rec.DeviceID, seq)
-		}
+	if !rec.unregistered {
+		db.unregisterLocked(id)
 	}
 	return nil
 }
