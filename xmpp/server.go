@@ -415,17 +415,32 @@ func (s *Server) handle(raw net.Conn, key string) {
 		_ = raw.Close()
 		return
 	}
+	wire := newWireConn(tc, s.cfg.MaxStanzaSize)
+	n, err := s.negotiate(raw, wire, log)
+	endNegotiation()
+	if err != nil {
+		lingerClose(wire)
+		return
+	}
+	log = log.With().Str("identity", n.identity).Str("jid", n.jid).Logger()
+	c := newConn(s, id, log, wire, n.identity, n.jid, raw.RemoteAddr())
+	c.run()
+}
+
+// negotiate runs negotiation under NegotiationTimeout and writes the stream
+// error of a failure. Its context, timer and mellium's session end with
+// it: a session holds none of them while it lives.
+func (s *Server) negotiate(raw net.Conn, wire *wireConn, log zerolog.Logger) (*negotiation, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.NegotiationTimeout)
 	defer cancel()
 	_ = raw.SetDeadline(time.Now().Add(s.cfg.NegotiationTimeout))
-	wire := newWireConn(tc, s.cfg.MaxStanzaSize)
 	n := newNegotiation(ctx, s, wire, raw.RemoteAddr().String())
 	// The deadline set above bounds negotiation; a canceled context (timeout
 	// or Server.Close) kicks a blocked read. mellium cannot touch deadlines:
 	// wireConn's deadline setters are no-ops.
 	kicked := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() { _ = raw.SetDeadline(aLongTimeAgo); close(kicked) })
-	sess, err := n.run()
+	_, err := n.run()
 	if !stop() {
 		// The kick has started: wait for it to end, or its past deadline
 		// could land after the write deadline of the stream error below
@@ -435,15 +450,12 @@ func (s *Server) handle(raw net.Conn, key string) {
 			err = ctx.Err() // kicked just as negotiation ended
 		}
 	}
-	endNegotiation()
 	if err != nil {
 		s.negotiationFailed(ctx, log, wire, n, err)
-		lingerClose(wire)
-		return
+		return nil, err
 	}
-	log = log.With().Str("identity", n.identity).Str("jid", n.jid).Logger()
-	c := newConn(s, id, log, wire, n.identity, n.jid, raw.RemoteAddr())
-	c.run(sess)
+	n.ctx = nil
+	return n, nil
 }
 
 // handshake runs the server side of TLS within HandshakeTimeout. Server.Close

@@ -1,0 +1,127 @@
+package xmpp
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"testing/iotest"
+)
+
+// scannerSeeds returns every stanza file of testdata/xmpp: the golden
+// stanzas, hostile/ and scanner/ (edge cases of the CCS scanner: entities,
+// CDATA with '\r', prefixes, comments, non-ASCII names, attribute forms,
+// unbound and empty prefixes, stream-level elements, malformed input).
+func scannerSeeds(f *testing.F) {
+	f.Helper()
+	var files []string
+	for _, dir := range []string{"", "hostile", "scanner"} {
+		m, _ := filepath.Glob(filepath.Join("..", "testdata", "xmpp", dir, "*.xml"))
+		if len(m) == 0 {
+			f.Fatalf("no seeds in testdata/xmpp/%s", dir)
+		}
+		files = append(files, m...)
+	}
+	for _, name := range files {
+		if b, err := os.ReadFile(name); err == nil {
+			f.Add(b)
+		}
+	}
+}
+
+// sameRun fails unless two runs acted alike: the same messages (ids and
+// payloads), the same IQ answers byte for byte, the same stream error and
+// the same abort.
+func sameRun(t *testing.T, what string, want, got streamRun) {
+	t.Helper()
+	if !reflect.DeepEqual(want.sink.msgs, got.sink.msgs) {
+		t.Fatalf("%s: messages\nwant %+v\ngot  %+v\n(errors %v / %v)", what, want.sink.msgs, got.sink.msgs, want.err, got.err)
+	}
+	if !reflect.DeepEqual(want.sink.answers, got.sink.answers) {
+		t.Fatalf("%s: IQ answers\nwant %q\ngot  %q", what, want.sink.answers, got.sink.answers)
+	}
+	if want.cond != got.cond || want.abort != got.abort {
+		t.Fatalf("%s: stream end %q abort %v (err %v), want %q abort %v (err %v)",
+			what, got.cond, got.abort, got.err, want.cond, want.abort, want.err)
+	}
+}
+
+// FuzzStanzaScanner is the differential fuzz target of the CCS stanza
+// scanner: on the same bytes after a stream header, the stanza reader (the
+// scanner, falling back to encoding/xml per construct) and the old path
+// (mellium's decoder and token reader for the whole stream, readStanzas)
+// must deliver the same messages, answer the same IQs and end the stream
+// the same way, with and without a size limit, whether the stanzas arrive
+// after the header or read ahead with it.
+func FuzzStanzaScanner(f *testing.F) {
+	scannerSeeds(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		in := append([]byte(testStreamHeader), data...)
+		for _, limit := range []int{1 << 20, 512} {
+			for _, oneChunk := range []bool{false, true} {
+				old := readSessionOld(t, in, len(testStreamHeader), limit, oneChunk, -1)
+				got := readSession(t, in, len(testStreamHeader), limit, oneChunk, -1)
+				sameRun(t, "scanner vs decoder", old, got)
+			}
+		}
+	})
+}
+
+// TestScannerSeeds runs the differential check on every seed with a
+// readable name, so that a failure says which file.
+func TestScannerSeeds(t *testing.T) {
+	for _, dir := range []string{"", "hostile", "scanner"} {
+		files, _ := filepath.Glob(filepath.Join("..", "testdata", "xmpp", dir, "*.xml"))
+		for _, name := range files {
+			b, err := os.ReadFile(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Run(filepath.Join(dir, filepath.Base(name)), func(t *testing.T) {
+				in := append([]byte(testStreamHeader), b...)
+				old := readSessionOld(t, in, len(testStreamHeader), 1<<20, false, -1)
+				got := readSession(t, in, len(testStreamHeader), 1<<20, false, -1)
+				t.Logf("%d messages %+v, %d answers, end %q abort %v (%v)", len(got.sink.msgs), got.sink.msgs, len(got.sink.answers), got.cond, got.abort, got.err)
+				sameRun(t, "scanner vs decoder", old, got)
+				split := readSessionFrom(t, iotest.OneByteReader(bytes.NewReader(in)), 1<<20, false, -1)
+				sameRun(t, "one byte per read", got, split)
+			})
+		}
+	}
+}
+
+// TestFastPathTaken: the stanzas CCS clients send are read by the CCS
+// scanner itself, not handed to the reference decoder.
+func TestFastPathTaken(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("..", "testdata", "xmpp", "*.xml"))
+	files = append(files, filepath.Join("..", "testdata", "xmpp", "scanner", "prefixes.xml"),
+		filepath.Join("..", "testdata", "xmpp", "scanner", "entities.xml"),
+		filepath.Join("..", "testdata", "xmpp", "scanner", "cdata-cr.xml"))
+	ctx := contextOf(nil)
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p fastParser
+		st, n, err := p.element(b, ctx)
+		if err != nil || st.kind != kindMessage {
+			t.Errorf("%s: %v, kind %d", name, err, st.kind)
+			continue
+		}
+		if rest := bytes.TrimSpace(b[n:]); len(rest) > 0 && !bytes.HasPrefix(rest, []byte("<message")) {
+			t.Errorf("%s: consumed %d of %d bytes", name, n, len(b))
+		}
+	}
+	for _, iq := range []string{
+		`<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>`,
+		`<iq type="set" id="s"><session xmlns="urn:ietf:params:xml:ns:xmpp-session"/></iq>`,
+		`<presence/>`,
+	} {
+		var p fastParser
+		if _, _, err := p.element([]byte(iq), ctx); err != nil {
+			t.Errorf("%s: %v", iq, err)
+		}
+	}
+}
