@@ -410,6 +410,10 @@ func (c *Conn) classify(err error) (cond string, abort bool) {
 // wire's read error (rerr, nil if reading did not fail) to the stream error
 // condition, or to an abort when the peer is gone.
 func readCondition(err, rerr error) (cond string, abort bool) {
+	var before *errBeforeRead
+	if errors.As(err, &before) {
+		rerr = nil // the old decoder met it before the read failed
+	}
 	var ne net.Error
 	var se stream.Error
 	var syn *xml.SyntaxError

@@ -36,6 +36,9 @@ type fastParser struct {
 	nns   int
 	open  [MaxDepth + 2]span // raw names of the open elements
 	depth int
+	// short: the parse stopped where the bytes end (an element still being
+	// read), not at something it declines.
+	short bool
 }
 
 // span is b[s:e].
@@ -173,11 +176,13 @@ func (p *fastParser) body(st *inStanza) error {
 	var payload []byte
 	for p.depth > 0 {
 		if p.i >= len(b) {
+			p.short = true
 			return errFallback
 		}
 		if b[p.i] != '<' {
-			end, plain, ok := scanText(b, p.i, 0)
+			end, plain, ok, short := scanText(b, p.i, 0)
 			if !ok {
+				p.short = short
 				return errFallback
 			}
 			if inGCM && p.depth == 2 {
@@ -187,6 +192,7 @@ func (p *fastParser) body(st *inStanza) error {
 			continue
 		}
 		if p.i+1 >= len(b) {
+			p.short = true
 			return errFallback
 		}
 		switch b[p.i+1] {
@@ -198,8 +204,9 @@ func (p *fastParser) body(st *inStanza) error {
 				inGCM = false
 			}
 		case '!':
-			s, e, plain, ok := scanCDATA(b, p.i)
+			s, e, plain, ok, short := scanCDATA(b, p.i)
 			if !ok {
+				p.short = short
 				return errFallback // a comment or a declaration: mellium refuses both
 			}
 			if inGCM && p.depth == 2 {
@@ -260,7 +267,11 @@ func (p *fastParser) endTag() bool {
 		return false
 	}
 	p.space()
-	if p.i >= len(p.b) || p.b[p.i] != '>' {
+	if p.i >= len(p.b) {
+		p.short = true
+		return false
+	}
+	if p.b[p.i] != '>' {
 		return false
 	}
 	p.i++
@@ -376,6 +387,7 @@ func (p *fastParser) startTag(t *tag) bool {
 	for {
 		p.space()
 		if p.i >= len(b) {
+			p.short = true
 			return false
 		}
 		switch b[p.i] {
@@ -383,7 +395,11 @@ func (p *fastParser) startTag(t *tag) bool {
 			p.i++
 			return true
 		case '/':
-			if p.i+1 >= len(b) || b[p.i+1] != '>' {
+			if p.i+1 >= len(b) {
+				p.short = true
+				return false
+			}
+			if b[p.i+1] != '>' {
 				return false
 			}
 			p.i += 2
@@ -398,19 +414,22 @@ func (p *fastParser) startTag(t *tag) bool {
 		if a.name, a.colon, ok = p.name(); !ok {
 			return false
 		}
-		p.space()
-		if p.i >= len(b) || b[p.i] != '=' {
+		if !p.expect('=') {
 			return false
 		}
-		p.i++
 		p.space()
-		if p.i >= len(b) || (b[p.i] != '"' && b[p.i] != '\'') {
+		if p.i >= len(b) {
+			p.short = true
 			return false
 		}
 		q := b[p.i]
+		if q != '"' && q != '\'' {
+			return false
+		}
 		p.i++
-		end, plain, ok := scanText(b, p.i, q)
+		end, plain, ok, short := scanText(b, p.i, q)
 		if !ok {
+			p.short = short
 			return false
 		}
 		a.val, a.plain = span{p.i, end}, plain
@@ -418,12 +437,30 @@ func (p *fastParser) startTag(t *tag) bool {
 	}
 }
 
+// expect skips spaces and then c.
+func (p *fastParser) expect(c byte) bool {
+	p.space()
+	if p.i >= len(p.b) {
+		p.short = true
+		return false
+	}
+	if p.b[p.i] != c {
+		return false
+	}
+	p.i++
+	return true
+}
+
 // name reads an ASCII XML name with at most one colon, neither first nor
 // last.
 func (p *fastParser) name() (nm span, colon int, ok bool) {
 	b := p.b
 	i := p.i
-	if i >= len(b) || !isNameStart(b[i]) {
+	if i >= len(b) {
+		p.short = true
+		return nm, -1, false
+	}
+	if !isNameStart(b[i]) {
 		return nm, -1, false
 	}
 	colon = -1
@@ -476,23 +513,25 @@ func isXMLChar(r rune) bool {
 // scanText checks character data from b[i]: up to the next '<' (q == 0) or
 // up to the closing quote q of an attribute value. plain: no entity and no
 // '\r', so the bytes are the text. ok false for anything encoding/xml
-// refuses (or that the fast path leaves to it).
-func scanText(b []byte, i int, q byte) (end int, plain, ok bool) {
+// refuses (or that the fast path leaves to it); short when that is only
+// because the bytes end (an attribute value, a reference or a character
+// cut off).
+func scanText(b []byte, i int, q byte) (end int, plain, ok, short bool) {
 	plain = true
 	for i < len(b) {
 		c := b[i]
 		switch {
 		case c == q && q != 0:
-			return i, plain, true
+			return i, plain, true, false
 		case c == '<':
 			if q != 0 {
-				return 0, false, false
+				return 0, false, false, false
 			}
-			return i, plain, true
+			return i, plain, true, false
 		case c == '&':
 			n, _, ok := entity(b, i)
 			if !ok {
-				return 0, false, false
+				return 0, false, false, entityPrefix(b[i+1:])
 			}
 			plain = false
 			i += n
@@ -501,16 +540,16 @@ func scanText(b []byte, i int, q byte) (end int, plain, ok bool) {
 			plain = false
 		case c == '>':
 			if q == 0 && i >= 2 && b[i-1] == ']' && b[i-2] == ']' {
-				return 0, false, false // "]]>" outside CDATA
+				return 0, false, false, false // "]]>" outside CDATA
 			}
 		case c < 0x20:
 			if c != '\t' && c != '\n' {
-				return 0, false, false
+				return 0, false, false, false
 			}
 		case c >= utf8.RuneSelf:
 			r, size := utf8.DecodeRune(b[i:])
 			if r == utf8.RuneError && size == 1 || !isXMLChar(r) {
-				return 0, false, false
+				return 0, false, false, !utf8.FullRune(b[i:])
 			}
 			i += size
 			continue
@@ -518,9 +557,9 @@ func scanText(b []byte, i int, q byte) (end int, plain, ok bool) {
 		i++
 	}
 	if q != 0 {
-		return 0, false, false
+		return 0, false, false, true
 	}
-	return len(b), plain, true
+	return len(b), plain, true, false
 }
 
 // entity reads the reference at b[i] ('&'): one of the five predefined
@@ -572,6 +611,35 @@ func entity(b []byte, i int) (n int, r rune, ok bool) {
 
 var cdataEnd = []byte("]]>")
 
+// entityPrefix reports whether rest (what follows a '&' up to the end of
+// the bytes) can still become a reference the fast path reads.
+func entityPrefix(rest []byte) bool {
+	for _, name := range [...]string{"amp;", "lt;", "gt;", "quot;", "apos;"} {
+		if len(rest) < len(name) && string(rest) == name[:len(rest)] {
+			return true
+		}
+	}
+	if len(rest) == 0 || rest[0] != '#' {
+		return false
+	}
+	rest = rest[1:]
+	base := rune(10)
+	if len(rest) > 0 && rest[0] == 'x' {
+		base, rest = 16, rest[1:]
+	}
+	var v rune
+	for _, c := range rest {
+		d := hexDigit(c)
+		if d < 0 || d >= base {
+			return false
+		}
+		if v = v*base + d; v > utf8.MaxRune {
+			return false
+		}
+	}
+	return true
+}
+
 func hexDigit(c byte) rune {
 	switch {
 	case '0' <= c && c <= '9':
@@ -586,16 +654,17 @@ func hexDigit(c byte) rune {
 
 // scanCDATA checks a CDATA section at b[i] ("<![CDATA[") and returns its
 // content b[s:e]; ok false for anything else (a comment, a declaration) or
-// a character XML refuses.
-func scanCDATA(b []byte, i int) (s, e int, plain, ok bool) {
+// a character XML refuses, short when the section is not complete yet.
+func scanCDATA(b []byte, i int) (s, e int, plain, ok, short bool) {
 	const open = "<![CDATA["
 	if len(b)-i < len(open) || string(b[i:i+len(open)]) != open {
-		return 0, 0, false, false
+		n := min(len(b)-i, len(open))
+		return 0, 0, false, false, n < len(open) && string(b[i:i+n]) == open[:n]
 	}
 	s = i + len(open)
 	k := bytes.Index(b[s:], cdataEnd)
 	if k < 0 {
-		return 0, 0, false, false
+		return 0, 0, false, false, true
 	}
 	e = s + k
 	plain = true
@@ -605,18 +674,18 @@ func scanCDATA(b []byte, i int) (s, e int, plain, ok bool) {
 		case c == '\r':
 			plain = false
 		case c < 0x20 && c != '\t' && c != '\n':
-			return 0, 0, false, false
+			return 0, 0, false, false, false
 		case c >= utf8.RuneSelf:
 			r, size := utf8.DecodeRune(b[j:e])
 			if r == utf8.RuneError && size == 1 || !isXMLChar(r) {
-				return 0, 0, false, false
+				return 0, 0, false, false, false
 			}
 			j += size
 			continue
 		}
 		j++
 	}
-	return s, e, plain, true
+	return s, e, plain, true, false
 }
 
 // appendText appends text checked by scanText or scanCDATA.

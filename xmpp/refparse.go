@@ -152,3 +152,47 @@ func needMore(err error) error {
 	}
 	return err
 }
+
+// refProbe reads the tokens of b, the start of a construct not complete
+// yet: the error the decoder meets in it, or errNeedMore.
+func refProbe(ctx *streamCtx, b []byte) error {
+	d, err := refDecoder(ctx, b)
+	if err != nil {
+		return err
+	}
+	tr := &streamTokens{r: d}
+	end := int64(len(ctx.header) + len(b))
+	for {
+		tok, err := tr.Token()
+		if _, text := tok.(xml.CharData); text && d.InputOffset() == end {
+			return errNeedMore // the text may go on: the decoder waits for '<'
+		}
+		if err != nil {
+			var syn *xml.SyntaxError
+			if d.InputOffset() >= end && errors.As(err, &syn) && !endsText(b) &&
+				(strings.HasPrefix(syn.Msg, "illegal character code") || syn.Msg == "invalid UTF-8") {
+				// Text is checked once it ends; here it ends only
+				// because the bytes do: the decoder would read on.
+				return errNeedMore
+			}
+			return needMore(err)
+		}
+
+		if start, ok := tok.(xml.StartElement); ok && tr.depth == 1 {
+			if startStanza(start).kind == kindOther {
+				return errUnsupportedStanza
+			}
+		}
+	}
+}
+
+// endsText reports whether b ends where text the decoder checks ends: the
+// closing quote of an attribute value (the last markup byte is a '<') or
+// the end of a CDATA section. Anywhere else, text at the end of b may go on.
+func endsText(b []byte) bool {
+	last := b[len(b)-1]
+	if last == '"' || last == '\'' {
+		return bytes.LastIndexByte(b, '<') > bytes.LastIndexByte(b, '>')
+	}
+	return bytes.HasSuffix(b, cdataEnd)
+}

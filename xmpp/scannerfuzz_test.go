@@ -2,6 +2,7 @@ package xmpp
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -41,10 +42,32 @@ func sameRun(t *testing.T, what string, want, got streamRun) {
 	if !reflect.DeepEqual(want.sink.answers, got.sink.answers) {
 		t.Fatalf("%s: IQ answers\nwant %q\ngot  %q", what, want.sink.answers, got.sink.answers)
 	}
+	if want.cond != got.cond && tooBigEither(want, got) {
+		// The read that hit the size limit also carried the bytes before
+		// it, up to where that read began: a syntax error among them was
+		// met with the limit already known (policy-violation) or before
+		// it, depending on how the bytes were split into reads. The old
+		// decoder read in other pieces than the stanza reader (its own
+		// bufio.Reader), so either answer is the old code's for some
+		// split of the same bytes.
+		return
+	}
 	if want.cond != got.cond || want.abort != got.abort {
 		t.Fatalf("%s: stream end %q abort %v (err %v), want %q abort %v (err %v)",
 			what, got.cond, got.abort, got.err, want.cond, want.abort, want.err)
 	}
+}
+
+// tooBigEither reports whether a run's reading failed at the size or depth
+// limit, with the other answering a syntax or stanza error.
+func tooBigEither(a, b streamRun) bool {
+	for _, r := range [][2]streamRun{{a, b}, {b, a}} {
+		if errors.Is(r[0].rerr, errStanzaTooBig) && r[0].cond == "policy-violation" &&
+			(r[1].cond == "not-well-formed" || r[1].cond == "unsupported-stanza-type" || r[1].cond == "policy-violation") {
+			return true
+		}
+	}
+	return false
 }
 
 // FuzzStanzaScanner is the differential fuzz target of the CCS stanza

@@ -59,7 +59,17 @@ type stanzaReader struct {
 	// which the reference decoder asked for more bytes.
 	checked, stuck int64
 	rerr           error // the read error, once reading failed
+	// probed is how many bytes of an incomplete construct were last
+	// checked for errors; before is len(buf) before the last read.
+	probed, before int
 }
+
+// errBeforeRead wraps an error the old decoder would have met before the
+// read that failed: the stream's answer is that error, not the read's.
+type errBeforeRead struct{ err error }
+
+func (e *errBeforeRead) Error() string { return e.err.Error() }
+func (e *errBeforeRead) Unwrap() error { return e.err }
 
 // newStanzaReader takes over w after negotiation, with what negotiation's
 // decoder read but did not consume.
@@ -89,6 +99,9 @@ func (sr *stanzaReader) run(sink stanzaSink, domain string) error {
 			return err
 		}
 		if sr.rerr != nil {
+			if err := sr.probeOnFailure(); err != nil {
+				return err
+			}
 			if errors.Is(sr.rerr, io.EOF) {
 				// The stream element is still open: for the decoder this
 				// was an unexpected EOF (and the connection is aborted).
@@ -96,10 +109,64 @@ func (sr *stanzaReader) run(sink stanzaSink, domain string) error {
 			}
 			return sr.rerr
 		}
+		if err := sr.probeGrown(); err != nil {
+			return err
+		}
 		if err := sr.fill(); err != nil {
 			return err
 		}
 	}
+}
+
+// The decoder ccsd read with before found errors as soon as it read the
+// bytes, not once the element was complete. So that the answer stays the
+// same, the bytes of an element still incomplete are checked too: each
+// time they have doubled since the last check (so that a big element costs
+// at most twice its parse), and when a read fails.
+
+// probeGrown checks the incomplete construct once it has doubled.
+func (sr *stanzaReader) probeGrown() error {
+	n := len(sr.buf) - sr.r
+	if sr.buf == nil || n == 0 || n < 2*sr.probed {
+		return nil
+	}
+	sr.probed = n
+	return sr.probe(sr.buf[sr.r:])
+}
+
+// probeOnFailure checks the incomplete construct when a read failed: an
+// error in the bytes read before that read comes first (errBeforeRead),
+// then one in all the bytes held.
+func (sr *stanzaReader) probeOnFailure() error {
+	if sr.buf == nil || sr.r == len(sr.buf) {
+		return nil
+	}
+	if sr.before > sr.r {
+		if err := sr.probe(sr.buf[sr.r:sr.before]); err != nil {
+			return &errBeforeRead{err}
+		}
+	}
+	return sr.probe(sr.buf[sr.r:])
+}
+
+// probe reports an error in b, the start of a construct not complete yet
+// (nil if none so far).
+func (sr *stanzaReader) probe(b []byte) error {
+	if b[0] == '<' && sr.ctx.fast {
+		var p fastParser
+		_, _, err := p.element(b, sr.ctx)
+		switch {
+		case err == nil || err == errFallback && p.short:
+			return nil // nothing wrong in what is there
+		case err != errFallback:
+			return err
+		}
+	}
+	err := refProbe(sr.ctx, b)
+	if errors.Is(err, errNeedMore) {
+		return nil
+	}
+	return err
 }
 
 // process parses every complete construct held, then checks the start tag
@@ -117,6 +184,7 @@ func (sr *stanzaReader) process(sink stanzaSink, domain string) error {
 			return err
 		}
 		sr.r += n
+		sr.probed = 0
 		if !isStanza {
 			continue
 		}
@@ -178,6 +246,7 @@ func (sr *stanzaReader) fill() error {
 		var tmp [idleRead]byte
 		n, err := sr.w.Read(tmp[:])
 		sr.base = sr.w.sc.out - int64(n)
+		sr.before, sr.probed = 0, 0
 		if n > 0 {
 			sr.buf = append(getReadBuf(), tmp[:n]...)
 		}
@@ -185,6 +254,7 @@ func (sr *stanzaReader) fill() error {
 		return nil
 	}
 	if sr.r > 0 && (len(sr.buf) == cap(sr.buf) || sr.r >= len(sr.buf)/2) {
+		sr.probed = 0
 		n := copy(sr.buf, sr.buf[sr.r:])
 		sr.buf = sr.buf[:n]
 		sr.base += int64(sr.r)
@@ -200,6 +270,7 @@ func (sr *stanzaReader) fill() error {
 		sr.buf = grown
 	}
 	end := len(sr.buf)
+	sr.before = end
 	n, err := sr.w.Read(sr.buf[end:min(cap(sr.buf), end+readChunk)])
 	sr.buf = sr.buf[:end+n]
 	sr.rerr = err

@@ -165,6 +165,7 @@ func readSessionFrom(t *testing.T, src io.Reader, limit int, lenient bool, close
 	oneChunk := lenient
 	w := &wireConn{src: src}
 	w.sc.limit = limit
+	w.sc.headers = maxStreamHeaders - 1 // the header read is the one after SASL
 	w.mute.Store(true)
 	sink := &fuzzSink{t: t, closeAfter: closeAfter}
 	_, err := xmpp.ReceiveSession(context.Background(), w, 0, headerOnly)
@@ -186,6 +187,7 @@ func readSessionFrom(t *testing.T, src io.Reader, limit int, lenient bool, close
 func readSessionOld(t *testing.T, in []byte, hdrLen, limit int, oneChunk bool, closeAfter int) streamRun {
 	w := &wireConn{}
 	w.sc.limit = limit
+	w.sc.headers = maxStreamHeaders - 1
 	sink := &fuzzSink{t: t, closeAfter: closeAfter}
 	sess, err := xmpp.ReceiveSession(context.Background(), fuzzRW{w: w, src: sessionSource(in, hdrLen, oneChunk)}, 0, headerOnly)
 	if err != nil {

@@ -305,7 +305,7 @@ func (s *scanner) step(b byte) {
 		s.push2(b)
 	case lexCDATA:
 		if b == '>' && s.ntail >= 2 && s.tail[0] == ']' && s.tail[1] == ']' {
-			s.state = lexText
+			s.endMarkup() // at stream level, a construct of its own
 			break
 		}
 		s.push2(b)
