@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/xml"
 	"errors"
+	"slices"
 	"unicode/utf8"
 
 	"mellium.im/xmpp/stream"
@@ -519,6 +520,12 @@ func isXMLChar(r rune) bool {
 func scanText(b []byte, i int, q byte) (end int, plain, ok, short bool) {
 	plain = true
 	for i < len(b) {
+		for i < len(b) && textClass[b[i]] == 0 {
+			i++ // the common bytes, in a tight loop
+		}
+		if i == len(b) {
+			break
+		}
 		c := b[i]
 		switch {
 		case c == q && q != 0:
@@ -561,6 +568,22 @@ func scanText(b []byte, i int, q byte) (end int, plain, ok, short bool) {
 	}
 	return len(b), plain, true, false
 }
+
+// textClass is 0 for the bytes scanText passes over without a look: ASCII
+// from ' ' up, but for the markup and quote characters, plus tab and
+// newline.
+var textClass = func() (t [256]uint8) {
+	for c := 0; c < 256; c++ {
+		switch {
+		case c == '\t' || c == '\n':
+		case c < 0x20 || c >= utf8.RuneSelf:
+			t[c] = 1
+		case c == '<' || c == '>' || c == '&' || c == '"' || c == '\'':
+			t[c] = 1
+		}
+	}
+	return t
+}()
 
 // entity reads the reference at b[i] ('&'): one of the five predefined
 // entities or a character reference, as encoding/xml decodes it (a
@@ -703,15 +726,23 @@ func decodeText(dst, seg []byte) []byte { return decodeChars(dst, seg, true) }
 // refs, its references decoded (a '\r' from a reference stays), as
 // encoding/xml does. CDATA has no references.
 func decodeChars(dst, seg []byte, refs bool) []byte {
+	dst = slices.Grow(dst, len(seg)) // decoding never lengthens
 	cr := false
+	last := 0 // seg[last:i] is still to copy
 	for i := 0; i < len(seg); {
 		c := seg[i]
+		if c != '&' && c != '\r' && c != '\n' {
+			i++
+			continue
+		}
+		dst = append(dst, seg[last:i]...)
 		switch {
 		case c == '&' && refs:
 			n, r, _ := entity(seg, i) // checked by scanText
 			dst = utf8.AppendRune(dst, r)
 			i += n
 			cr = false
+			last = i
 			continue
 		case c == '\r':
 			dst = append(dst, '\n')
@@ -723,8 +754,9 @@ func decodeChars(dst, seg []byte, refs bool) []byte {
 			cr = false
 		}
 		i++
+		last = i
 	}
-	return dst
+	return append(dst, seg[last:]...)
 }
 
 // internURI returns the namespace of a declaration, without allocating for
