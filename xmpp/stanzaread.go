@@ -2,6 +2,7 @@ package xmpp
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/xml"
 	"errors"
 	"io"
@@ -243,14 +244,14 @@ func (sr *stanzaReader) fill() error {
 		sr.release()
 	}
 	if sr.buf == nil {
-		var tmp [idleRead]byte
-		n, err := sr.w.Read(tmp[:])
+		var n int
+		if tc, ok := sr.w.src.(*tls.Conn); ok && sr.w.rpos == len(sr.w.rbuf) {
+			n = sr.readIdleTLS(tc)
+		} else {
+			n = sr.readIdle()
+		}
 		sr.base = sr.w.sc.out - int64(n)
 		sr.before, sr.probed = 0, 0
-		if n > 0 {
-			sr.buf = append(getReadBuf(), tmp[:n]...)
-		}
-		sr.rerr = err
 		return nil
 	}
 	if sr.r > 0 && (len(sr.buf) == cap(sr.buf) || sr.r >= len(sr.buf)/2) {
@@ -275,6 +276,32 @@ func (sr *stanzaReader) fill() error {
 	sr.buf = sr.buf[:end+n]
 	sr.rerr = err
 	return nil
+}
+
+// readIdleTLS is the read of an idle session: it waits with a buffer on
+// the goroutine's stack (readTLS lets it stay there), and takes a pooled
+// buffer only once bytes came.
+func (sr *stanzaReader) readIdleTLS(tc *tls.Conn) int {
+	var tmp [idleRead]byte
+	n, err := sr.w.readTLS(tc, tmp[:])
+	if n > 0 {
+		sr.buf = append(getReadBuf(), tmp[:n]...)
+	}
+	sr.rerr = err
+	return n
+}
+
+// readIdle is readIdleTLS from another source (tests, fuzzing).
+func (sr *stanzaReader) readIdle() int {
+	buf := getReadBuf()
+	n, err := sr.w.Read(buf[:idleRead])
+	if n > 0 {
+		sr.buf = buf[:n]
+	} else {
+		putReadBuf(buf)
+	}
+	sr.rerr = err
+	return n
 }
 
 // release gives the buffer back once nothing is held.
