@@ -148,3 +148,27 @@ func TestFastPathTaken(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamContext: the context of a client's header knows its
+// namespaces and its end tag, is shared by identical headers, and a
+// prefixed default namespace or another stream prefix is read as written.
+func TestStreamContext(t *testing.T) {
+	hdr := []byte(`<stream:stream to='gcm.googleapis.com' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`)
+	a, b := contextOf(hdr), contextOf(append([]byte(nil), hdr...))
+	if a != b || !a.fast {
+		t.Fatalf("identical headers: %p %p fast %v", a, b, a.fast)
+	}
+	if uri, ok := a.lookup(nil); !ok || uri != nsClient {
+		t.Fatalf("default namespace %q %v", uri, ok)
+	}
+	if !a.isStreamEnd([]byte("</stream:stream>")) || a.isStreamEnd([]byte("</stream:stream >")) {
+		t.Fatal("end tag")
+	}
+	s := contextOf([]byte(`<s:stream xmlns:s='http://etherx.jabber.org/streams' xmlns='jabber:client' id='x'>`))
+	if !s.isStreamEnd([]byte("</s:stream>")) || s.isStreamEnd([]byte("</stream:stream>")) {
+		t.Fatalf("s: prefix: end %q", s.end)
+	}
+	if string(s.header) != `<s:stream xmlns:s="http://etherx.jabber.org/streams" xmlns="jabber:client">` {
+		t.Fatalf("rebuilt header %q", s.header)
+	}
+}

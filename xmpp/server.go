@@ -528,6 +528,7 @@ func (s *Server) negotiationFailed(ctx context.Context, log zerolog.Logger, wire
 	}
 	_ = wire.Conn.SetWriteDeadline(time.Now().Add(time.Second))
 	_, _ = wire.Write(b)
+	wire.endBuffering()
 }
 
 // lingerClose closes the connection without losing what was just written:
@@ -537,6 +538,7 @@ func (s *Server) negotiationFailed(ctx context.Context, log zerolog.Logger, wire
 func lingerClose(w *wireConn) {
 	raw := w.netConn()
 	_ = w.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+	w.endBuffering()
 	_ = w.Conn.CloseWrite()
 	if tcp, ok := raw.(interface{ CloseWrite() error }); ok {
 		_ = tcp.CloseWrite()

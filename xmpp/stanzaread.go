@@ -7,6 +7,8 @@ import (
 	"errors"
 	"io"
 	"sync"
+
+	"mellium.im/xmpp/stream"
 )
 
 // readChunk is the most the stanza reader (and, during negotiation,
@@ -212,6 +214,9 @@ func (sr *stanzaReader) process(sink stanzaSink, domain string) error {
 // parseOne parses the construct at the start of b (complete constructs
 // only): the CCS scanner first, the reference decoder if it declines.
 func (sr *stanzaReader) parseOne(b []byte) (st inStanza, n int, isStanza bool, err error) {
+	if sr.ctx.isStreamEnd(b) {
+		return st, len(b), false, io.EOF // the peer's </stream:stream>
+	}
 	if b[0] == '<' && sr.ctx.fast {
 		var p fastParser
 		st, n, err = p.element(b, sr.ctx)
@@ -321,6 +326,16 @@ type streamCtx struct {
 	ns     []nsDecl // in order; a later one for the same prefix wins
 	header []byte   // the stream start tag, as the reference decoder's prefix
 	fast   bool     // the CCS scanner may be used
+	// end is the stream's end tag ("</stream:stream>") when its raw name
+	// resolves to the stream namespace, else "".
+	end string
+}
+
+// isStreamEnd reports whether b starts with the end tag of the stream, as
+// written in its header's name (anything else, spaces before '>'
+// included, goes the general way). What follows it is never read.
+func (c *streamCtx) isStreamEnd(b []byte) bool {
+	return c.end != "" && len(b) >= len(c.end) && string(b[:len(c.end)]) == c.end
 }
 
 // nsDecl is one namespace declaration: xmlns:prefix="uri" (prefix "" for
@@ -341,19 +356,44 @@ func (c *streamCtx) lookup(prefix []byte) (string, bool) {
 // none was seen (tests that start after negotiation).
 const defaultHeader = `<stream:stream xmlns="jabber:client" xmlns:stream="http://etherx.jabber.org/streams">`
 
-// ctxCache shares the contexts of the headers seen, so that the sessions of
-// one kind of client share one. Bounded: past ctxCacheMax headers, new ones
-// get a context of their own.
+// ctxCache shares the contexts of the headers seen (keyed by the header as
+// sent and as rebuilt), so that the sessions of one kind of client share
+// one and most logins parse no header. Bounded: past ctxCacheMax headers,
+// new ones get a context of their own.
 var ctxCache = struct {
 	sync.Mutex
 	m map[string]*streamCtx
 }{m: map[string]*streamCtx{}}
 
-const ctxCacheMax = 256
+const (
+	ctxCacheMax    = 256
+	ctxCacheKeyMax = 512 // bytes of a header worth caching
+)
 
 // contextOf returns the context of a captured stream header (nil: the
 // default header).
 func contextOf(header []byte) *streamCtx {
+	if header != nil {
+		ctxCache.Lock()
+		c, ok := ctxCache.m[string(header)]
+		ctxCache.Unlock()
+		if ok {
+			return c // the same header as an earlier client's
+		}
+	}
+	c := buildContext(header)
+	if header != nil && len(header) <= ctxCacheKeyMax {
+		ctxCache.Lock()
+		if len(ctxCache.m) < ctxCacheMax {
+			ctxCache.m[string(header)] = c
+		}
+		ctxCache.Unlock()
+	}
+	return c
+}
+
+// buildContext is contextOf without the cache of raw headers.
+func buildContext(header []byte) *streamCtx {
 	h := []byte(defaultHeader)
 	if header != nil {
 		var ok bool
@@ -369,7 +409,7 @@ func contextOf(header []byte) *streamCtx {
 		return c
 	}
 	c := newStreamCtx(h)
-	if len(ctxCache.m) < ctxCacheMax {
+	if len(ctxCache.m) < ctxCacheMax && len(h) <= ctxCacheKeyMax {
 		ctxCache.m[string(h)] = c
 	}
 	return c
@@ -420,5 +460,9 @@ func newStreamCtx(h []byte) *streamCtx {
 		}
 	}
 	c.fast = true
+	if uri, _ := c.lookup([]byte(start.Name.Space)); uri == stream.NS && start.Name.Local == "stream" &&
+		start.Name.Space != "xml" && start.Name.Space != "xmlns" {
+		c.end = "</" + rawName(start.Name) + ">"
+	}
 	return c
 }

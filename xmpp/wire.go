@@ -417,10 +417,17 @@ type wireConn struct {
 
 	written atomic.Int64 // bytes written, to know whether mellium answered
 	mute    atomic.Bool  // discard writes (after a stream error during negotiation)
+
+	// During negotiation writes are collected in wbuf and sent together
+	// before the next read (the server only waits for the client once it
+	// has answered): mellium writes a stream header and then the features,
+	// which would otherwise be two TLS records and two system calls.
+	buffering bool
+	wbuf      []byte
 }
 
 func newWireConn(c *tls.Conn, limit int) *wireConn {
-	w := &wireConn{Conn: c, src: c}
+	w := &wireConn{Conn: c, src: c, buffering: true}
 	w.sc.limit = limit
 	return w
 }
@@ -483,6 +490,11 @@ func (w *wireConn) readFrom(src io.Reader, p []byte) (int, error) {
 // readTLS is readFrom from the TLS connection, calling it directly so that
 // p does not escape: the reader's idle read uses a buffer on its stack.
 func (w *wireConn) readTLS(tc *tls.Conn, p []byte) (int, error) {
+	if len(w.wbuf) > 0 {
+		if err := w.flush(); err != nil {
+			return 0, err
+		}
+	}
 	for {
 		if err := w.beforeRead(); err != nil {
 			return 0, err
@@ -536,9 +548,15 @@ func (w *wireConn) beforeRead() error {
 	return nil
 }
 
-// Write implements net.Conn and counts the bytes written.
+// Write implements net.Conn and counts the bytes written. During
+// negotiation the bytes wait in wbuf for the next read (or flush).
 func (w *wireConn) Write(p []byte) (int, error) {
 	if w.mute.Load() {
+		return len(p), nil
+	}
+	if w.buffering {
+		w.wbuf = append(w.wbuf, p...)
+		w.written.Add(int64(len(p)))
 		return len(p), nil
 	}
 	n, err := w.Conn.Write(p)
@@ -546,10 +564,39 @@ func (w *wireConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// flush sends what negotiation wrote; a failure is also the read error
+// (the peer is gone).
+func (w *wireConn) flush() error {
+	if len(w.wbuf) == 0 {
+		return nil
+	}
+	_, err := w.Conn.Write(w.wbuf)
+	w.wbuf = w.wbuf[:0]
+	if err != nil {
+		w.rmu.Lock()
+		if w.readErr == nil {
+			w.readErr = err
+		}
+		w.rmu.Unlock()
+	}
+	return err
+}
+
+// endBuffering sends what is buffered and writes straight through from now
+// on.
+func (w *wireConn) endBuffering() {
+	if w.Conn != nil {
+		_ = w.flush()
+	}
+	w.buffering = false
+	w.wbuf = nil
+}
+
 // established tells the scanner that negotiation has ended (no stream tag
 // is a restart from now on) and switches the read deadline to the idle
 // timeout (idle 0: the caller keeps managing it).
 func (w *wireConn) established(idle time.Duration) {
+	w.endBuffering()
 	w.rmu.Lock()
 	defer w.rmu.Unlock()
 	w.sc.established = true
