@@ -169,19 +169,19 @@ type Usage struct {
 	// answers included); PeakQueuedBytes is the most QueuedBytes has been.
 	// QueuedBytes never exceeds max(Config.SendQueueBytes, one stanza).
 	QueuedStanzas, QueuedBytes, PeakQueuedBytes int
-	// ReadBytes is what the XML decoder holds: the bytes handed to it since
-	// the reader last finished a top-level element (the element being read
-	// and the decoder's read-ahead); PeakReadBytes is the most it has been,
-	// never more than Config.MaxStanzaSize + DecoderReadAhead.
+	// ReadBytes is what the stanza reader holds: the bytes read since it
+	// last finished a top-level element (the element being read and what
+	// was read past it); PeakReadBytes is the most it has been, never more
+	// than Config.MaxStanzaSize + DecoderReadAhead.
 	ReadBytes, PeakReadBytes int
 	// Depth is how many elements below the stream are open where the reader
 	// is; PeakDepth the most it has been, never more than MaxDepth.
 	Depth, PeakDepth int
 }
 
-// DecoderReadAhead is the buffer of the XML decoder (encoding/xml reads
-// through a bufio.Reader of this size): bytes it may hold past the element
-// being read.
+// DecoderReadAhead is the most the stanza reader reads at once (it was the
+// size of encoding/xml's bufio.Reader, which it replaced): bytes it may hold
+// past the element being read.
 const DecoderReadAhead = 4096
 
 // Usage reports what the connection holds now and the peaks so far.

@@ -270,7 +270,13 @@ func (sr *stanzaReader) fill() error {
 		if len(sr.buf) > 2*sr.w.sc.limit+readChunk && sr.w.sc.limit > 0 {
 			return errReaderStuck // only when the reference keeps asking for more
 		}
-		grown := make([]byte, len(sr.buf), 2*cap(sr.buf)+readChunk)
+		want := 2*cap(sr.buf) + readChunk
+		if lim := sr.w.sc.limit; lim > 0 {
+			// One element and the reads around it, unless the reference
+			// decoder keeps asking for more (bounded above).
+			want = min(want, max(lim+2*readChunk, len(sr.buf)+readChunk))
+		}
+		grown := make([]byte, len(sr.buf), want)
 		copy(grown, sr.buf)
 		putReadBuf(sr.buf)
 		sr.buf = grown
