@@ -155,7 +155,11 @@ func needMore(err error) error {
 
 // refProbe reads the tokens of b, the start of a construct not complete
 // yet: the error the decoder meets in it, or errNeedMore.
-func refProbe(ctx *streamCtx, b []byte) error {
+//
+// textOpen says the bytes end inside text (character data, an attribute
+// value, CDATA): the decoder checks text once it ends, so an illegal
+// character found only because the bytes end is not an error yet.
+func refProbe(ctx *streamCtx, b []byte, textOpen bool) error {
 	d, err := refDecoder(ctx, b)
 	if err != nil {
 		return err
@@ -169,7 +173,7 @@ func refProbe(ctx *streamCtx, b []byte) error {
 		}
 		if err != nil {
 			var syn *xml.SyntaxError
-			if d.InputOffset() >= end && errors.As(err, &syn) && !endsText(b) &&
+			if textOpen && d.InputOffset() >= end && errors.As(err, &syn) &&
 				(strings.HasPrefix(syn.Msg, "illegal character code") || syn.Msg == "invalid UTF-8") {
 				// Text is checked once it ends; here it ends only
 				// because the bytes do: the decoder would read on.
@@ -186,13 +190,3 @@ func refProbe(ctx *streamCtx, b []byte) error {
 	}
 }
 
-// endsText reports whether b ends where text the decoder checks ends: the
-// closing quote of an attribute value (the last markup byte is a '<') or
-// the end of a CDATA section. Anywhere else, text at the end of b may go on.
-func endsText(b []byte) bool {
-	last := b[len(b)-1]
-	if last == '"' || last == '\'' {
-		return bytes.LastIndexByte(b, '<') > bytes.LastIndexByte(b, '>')
-	}
-	return bytes.HasSuffix(b, cdataEnd)
-}

@@ -65,6 +65,7 @@ type stanzaReader struct {
 	// probed is how many bytes of an incomplete construct were last
 	// checked for errors; before is len(buf) before the last read.
 	probed, before int
+	beforeText     bool // the scanner was inside text at before
 }
 
 // errBeforeRead wraps an error the old decoder would have met before the
@@ -134,7 +135,7 @@ func (sr *stanzaReader) probeGrown() error {
 		return nil
 	}
 	sr.probed = n
-	return sr.probe(sr.buf[sr.r:])
+	return sr.probe(sr.buf[sr.r:], sr.w.sc.inText())
 }
 
 // probeOnFailure checks the incomplete construct when a read failed: an
@@ -145,16 +146,16 @@ func (sr *stanzaReader) probeOnFailure() error {
 		return nil
 	}
 	if sr.before > sr.r {
-		if err := sr.probe(sr.buf[sr.r:sr.before]); err != nil {
+		if err := sr.probe(sr.buf[sr.r:sr.before], sr.beforeText); err != nil {
 			return &errBeforeRead{err}
 		}
 	}
-	return sr.probe(sr.buf[sr.r:])
+	return sr.probe(sr.buf[sr.r:], sr.w.sc.inText())
 }
 
 // probe reports an error in b, the start of a construct not complete yet
 // (nil if none so far).
-func (sr *stanzaReader) probe(b []byte) error {
+func (sr *stanzaReader) probe(b []byte, textOpen bool) error {
 	if b[0] == '<' && sr.ctx.fast {
 		var p fastParser
 		_, _, err := p.element(b, sr.ctx)
@@ -165,7 +166,7 @@ func (sr *stanzaReader) probe(b []byte) error {
 			return err
 		}
 	}
-	err := refProbe(sr.ctx, b)
+	err := refProbe(sr.ctx, b, textOpen)
 	if errors.Is(err, errNeedMore) {
 		return nil
 	}
@@ -282,7 +283,7 @@ func (sr *stanzaReader) fill() error {
 		sr.buf = grown
 	}
 	end := len(sr.buf)
-	sr.before = end
+	sr.before, sr.beforeText = end, sr.w.sc.inText()
 	n, err := sr.w.Read(sr.buf[end:min(cap(sr.buf), end+readChunk)])
 	sr.buf = sr.buf[:end+n]
 	sr.rerr = err

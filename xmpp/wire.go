@@ -100,12 +100,19 @@ type scanner struct {
 	out, doneAt, startAt int64
 	ended, opened        bool // set by step, turned into marks by filter
 	text                 bool // text was kept between top-level elements
+	chars                bool // the last byte kept was character data
 
 	// During negotiation the start tags at stream level are captured, so
 	// that the stanza reader knows the namespaces the last stream header
 	// declared (hdr while a tag is read, header the last stream header).
 	capture     bool
 	hdr, header []byte
+}
+
+// inText reports whether the bytes so far end inside text: character
+// data, an attribute value or CDATA.
+func (s *scanner) inText() bool {
+	return s.state == lexText && s.chars || s.state == lexAttrValue || s.state == lexCDATA
 }
 
 func isSpace(b byte) bool { return b == ' ' || b == '\n' || b == '\r' || b == '\t' }
@@ -136,7 +143,11 @@ func (s *scanner) filter(p []byte) ([]byte, error) {
 				w += copy(p[w:], p[i:i+j])
 				s.count += j
 				i += j
+				if j > 0 {
+					s.chars = true
+				}
 				if i < len(p) && p[i] == '<' && (s.limit == 0 || s.count < s.limit) {
+					s.chars = false
 					s.count++
 					p[w] = '<'
 					w++
@@ -154,9 +165,10 @@ func (s *scanner) filter(p []byte) ([]byte, error) {
 			p[w] = b
 			w++
 			if b != '<' {
-				s.text = true
+				s.text, s.chars = true, true
 				break
 			}
+			s.chars = false
 			s.state = lexLT
 			if s.text {
 				// Text between elements ends here: the decoder reads it
