@@ -189,4 +189,3 @@ func refProbe(ctx *streamCtx, b []byte, textOpen bool) error {
 		}
 	}
 }
-
