@@ -3,6 +3,8 @@ package xmpp
 import (
 	"bytes"
 	"errors"
+	"io"
+	"strconv"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -170,5 +172,36 @@ func TestStreamContext(t *testing.T) {
 	}
 	if string(s.header) != `<s:stream xmlns:s="http://etherx.jabber.org/streams" xmlns="jabber:client">` {
 		t.Fatalf("rebuilt header %q", s.header)
+	}
+}
+
+// chunkReader returns at most n bytes per Read.
+type chunkReader struct {
+	r io.Reader
+	n int
+}
+
+func (c chunkReader) Read(p []byte) (int, error) { return c.r.Read(p[:min(len(p), c.n)]) }
+
+// TestReaderManySmallStanzas: with a small stanza limit, a long run of
+// stanzas arriving in reads that end mid-stanza is read whole: the buffer
+// compacts and grows by what it holds unconsumed, not by what it consumed.
+func TestReaderManySmallStanzas(t *testing.T) {
+	var in bytes.Buffer
+	in.WriteString(testStreamHeader)
+	const n = 500
+	for i := 0; i < n; i++ {
+		in.Write(renderMessage(strconv.Itoa(i), "", bytes.Repeat([]byte{'p'}, 300+i%97)))
+	}
+	for _, size := range []int{700, 4096, 9000} {
+		run := readSessionFrom(t, chunkReader{bytes.NewReader(in.Bytes()), size}, 512, false, -1)
+		if len(run.sink.msgs) != n {
+			t.Fatalf("reads of %d: %d messages of %d (err %v)", size, len(run.sink.msgs), n, run.err)
+		}
+		for i, m := range run.sink.msgs {
+			if m.ID != strconv.Itoa(i) || len(m.Payload) != 300+i%97 {
+				t.Fatalf("message %d: %q, %d bytes", i, m.ID, len(m.Payload))
+			}
+		}
 	}
 }

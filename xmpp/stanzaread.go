@@ -261,14 +261,13 @@ func (sr *stanzaReader) fill() error {
 		return nil
 	}
 	if sr.r > 0 && (len(sr.buf) == cap(sr.buf) || sr.r >= len(sr.buf)/2) {
-		sr.probed = 0
 		n := copy(sr.buf, sr.buf[sr.r:])
 		sr.buf = sr.buf[:n]
 		sr.base += int64(sr.r)
 		sr.r = 0
 	}
 	if cap(sr.buf)-len(sr.buf) < readChunk/2 {
-		if len(sr.buf) > 2*sr.w.sc.limit+readChunk && sr.w.sc.limit > 0 {
+		if len(sr.buf)-sr.r > 2*sr.w.sc.limit+readChunk && sr.w.sc.limit > 0 {
 			return errReaderStuck // only when the reference keeps asking for more
 		}
 		want := 2*cap(sr.buf) + readChunk
