@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"strconv"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"testing"
 	"testing/iotest"
 )
