@@ -75,7 +75,9 @@
 // past either the socket is closed at once), TLS handshake (bounded by
 // HandshakeTimeout), negotiation (bounded by NegotiationTimeout; the address's
 // unauthenticated slot is given back when it ends), admission
-// (MaxConnsPerIdentity), Handler.Open, then the reader calls Stream.Message
+// (MaxConnsPerIdentity), Handler.Open (on a new goroutine, so that the
+// stack the handshake grew is not kept by a session that then idles), then
+// the reader calls Stream.Message
 // for each gcm message until the stream ends; Stream.Closed is called once,
 // the writer flushes and says goodbye, and the socket is closed. Conn.Done is
 // closed at the very end.
