@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"mellium.im/xmpp"
 	"mellium.im/xmpp/stream"
 )
 
@@ -170,19 +169,19 @@ type Usage struct {
 	// answers included); PeakQueuedBytes is the most QueuedBytes has been.
 	// QueuedBytes never exceeds max(Config.SendQueueBytes, one stanza).
 	QueuedStanzas, QueuedBytes, PeakQueuedBytes int
-	// ReadBytes is what the XML decoder holds: the bytes handed to it since
-	// the reader last finished a top-level element (the element being read
-	// and the decoder's read-ahead); PeakReadBytes is the most it has been,
-	// never more than Config.MaxStanzaSize + DecoderReadAhead.
+	// ReadBytes is what the stanza reader holds: the bytes read since it
+	// last finished a top-level element (the element being read and what
+	// was read past it); PeakReadBytes is the most it has been, never more
+	// than Config.MaxStanzaSize + DecoderReadAhead.
 	ReadBytes, PeakReadBytes int
 	// Depth is how many elements below the stream are open where the reader
 	// is; PeakDepth the most it has been, never more than MaxDepth.
 	Depth, PeakDepth int
 }
 
-// DecoderReadAhead is the buffer of the XML decoder (encoding/xml reads
-// through a bufio.Reader of this size): bytes it may hold past the element
-// being read.
+// DecoderReadAhead is the most the stanza reader reads at once (it was the
+// size of encoding/xml's bufio.Reader, which it replaced): bytes it may hold
+// past the element being read.
 const DecoderReadAhead = 4096
 
 // Usage reports what the connection holds now and the peaks so far.
@@ -238,8 +237,9 @@ func (c *Conn) aborted() bool {
 }
 
 // run is the connection's life after negotiation, on its own goroutine:
-// admission, Handler.Open, the read loop, then teardown.
-func (c *Conn) run(sess *xmpp.Session) {
+// admission, Handler.Open, the read loop, then teardown. mellium's session
+// is not kept: its decoder, encoder and maps are garbage from here on.
+func (c *Conn) run() {
 	s := c.srv
 	c.wire.established(s.cfg.IdleTimeout)
 	_ = c.wire.Conn.SetWriteDeadline(time.Time{})
@@ -274,9 +274,7 @@ func (c *Conn) run(sess *xmpp.Session) {
 	}
 
 	c.log.Debug().Msg("xmpp: connection open")
-	r := sess.TokenReader()
-	err := c.readLoop(r, st)
-	_ = r.Close()
+	err := c.readLoop(st)
 	reason, abort := c.classify(err)
 	if reason != "" {
 		c.log.Info().Err(err).Str("reason", reason).Msg("xmpp: closing connection")
@@ -365,42 +363,13 @@ func (s connSink) message(id string, payload []byte) error { return s.c.deliver(
 func (s connSink) answer(b []byte) error                   { return s.c.enqueue(true, b) }
 func (s connSink) elementDone()                            { s.c.wire.elementDone() }
 
-// readLoop reads stanzas until the stream ends or fails.
-func (c *Conn) readLoop(r xml.TokenReader, st Stream) error {
-	return readStanzas(r, connSink{c: c, st: st}, c.srv.cfg.Domain)
-}
-
-// readStanzas reads stanzas from r and acts on them through sink until the
-// stream ends or fails. A top-level element that is not a stanza ends the
-// stream as soon as its start tag is read (errUnsupportedStanza), before any
-// more of it is buffered. Once sink is closing, stanzas are read (to see the
-// peer's </stream:stream>) but dropped: neither delivered nor answered.
-func readStanzas(r xml.TokenReader, sink stanzaSink, domain string) error {
-	for {
-		tok, err := r.Token()
-		if err != nil {
-			return err
-		}
-		start, ok := tok.(xml.StartElement)
-		if !ok {
-			continue // whitespace between stanzas
-		}
-		s := startStanza(start)
-		if s.kind == kindOther {
-			return errUnsupportedStanza
-		}
-		s, err = readStanzaBody(r, s)
-		if err != nil {
-			return err
-		}
-		sink.elementDone()
-		if sink.closing() {
-			continue // e.g. a revoked sender: nothing more is accepted
-		}
-		if err := act(sink, &s, domain); err != nil {
-			return err
-		}
-	}
+// readLoop reads stanzas until the stream ends or fails. A top-level
+// element that is not a stanza ends the stream as soon as its start tag is
+// read (errUnsupportedStanza), before any more of it is buffered. Once the
+// connection is closing, stanzas are read (to see the peer's
+// </stream:stream>) but dropped: neither delivered nor answered.
+func (c *Conn) readLoop(st Stream) error {
+	return newStanzaReader(c.wire).run(connSink{c: c, st: st}, c.srv.cfg.Domain)
 }
 
 // act delivers a message or answers an IQ.
@@ -441,6 +410,10 @@ func (c *Conn) classify(err error) (cond string, abort bool) {
 // wire's read error (rerr, nil if reading did not fail) to the stream error
 // condition, or to an abort when the peer is gone.
 func readCondition(err, rerr error) (cond string, abort bool) {
+	var before *errBeforeRead
+	if errors.As(err, &before) {
+		rerr = nil // the old decoder met it before the read failed
+	}
 	var ne net.Error
 	var se stream.Error
 	var syn *xml.SyntaxError

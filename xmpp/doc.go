@@ -35,9 +35,30 @@
 // bounds the size of every top-level element while reading and keeps the
 // idle read deadline.
 //
-// After negotiation the connection no longer goes through mellium's Serve and
-// Send: stanzas are read from Session.TokenReader (keeping the decoder and its
-// read-ahead) and answered here, and a writer goroutine, started when
+// During negotiation the byte filter is also an io.ByteReader, so that
+// mellium's decoder keeps no read-ahead of its own, and it holds mellium's
+// writes until its next read (one TLS record per answer instead of one per
+// flush).
+//
+// After negotiation the connection no longer goes through mellium at all:
+// its session (decoder, encoder, maps) is dropped, and stanzas are read by
+// the CCS stanza scanner (stanzaread.go, fastparse.go) straight from the
+// filtered bytes, starting with what negotiation's decoder read but did not
+// consume. The byte filter marks where each top-level construct and each
+// top-level start tag ends; the scanner parses each complete stanza in one
+// pass, with no tokens and no allocation but the id, type, from, to and
+// payload. It accepts only what it knows encoding/xml reads the same way
+// (ASCII names, quoted attributes, the predefined entities and character
+// references, CDATA, the characters XML allows) and hands anything else
+// (comments, processing instructions, non-ASCII names, malformed input,
+// stream-level elements) to encoding/xml with mellium's stream-level rules
+// (refparse.go) on that one construct, so that every answer is the one the
+// generic decoder gave; FuzzStanzaScanner compares the two on the same
+// bytes. An element still being read is checked for errors as it grows
+// (each time it doubles, and when a read fails), as the decoder did byte by
+// byte. An idle session holds no read buffer: the read that waits uses one
+// on the goroutine's stack. Stanzas are answered here, and a writer
+// goroutine, started when
 // something is queued and gone when the queue is drained (an idle session
 // holds no writer and no write buffer), writes stanzas rendered as bytes
 // straight to the TLS connection. mellium's
@@ -54,7 +75,9 @@
 // past either the socket is closed at once), TLS handshake (bounded by
 // HandshakeTimeout), negotiation (bounded by NegotiationTimeout; the address's
 // unauthenticated slot is given back when it ends), admission
-// (MaxConnsPerIdentity), Handler.Open, then the reader calls Stream.Message
+// (MaxConnsPerIdentity), Handler.Open (on a new goroutine, so that the
+// stack the handshake grew is not kept by a session that then idles), then
+// the reader calls Stream.Message
 // for each gcm message until the stream ends; Stream.Closed is called once,
 // the writer flushes and says goodbye, and the socket is closed. Conn.Done is
 // closed at the very end.
@@ -84,8 +107,9 @@
 // echoes a payload and id from one received stanza: S <= 6*MaxStanzaSize +
 // 1 KiB, every byte escaping to at most 6), one connection holds at most
 //
-//	reader: 3*MaxStanzaSize      (decoder token buffer, names and attributes, gcm payload)
-//	        + DecoderReadAhead   (4 KiB, encoding/xml's bufio.Reader)
+//	reader: MaxStanzaSize + 2*DecoderReadAhead (the read buffer: one element, the reads around it)
+//	        + MaxStanzaSize      (the gcm payload being copied out)
+//	        + 3*MaxStanzaSize    (only for input the scanner leaves to encoding/xml: its copy and tokens)
 //	        + ~19 KiB            (one TLS record being decrypted)
 //	writer: max(SendQueueBytes, S) (the queue)
 //	        + 24 B * 4*(SendQueue+64) (queue slots, at most half taken, slack of growth)
@@ -93,10 +117,10 @@
 //	        + ~17 KiB            (one TLS record being encrypted, while writing)
 //
 // plus the reader goroutine's stack; with the defaults (64 KiB, 1 MiB, 1024)
-// that is under 1.8 MiB, about 1.5 MiB when no stanza written is bigger
+// that is under 2 MiB, about 1.7 MiB when no stanza written is bigger
 // than 64 KiB.
 // Conn.Usage reports the parts that depend on the peer as counts: QueuedBytes
 // (<= max(SendQueueBytes, S)), ReadBytes (<= MaxStanzaSize +
-// DecoderReadAhead: the element being read and the decoder's read-ahead) and
+// DecoderReadAhead: the element being read and one read past it) and
 // Depth (<= MaxDepth), each with its peak.
 package xmpp

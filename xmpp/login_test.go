@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/xml"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -133,5 +134,28 @@ func TestLoginParallelBudget(t *testing.T) {
 	}
 	if _, cond := tryLogin(env.rawFrom("127.0.0.2"), "bad"); cond != "not-authorized" {
 		t.Fatalf("another address: %s", cond)
+	}
+}
+
+// TestNegotiationWritesCoalesced: what the server writes during
+// negotiation waits for its next read, so that the stream header and the
+// features (written by mellium one after the other) reach the client in
+// one TLS record, which one Read returns whole.
+func TestNegotiationWritesCoalesced(t *testing.T) {
+	env := startServer(t, newTestHandler(false), nil)
+	conn := env.dialTLS()
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := conn.Write([]byte(`<?xml version='1.0'?><stream:stream to='gcm.googleapis.com' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64<<10)
+	n, err := conn.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(buf[:n])
+	if !strings.Contains(got, "<stream:stream") || !strings.Contains(got, "mechanisms") {
+		t.Fatalf("first record %q: want the header and the features", got)
 	}
 }

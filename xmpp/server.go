@@ -389,43 +389,70 @@ func (s *Server) isClosed() bool {
 
 // handle runs one connection from accept to close. Until the TLS handshake
 // is done it holds only raw, the TLS state and this goroutine: no logger,
-// context or buffers are made for a peer that never says hello.
+// context or buffers are made for a peer that never says hello. A
+// negotiated session then runs on a goroutine of its own (serve): this
+// one's stack grew for the TLS handshake and mellium's negotiation, and a
+// long-lived idle session should keep only the stack its read needs.
 func (s *Server) handle(raw net.Conn, key string) {
+	c := s.establish(raw, key)
+	if c == nil {
+		_ = raw.Close()
+		s.cfg.Conns.Release(limit.GlobalKey) // the slot goes only after the descriptor
+		s.wg.Done()
+		return
+	}
+	go s.serve(raw, c)
+}
+
+// serve runs a negotiated connection to its end and gives back what
+// accept took.
+func (s *Server) serve(raw net.Conn, c *Conn) {
 	defer s.wg.Done()
 	defer s.cfg.Conns.Release(limit.GlobalKey)
 	defer raw.Close() // normally closed already; the slot goes only after the descriptor
-	negotiating := true
-	endNegotiation := func() {
-		if negotiating {
-			negotiating = false
-			s.unauth.Release(key)
-		}
-	}
-	defer endNegotiation()
+	c.run()
+}
 
+// establish runs the TLS handshake and negotiation; it returns the
+// connection, or nil once a failure has been answered and the connection
+// closed. The address's unauthenticated slot is given back either way.
+func (s *Server) establish(raw net.Conn, key string) *Conn {
+	defer s.unauth.Release(key)
 	tc, err := s.handshake(raw)
 	id := s.nextID.Add(1)
 	log := s.log.With().Uint64("conn", id).Str("remote", raw.RemoteAddr().String()).Logger()
 	if errors.Is(err, errPlaintext) {
 		log.Info().Msg("xmpp: plain-text client on a direct-TLS port; told to start TLS first")
-		return
+		return nil
 	}
 	if err != nil {
 		log.Debug().Err(err).Msg("xmpp: tls handshake failed")
-		_ = raw.Close()
-		return
+		return nil
 	}
+	wire := newWireConn(tc, s.cfg.MaxStanzaSize)
+	n, err := s.negotiate(raw, wire, log)
+	if err != nil {
+		lingerClose(wire)
+		return nil
+	}
+	log = log.With().Str("identity", n.identity).Str("jid", n.jid).Logger()
+	return newConn(s, id, log, wire, n.identity, n.jid, raw.RemoteAddr())
+}
+
+// negotiate runs negotiation under NegotiationTimeout and writes the stream
+// error of a failure. Its context, timer and mellium's session end with
+// it: a session holds none of them while it lives.
+func (s *Server) negotiate(raw net.Conn, wire *wireConn, log zerolog.Logger) (*negotiation, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.NegotiationTimeout)
 	defer cancel()
 	_ = raw.SetDeadline(time.Now().Add(s.cfg.NegotiationTimeout))
-	wire := newWireConn(tc, s.cfg.MaxStanzaSize)
 	n := newNegotiation(ctx, s, wire, raw.RemoteAddr().String())
 	// The deadline set above bounds negotiation; a canceled context (timeout
 	// or Server.Close) kicks a blocked read. mellium cannot touch deadlines:
 	// wireConn's deadline setters are no-ops.
 	kicked := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() { _ = raw.SetDeadline(aLongTimeAgo); close(kicked) })
-	sess, err := n.run()
+	_, err := n.run()
 	if !stop() {
 		// The kick has started: wait for it to end, or its past deadline
 		// could land after the write deadline of the stream error below
@@ -435,15 +462,12 @@ func (s *Server) handle(raw net.Conn, key string) {
 			err = ctx.Err() // kicked just as negotiation ended
 		}
 	}
-	endNegotiation()
 	if err != nil {
 		s.negotiationFailed(ctx, log, wire, n, err)
-		lingerClose(wire)
-		return
+		return nil, err
 	}
-	log = log.With().Str("identity", n.identity).Str("jid", n.jid).Logger()
-	c := newConn(s, id, log, wire, n.identity, n.jid, raw.RemoteAddr())
-	c.run(sess)
+	n.ctx = nil
+	return n, nil
 }
 
 // handshake runs the server side of TLS within HandshakeTimeout. Server.Close
@@ -516,6 +540,7 @@ func (s *Server) negotiationFailed(ctx context.Context, log zerolog.Logger, wire
 	}
 	_ = wire.Conn.SetWriteDeadline(time.Now().Add(time.Second))
 	_, _ = wire.Write(b)
+	wire.endBuffering()
 }
 
 // lingerClose closes the connection without losing what was just written:
@@ -525,6 +550,7 @@ func (s *Server) negotiationFailed(ctx context.Context, log zerolog.Logger, wire
 func lingerClose(w *wireConn) {
 	raw := w.netConn()
 	_ = w.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+	w.endBuffering()
 	_ = w.Conn.CloseWrite()
 	if tcp, ok := raw.(interface{ CloseWrite() error }); ok {
 		_ = tcp.CloseWrite()

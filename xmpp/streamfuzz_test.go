@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"testing/iotest"
 
 	"mellium.im/xmpp"
 	"mellium.im/xmpp/stream"
@@ -55,7 +56,11 @@ type fuzzRW struct {
 	src io.Reader
 }
 
-func (f fuzzRW) Read(p []byte) (int, error)  { return f.w.readFrom(f.src, p) }
+func (f fuzzRW) Read(p []byte) (int, error) { return f.w.readFrom(f.src, p) }
+
+// fuzzRW is deliberately not a net.Conn and has no ReadByte: mellium wraps
+// it and its decoder reads through a bufio.Reader, as it did from the
+// wireConn before the stanza reader.
 func (f fuzzRW) Write(p []byte) (int, error) { return len(p), nil }
 
 // headerOnly is a mellium Negotiator that reads the client's stream header
@@ -100,27 +105,94 @@ type streamRun struct {
 	sink  *fuzzSink
 	err   error  // what stopped the read loop
 	cond  string // the stream error the connection would send
+	abort bool   // the socket would be closed without a goodbye
+	rerr  error  // the wire's read error, if reading failed
 	usage readUsage
-	depth int // the deepest the decoder's tokens nested below the stream
+	depth int // the deepest the decoder's tokens nested below the stream (old path)
 }
 
-// readSession runs in through the whole post-negotiation read path: the
-// wireConn scanner (told that negotiation ended once the header is read),
-// mellium's decoder and stream reader, and readStanzas. With oneChunk the
-// header and the rest arrive in one read, so the decoder's read-ahead is
-// scanned before established, as when a client pipelines its stanzas.
-func readSession(t *testing.T, in []byte, hdrLen, limit int, oneChunk bool, closeAfter int) streamRun {
-	w := &wireConn{}
-	w.sc.limit = limit
-	src := io.MultiReader(bytes.NewReader(in[:hdrLen]), bytes.NewReader(in[hdrLen:]))
-	if oneChunk {
-		src = bytes.NewReader(in)
+// readStanzas is the read loop ccsd had before the CCS scanner: tokens
+// from mellium's session reader, startStanza and readStanzaBody. It is
+// kept as the reference of the differential fuzz target.
+func readStanzas(r xml.TokenReader, sink stanzaSink, domain string) error {
+	for {
+		tok, err := r.Token()
+		if err != nil {
+			return err
+		}
+		start, ok := tok.(xml.StartElement)
+		if !ok {
+			continue // whitespace between stanzas
+		}
+		s := startStanza(start)
+		if s.kind == kindOther {
+			return errUnsupportedStanza
+		}
+		s, err = readStanzaBody(r, s)
+		if err != nil {
+			return err
+		}
+		sink.elementDone()
+		if sink.closing() {
+			continue
+		}
+		if err := act(sink, &s, domain); err != nil {
+			return err
+		}
 	}
+}
+
+// sessionSource returns the reader the session reads in from: the header
+// and the rest as two reads, or (oneChunk) all at once, so that the
+// stanzas are read ahead during negotiation, as when a client pipelines.
+func sessionSource(in []byte, hdrLen int, oneChunk bool) io.Reader {
+	if oneChunk {
+		return bytes.NewReader(in)
+	}
+	return io.MultiReader(bytes.NewReader(in[:hdrLen]), bytes.NewReader(in[hdrLen:]))
+}
+
+// readSession runs in through the whole post-negotiation read path as
+// ccsd runs it: the wireConn scanner under mellium's decoder for the
+// header (through ReadByte), then, once established, the stanza reader
+// (the CCS scanner, and the reference decoder for what it declines).
+func readSession(t *testing.T, in []byte, hdrLen, limit int, oneChunk bool, closeAfter int) streamRun {
+	return readSessionFrom(t, sessionSource(in, hdrLen, oneChunk), limit, oneChunk, closeAfter)
+}
+
+// readSessionFrom is readSession from src (lenient: a header that fails).
+func readSessionFrom(t *testing.T, src io.Reader, limit int, lenient bool, closeAfter int) streamRun {
+	oneChunk := lenient
+	w := &wireConn{src: src}
+	w.sc.limit = limit
+	w.sc.headers = maxStreamHeaders - 1 // the header read is the one after SASL
+	w.mute.Store(true)
 	sink := &fuzzSink{t: t, closeAfter: closeAfter}
-	sess, err := xmpp.ReceiveSession(context.Background(), fuzzRW{w: w, src: src}, 0, headerOnly)
+	_, err := xmpp.ReceiveSession(context.Background(), w, 0, headerOnly)
 	if err != nil {
 		if oneChunk {
 			return streamRun{sink: sink, err: err, usage: w.usage()} // e.g. the header too big
+		}
+		t.Fatalf("stream header: %v", err)
+	}
+	w.established(0)
+	err = newStanzaReader(w).run(sink, "gcm.googleapis.com")
+	cond, abort := readCondition(err, w.readFailed())
+	return streamRun{sink: sink, err: err, cond: cond, abort: abort, rerr: w.readFailed(), usage: w.usage()}
+}
+
+// readSessionOld is readSession on the path ccsd had before: mellium's
+// decoder (with its own bufio read-ahead) and stream reader for the whole
+// stream, and readStanzas over its tokens.
+func readSessionOld(t *testing.T, in []byte, hdrLen, limit int, oneChunk bool, closeAfter int) streamRun {
+	w := &wireConn{}
+	w.sc.limit = limit
+	w.sc.headers = maxStreamHeaders - 1
+	sink := &fuzzSink{t: t, closeAfter: closeAfter}
+	sess, err := xmpp.ReceiveSession(context.Background(), fuzzRW{w: w, src: sessionSource(in, hdrLen, oneChunk)}, 0, headerOnly)
+	if err != nil {
+		if oneChunk {
+			return streamRun{sink: sink, err: err, usage: w.usage()}
 		}
 		t.Fatalf("stream header: %v", err)
 	}
@@ -129,8 +201,8 @@ func readSession(t *testing.T, in []byte, hdrLen, limit int, oneChunk bool, clos
 	dr := &depthReader{r: r}
 	err = readStanzas(dr, sink, "gcm.googleapis.com")
 	_ = r.Close()
-	cond, _ := readCondition(err, w.readFailed())
-	return streamRun{sink: sink, err: err, cond: cond, usage: w.usage(), depth: dr.max}
+	cond, abort := readCondition(err, w.readFailed())
+	return streamRun{sink: sink, err: err, cond: cond, abort: abort, rerr: w.readFailed(), usage: w.usage(), depth: dr.max}
 }
 
 // knownConditions are the stream errors the read path may end with ("" is
@@ -150,7 +222,10 @@ var knownConditions = map[string]bool{"": true, "policy-violation": true, "not-w
 //   - the messages delivered are those a plain XML decoder finds, in order
 //     (a prefix: the session stops at the first element it refuses);
 //   - every IQ answer is well-formed XML;
-//   - once closing, nothing is delivered or answered.
+//   - once closing, nothing is delivered or answered;
+//   - reading one byte at a time gives the same result.
+//
+// FuzzStanzaScanner compares this path with the old one.
 func FuzzStreamReader(f *testing.F) {
 	// The golden stanzas, and in hostile/ what attackers sent (the nested
 	// <a:stream> restarts among them).
@@ -178,6 +253,10 @@ func FuzzStreamReader(f *testing.F) {
 		for _, oneChunk := range []bool{false, true} {
 			run := readSession(t, in, len(testStreamHeader), limit, oneChunk, -1)
 			checkRun(t, run, limit, len(lead) <= limit, sanitizeXMLText(data), refMsgs)
+			// The stanza reader's result does not depend on how the bytes
+			// are split into reads.
+			split := readSessionFrom(t, iotest.OneByteReader(bytes.NewReader(in)), limit, true, -1)
+			sameRun(t, "one byte per read", run, split)
 			// The same stream, closed after the first message.
 			closed := readSession(t, in, len(testStreamHeader), limit, oneChunk, 1)
 			if len(closed.sink.msgs) > 1 {

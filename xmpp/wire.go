@@ -91,6 +91,28 @@ type scanner struct {
 	established bool
 	tooDeep     bool // a start tag went past MaxDepth
 	peakDepth   int  // largest depth so far
+
+	// Marks for the stanza reader, as offsets in the output (the bytes
+	// kept, counted since the start of the connection): out is the end of
+	// the output so far, doneAt the end of the last complete top-level
+	// construct (element, or markup between elements), startAt the end of
+	// the start tag of the last top-level element opened.
+	out, doneAt, startAt int64
+	ended, opened        bool // set by step, turned into marks by filter
+	text                 bool // text was kept between top-level elements
+	chars                bool // the last byte kept was character data
+
+	// During negotiation the start tags at stream level are captured, so
+	// that the stanza reader knows the namespaces the last stream header
+	// declared (hdr while a tag is read, header the last stream header).
+	capture     bool
+	hdr, header []byte
+}
+
+// inText reports whether the bytes so far end inside text: character
+// data, an attribute value or CDATA.
+func (s *scanner) inText() bool {
+	return s.state == lexText && s.chars || s.state == lexAttrValue || s.state == lexCDATA
 }
 
 func isSpace(b byte) bool { return b == ' ' || b == '\n' || b == '\r' || b == '\t' }
@@ -104,6 +126,7 @@ func (s *scanner) filter(p []byte) ([]byte, error) {
 	i := 0
 	for i < len(p) {
 		if s.limit > 0 && s.count >= s.limit && !(s.state == lexText && s.depth < 2 && isSpace(p[i])) {
+			s.out += int64(w)
 			return p[:w], errStanzaTooBig
 		}
 		switch s.state {
@@ -120,7 +143,11 @@ func (s *scanner) filter(p []byte) ([]byte, error) {
 				w += copy(p[w:], p[i:i+j])
 				s.count += j
 				i += j
+				if j > 0 {
+					s.chars = true
+				}
 				if i < len(p) && p[i] == '<' && (s.limit == 0 || s.count < s.limit) {
+					s.chars = false
 					s.count++
 					p[w] = '<'
 					w++
@@ -137,8 +164,18 @@ func (s *scanner) filter(p []byte) ([]byte, error) {
 			s.count++
 			p[w] = b
 			w++
-			if b == '<' {
-				s.state = lexLT
+			if b != '<' {
+				s.text, s.chars = true, true
+				break
+			}
+			s.chars = false
+			s.state = lexLT
+			if s.text {
+				// Text between elements ends here: the decoder reads it
+				// as a token of its own (refused by the stream reader
+				// unless it is whitespace written as references).
+				s.text = false
+				s.doneAt = s.out + int64(w)
 			}
 		default:
 			b := p[i]
@@ -146,18 +183,45 @@ func (s *scanner) filter(p []byte) ([]byte, error) {
 			s.count++
 			p[w] = b
 			w++
+			if s.capture {
+				s.captureByte(b)
+			}
 			s.step(b)
 			if s.tooDeep {
+				s.out += int64(w - 1)
 				return p[:w-1], errTooDeep // without the '>' of the start tag
+			}
+			if s.ended {
+				s.ended = false
+				s.doneAt = s.out + int64(w)
+			}
+			if s.opened {
+				s.opened = false
+				s.startAt = s.out + int64(w)
 			}
 		}
 	}
+	s.out += int64(w)
 	return p[:w], nil
 }
 
+// captureByte adds b to the stream-level start tag being captured; a tag
+// longer than the stanza limit is not kept (the read fails anyway).
+func (s *scanner) captureByte(b byte) {
+	if s.limit > 0 && len(s.hdr) >= s.limit {
+		s.capture = false
+		s.hdr = nil
+		return
+	}
+	s.hdr = append(s.hdr, b)
+}
+
 // endTop notes that a top-level element (or markup between them) ended: its
-// count starts again from zero.
-func (s *scanner) endTop() { s.count = 0 }
+// count starts again from zero, and the stanza reader may parse it.
+func (s *scanner) endTop() {
+	s.count = 0
+	s.ended = true
+}
 
 // step advances the scanner by one byte in every state but lexText. It is
 // one switch over the lexer states, kept whole on purpose: each case is a
@@ -181,6 +245,10 @@ func (s *scanner) step(b byte) {
 			s.inName = true
 			s.nname, s.nameLen = 0, 0
 			s.addName(b)
+			if !s.established && s.depth <= 1 {
+				s.capture = true
+				s.hdr = append(s.hdr[:0], '<', b)
+			}
 		}
 	case lexStartTag:
 		switch {
@@ -249,7 +317,7 @@ func (s *scanner) step(b byte) {
 		s.push2(b)
 	case lexCDATA:
 		if b == '>' && s.ntail >= 2 && s.tail[0] == ']' && s.tail[1] == ']' {
-			s.state = lexText
+			s.endMarkup() // at stream level, a construct of its own
 			break
 		}
 		s.push2(b)
@@ -303,10 +371,15 @@ func (s *scanner) localIsStream() bool {
 
 func (s *scanner) endStartTag() {
 	s.state = lexText
+	captured := s.capture
+	s.capture = false
 	if s.depth <= 1 && !s.established && s.headers < maxStreamHeaders && !s.slash && s.localIsStream() {
 		s.headers++
 		s.depth = 1 // stream open or restart
 		s.endTop()
+		if captured {
+			s.header = append(s.header[:0], s.hdr...)
+		}
 		return
 	}
 	// The stream element is depth 1, a stanza depth 2.
@@ -318,6 +391,9 @@ func (s *scanner) endStartTag() {
 	s.peakDepth = max(s.peakDepth, level)
 	if !s.slash { // a self-closing element leaves the depth unchanged
 		s.depth = level
+		if level == 2 {
+			s.opened = true
+		}
 	}
 	if s.depth <= 1 {
 		s.endTop()
@@ -330,6 +406,14 @@ func (s *scanner) endStartTag() {
 // and once the connection is closing a fixed close deadline.
 type wireConn struct {
 	*tls.Conn
+	src io.Reader // where bytes come from: the TLS connection (tests: memory)
+
+	// rbuf[rpos:] are bytes read and filtered but not yet taken by ReadByte
+	// (mellium's decoder, during negotiation); the stanza reader takes
+	// over what is left. ReadByte is why encoding/xml reads through no
+	// bufio.Reader of its own, whose read-ahead would be out of reach.
+	rbuf []byte
+	rpos int
 
 	rmu     sync.Mutex // guards sc, readErr and the read deadline bookkeeping
 	sc      scanner
@@ -345,46 +429,114 @@ type wireConn struct {
 
 	written atomic.Int64 // bytes written, to know whether mellium answered
 	mute    atomic.Bool  // discard writes (after a stream error during negotiation)
+
+	// During negotiation writes are collected in wbuf and sent together
+	// before the next read (the server only waits for the client once it
+	// has answered): mellium writes a stream header and then the features,
+	// which would otherwise be two TLS records and two system calls.
+	buffering bool
+	wbuf      []byte
 }
 
 func newWireConn(c *tls.Conn, limit int) *wireConn {
-	w := &wireConn{Conn: c}
+	w := &wireConn{Conn: c, src: c, buffering: true}
 	w.sc.limit = limit
 	return w
 }
 
 // Read implements net.Conn. It refreshes the idle deadline, reads, and runs
-// the bytes through the scanner.
-func (w *wireConn) Read(p []byte) (int, error) { return w.readFrom(w.Conn, p) }
+// the bytes through the scanner. Bytes already read for ReadByte come first.
+func (w *wireConn) Read(p []byte) (int, error) {
+	if w.rpos < len(w.rbuf) {
+		n := copy(p, w.rbuf[w.rpos:])
+		w.rpos += n
+		return n, nil
+	}
+	return w.readFrom(w.src, p)
+}
+
+// ReadByte implements io.ByteReader for the XML decoder of negotiation,
+// reading ahead at most readChunk bytes into rbuf.
+func (w *wireConn) ReadByte() (byte, error) {
+	if w.rpos == len(w.rbuf) {
+		if w.rbuf == nil {
+			w.rbuf = getReadBuf()
+		}
+		n, err := w.readFrom(w.src, w.rbuf[:readChunk])
+		w.rbuf, w.rpos = w.rbuf[:n], 0
+		if n == 0 {
+			return 0, err
+		}
+		// An error after n > 0 bytes is kept in readErr for the next read.
+	}
+	b := w.rbuf[w.rpos]
+	w.rpos++
+	return b, nil
+}
+
+// takeReadAhead hands over the bytes read but not taken by ReadByte (the
+// buffer and the offset of the first unread byte), and forgets them.
+func (w *wireConn) takeReadAhead() (buf []byte, pos int) {
+	buf, pos = w.rbuf, w.rpos
+	w.rbuf, w.rpos = nil, 0
+	return buf, pos
+}
 
 // readFrom is Read with the source of the bytes as a parameter (the TLS
 // connection, or an in-memory reader in tests and fuzzing).
 func (w *wireConn) readFrom(src io.Reader, p []byte) (int, error) {
+	if tc, ok := src.(*tls.Conn); ok {
+		return w.readTLS(tc, p)
+	}
 	for {
 		if err := w.beforeRead(); err != nil {
 			return 0, err
 		}
 		n, err := src.Read(p)
-		w.rmu.Lock()
-		var kept []byte
-		var ferr error
-		if n > 0 {
-			kept, ferr = w.sc.filter(p[:n])
+		if n, again, err := w.keep(p, n, err); !again {
+			return n, err
 		}
-		if ferr != nil {
-			w.readErr = ferr
-			err = ferr
-		} else if err != nil {
-			w.readErr = err
-		}
-		w.passed += int64(len(kept))
-		w.peakHeld = max(w.peakHeld, w.passed-w.mark)
-		w.rmu.Unlock()
-		if len(kept) > 0 || err != nil {
-			return len(kept), err
-		}
-		// Everything read was whitespace; read again rather than return 0, nil.
 	}
+}
+
+// readTLS is readFrom from the TLS connection, calling it directly so that
+// p does not escape: the reader's idle read uses a buffer on its stack.
+func (w *wireConn) readTLS(tc *tls.Conn, p []byte) (int, error) {
+	if len(w.wbuf) > 0 {
+		if err := w.flush(); err != nil {
+			return 0, err
+		}
+	}
+	for {
+		if err := w.beforeRead(); err != nil {
+			return 0, err
+		}
+		n, err := tc.Read(p)
+		if n, again, err := w.keep(p, n, err); !again {
+			return n, err
+		}
+	}
+}
+
+// keep runs the n bytes read into p through the scanner. again: everything
+// read was whitespace, read again rather than return 0, nil.
+func (w *wireConn) keep(p []byte, n int, err error) (int, bool, error) {
+	w.rmu.Lock()
+	defer w.rmu.Unlock()
+	var kept []byte
+	var ferr error
+	if n > 0 {
+		kept, ferr = w.sc.filter(p[:n])
+	}
+	if ferr != nil {
+		w.readErr = ferr
+		err = ferr
+	} else if err != nil {
+		w.readErr = err
+	}
+	w.passed += int64(len(kept))
+	w.peakHeld = max(w.peakHeld, w.passed-w.mark)
+	return len(kept), len(kept) == 0 && err == nil, err
 }
 
 // beforeRead returns the error a previous read failed with, else pushes the
@@ -408,9 +560,15 @@ func (w *wireConn) beforeRead() error {
 	return nil
 }
 
-// Write implements net.Conn and counts the bytes written.
+// Write implements net.Conn and counts the bytes written. During
+// negotiation the bytes wait in wbuf for the next read (or flush).
 func (w *wireConn) Write(p []byte) (int, error) {
 	if w.mute.Load() {
+		return len(p), nil
+	}
+	if w.buffering {
+		w.wbuf = append(w.wbuf, p...)
+		w.written.Add(int64(len(p)))
 		return len(p), nil
 	}
 	n, err := w.Conn.Write(p)
@@ -418,13 +576,44 @@ func (w *wireConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// flush sends what negotiation wrote; a failure is also the read error
+// (the peer is gone).
+func (w *wireConn) flush() error {
+	if len(w.wbuf) == 0 {
+		return nil
+	}
+	_, err := w.Conn.Write(w.wbuf)
+	w.wbuf = w.wbuf[:0]
+	if err != nil {
+		w.rmu.Lock()
+		if w.readErr == nil {
+			w.readErr = err
+		}
+		w.rmu.Unlock()
+	}
+	return err
+}
+
+// endBuffering sends what is buffered and writes straight through from now
+// on.
+func (w *wireConn) endBuffering() {
+	if w.Conn != nil {
+		_ = w.flush()
+	}
+	w.buffering = false
+	w.wbuf = nil
+}
+
 // established tells the scanner that negotiation has ended (no stream tag
 // is a restart from now on) and switches the read deadline to the idle
 // timeout (idle 0: the caller keeps managing it).
 func (w *wireConn) established(idle time.Duration) {
+	w.endBuffering()
 	w.rmu.Lock()
 	defer w.rmu.Unlock()
 	w.sc.established = true
+	w.sc.capture = false
+	w.sc.hdr = nil
 	w.mark = w.passed // negotiation's bytes are all consumed
 	w.peakHeld = 0    // Usage reports the session's peak, not negotiation's
 	if w.closing || idle <= 0 {
