@@ -126,6 +126,7 @@ func putCopies(tx *bbolt.Tx, e *store.Enqueue, vals [][]byte) error {
 			if q, err = queues.CreateBucketIfNotExists([]byte(m.DeviceID)); err != nil {
 				return fmt.Errorf("queue %s: %w", m.DeviceID, err)
 			}
+			appending(q)
 			qdev = m.DeviceID
 		}
 		if m.CollapseKey == "" && m.MaxQueued > 0 && regQueued(tx, m.RegID) >= m.MaxQueued {
@@ -153,7 +154,7 @@ func recordDedup(tx *bbolt.Tx, dk []byte, e *store.Enqueue) error {
 	if err := tx.Bucket(bucketDedup).Put(dk, binary.BigEndian.AppendUint64(nil, uint64(e.DedupUntil))); err != nil {
 		return err
 	}
-	return tx.Bucket(bucketExpiry).Put(expiryKey(e.DedupUntil, kindDedup, e.SenderID, 0, e.MessageID), nil)
+	return appending(tx.Bucket(bucketExpiry)).Put(expiryKey(e.DedupUntil, kindDedup, e.SenderID, 0, e.MessageID), nil)
 }
 
 // putMessage appends m (encoded as val) to its device's queue q, with its
@@ -184,7 +185,7 @@ func putMessage(tx *bbolt.Tx, q *bbolt.Bucket, m *store.Message, val []byte) err
 		return err
 	}
 	if m.Expires > 0 {
-		if err := tx.Bucket(bucketExpiry).Put(expiryKey(m.Expires, kindMessage, m.DeviceID, seq, ""), nil); err != nil {
+		if err := appending(tx.Bucket(bucketExpiry)).Put(expiryKey(m.Expires, kindMessage, m.DeviceID, seq, ""), nil); err != nil {
 			return err
 		}
 	}
