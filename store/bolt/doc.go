@@ -4,7 +4,7 @@
 // contract written in package store (see store.Backend) and passes the
 // contract suite store/storetest. What follows is how it does so.
 //
-// # Schema (version 1)
+// # Schema (version 2)
 //
 // Top-level buckets, with key → value. "part(s)" is a uvarint length followed
 // by the bytes of s, so composite keys never collide whatever the ids hold;
@@ -12,8 +12,12 @@
 // NextSequence, so cursors walk a queue in arrival order; "be64" is 8 bytes
 // big-endian. Values are hand-encoded (see codec.go): a version byte, then
 // the fields in a fixed order, strings and byte slices length-prefixed.
+// Queued messages have their own compact layout (msgcodec.go, record
+// version 2; version 1 records of older files are still read).
 //
-//	meta      "version" → uint32 be (SchemaVersion). Open refuses other versions.
+//	meta      "version" → uint32 be (SchemaVersion). Open refuses newer
+//	          versions and marks a version 1 file version 2 (a version 1
+//	          build cannot read version 2 message records)
 //	senders   senderID → Sender
 //	devices   deviceID → Device (ID, SecretHash, Created, LoggedIn; records
 //	          written before LoggedIn existed end after Created and read as
@@ -28,7 +32,8 @@
 //	          oldest first (seq is the bucket's NextSequence). Unregister
 //	          adds one and deletes the oldest past 100 per device; tombstones
 //	          from before the bucket existed are not listed and stay
-//	queues    deviceID → nested bucket: seq → Message (without DeviceID and Seq)
+//	queues    deviceID → nested bucket: seq → Message (without DeviceID and
+//	          Seq; a device copy's JSON without the ids the record holds)
 //	collapse  part(regID) part(collapseKey) → part(deviceID) be64(seq) of the one
 //	          queued message holding that collapse key
 //	regcollapse part(regID) be64(seq) → deviceID: each registration's queued

@@ -16,8 +16,15 @@ import (
 	"github.com/ccsd/ccsd/store"
 )
 
-// SchemaVersion is the schema version this package writes and reads.
-const SchemaVersion = 1
+// SchemaVersion is the schema version this package writes. Version 2
+// writes queued messages in a compact layout (msgcodec.go) that a version 1
+// build cannot read, so such a build refuses the file; this one reads
+// version 1 files, whose records it still reads, and marks them version 2
+// at Open (nothing else is migrated).
+const SchemaVersion = 2
+
+// oldestSchema is the oldest schema version Open accepts.
+const oldestSchema = 1
 
 // Options tunes Open. The zero value is the production default.
 type Options struct {
@@ -200,8 +207,14 @@ func initSchema(bdb *bbolt.DB) error {
 		if len(v) != 4 {
 			return fmt.Errorf("schema version record is %d bytes: %w", len(v), errCorrupt)
 		}
-		if got := binary.BigEndian.Uint32(v); got != SchemaVersion {
-			return fmt.Errorf("schema version %d is not supported by this build (it knows version %d); use a newer ccsd", got, SchemaVersion)
+		got := binary.BigEndian.Uint32(v)
+		if got < oldestSchema || got > SchemaVersion {
+			return fmt.Errorf("schema version %d is not supported by this build (it knows versions %d to %d); use a newer ccsd", got, oldestSchema, SchemaVersion)
+		}
+		if got < SchemaVersion {
+			if err := meta.Put(keyVersion, binary.BigEndian.AppendUint32(nil, SchemaVersion)); err != nil {
+				return err
+			}
 		}
 		return buildIndexes(tx)
 	})

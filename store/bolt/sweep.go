@@ -87,7 +87,7 @@ func sweepEntry(tx *bbolt.Tx, k []byte) (byte, error) {
 		}
 		var err error
 		if kind == kindMessage {
-			_, err = deleteMessage(tx, id, seqOf(tail))
+			err = dropMessage(tx, id, seqOf(tail))
 		} else {
 			err = deleteUpstream(tx, id, seqOf(tail))
 		}
