@@ -46,8 +46,13 @@
 //	upstream  senderID → nested bucket: seq → Upstream (without SenderID and Seq)
 //	dedup     part(senderID) part(messageID) → be64(dedupUntil ms)
 //	expiry    be64(expires ms) kind part(id) tail → empty. kind 'm': id = deviceID,
-//	          tail = be64(seq); 'u': id = senderID, tail = be64(seq); 'd': id =
+//	          tail = be64(seq), only for version 1 message records (older
+//	          files); 'u': id = senderID, tail = be64(seq); 'd': id =
 //	          senderID, tail = part(messageID)
+//	qexpiry   be64(bound ms) part(deviceID) → empty, and
+//	qexpirydev deviceID → be64(bound) [be64(resume seq) be64(min)]: one
+//	          lower bound per device of its queued messages' expiry times,
+//	          instead of an expiry entry per message (qexpiry.go)
 //	regqueued regID → be64 count of its queued messages without a collapse
 //	          key, written in the transaction of every put and delete of one
 //	          (bounds Message.MaxQueued); meta "regqueued" marks a
@@ -73,9 +78,12 @@
 //
 // The expiry index is ordered by time, so Sweep reads it from the start and
 // stops at the first entry in the future: it touches only what expired.
-// Every delete of a queued message (ack, collapse, collapse-key bound,
-// unregister, sweep) also deletes its expiry, collapse and regcollapse
-// entries in the same transaction. Records
+// It reads the qexpiry index the same way and walks the queue of each
+// device whose bound has passed (qexpiry.go). Every delete of a queued
+// message (ack, collapse, collapse-key bound, unregister, sweep) also
+// deletes its collapse and regcollapse entries (and a version 1 record's
+// expiry entry) in the same transaction; the device's bound stays, a
+// lower bound still. Records
 // with Expires <= 0 never expire and have no expiry entry. Queue buckets are
 // never deleted when they empty, so sequence numbers only grow and a
 // session's "after" cursor stays valid.

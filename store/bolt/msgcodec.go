@@ -92,6 +92,7 @@ type msgView struct {
 	// ids is the four ids back to back (version 2 only, nil for version 1),
 	// so decode turns them into strings with one allocation.
 	ids     []byte
+	v1      bool // a version 1 record
 	expires int64
 	receipt bool
 	form    byte
@@ -103,7 +104,7 @@ func viewMessage(b []byte) (msgView, bool) {
 	if len(b) > 0 && b[0] == messageV2 {
 		return viewV2(b[1:])
 	}
-	var v msgView
+	v := msgView{v1: true}
 	d := newDec(b) // version 1: newDec checks the version byte
 	v.regID, v.senderID, v.messageID, v.collapseKey = d.raw(), d.raw(), d.raw(), d.raw()
 	v.expires = d.i64()

@@ -126,11 +126,20 @@ func TestLegacyMessageRecords(t *testing.T) {
 		}
 		want = append(want, e.Messages[0])
 	}
-	// Rewrite every value in the version 1 layout and the schema to 1.
+	// Rewrite every value in the version 1 layout with its expiry entry,
+	// drop the device bounds (a schema 1 file has none), schema 1.
 	err := db.update(ctx, func(tx *bbolt.Tx) error {
 		q := tx.Bucket(bucketQueues).Bucket([]byte("d1"))
 		for i := range want {
 			if err := q.Put(seqKey(want[i].Seq), encodeMessageV1(&want[i])); err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketExpiry).Put(expiryKey(want[i].Expires, kindMessage, "d1", want[i].Seq, ""), nil); err != nil {
+				return err
+			}
+		}
+		for _, b := range [][]byte{bucketQExpiry, bucketQExpiryDev} {
+			if err := tx.DeleteBucket(b); err != nil {
 				return err
 			}
 		}

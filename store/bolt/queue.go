@@ -185,7 +185,7 @@ func putMessage(tx *bbolt.Tx, q *bbolt.Bucket, m *store.Message, val []byte) err
 		return err
 	}
 	if m.Expires > 0 {
-		if err := appending(tx.Bucket(bucketExpiry)).Put(expiryKey(m.Expires, kindMessage, m.DeviceID, seq, ""), nil); err != nil {
+		if err := noteExpiry(tx, m.DeviceID, m.Expires); err != nil {
 			return err
 		}
 	}
@@ -269,19 +269,20 @@ func removeMessage(tx *bbolt.Tx, deviceID string, seq uint64, want bool) (store.
 	if err := q.Delete(k); err != nil {
 		return store.Message{}, err
 	}
-	return m, unindexMessage(tx, &m)
+	return m, unindexMessage(tx, &m, mv.v1)
 }
 
 // unindexMessage deletes the index entries of m, just deleted from its
-// queue: its registration's count or its collapse entries, and its expiry
-// entry.
-func unindexMessage(tx *bbolt.Tx, m *store.Message) error {
+// queue: its registration's count or its collapse entries, and the expiry
+// entry a version 1 record (v1) has (a version 2 record has none: its
+// device's bound stays valid, see qexpiry.go).
+func unindexMessage(tx *bbolt.Tx, m *store.Message, v1 bool) error {
 	if m.CollapseKey == "" {
 		if err := addRegQueued(tx, m.RegID, -1); err != nil {
 			return err
 		}
 	}
-	if m.Expires > 0 {
+	if v1 && m.Expires > 0 {
 		if err := tx.Bucket(bucketExpiry).Delete(expiryKey(m.Expires, kindMessage, m.DeviceID, m.Seq, "")); err != nil {
 			return err
 		}

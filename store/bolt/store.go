@@ -122,6 +122,10 @@ var (
 	// messages with a collapse key of each registration, oldest first
 	// (see regcollapse.go).
 	bucketRegCollapse = []byte("regcollapse")
+	// bucketQExpiry and bucketQExpiryDev hold each device's lower bound of
+	// its queued messages' expiry times (see qexpiry.go).
+	bucketQExpiry    = []byte("qexpiry")
+	bucketQExpiryDev = []byte("qexpirydev")
 
 	keyVersion = []byte("version")
 	// keyRegQueued marks a database whose regqueued counts are built.
@@ -134,7 +138,7 @@ var allBuckets = [][]byte{
 	bucketMeta, bucketSenders, bucketDevices, bucketRegs, bucketRegIndex,
 	bucketQueues, bucketCollapse, bucketUpstream, bucketDedup, bucketExpiry,
 	bucketDevCreated, bucketTombstones, bucketRegQueued, bucketRegCollapse,
-	bucketTopicSubs, bucketRegTopics, bucketTopicJobs,
+	bucketTopicSubs, bucketRegTopics, bucketTopicJobs, bucketQExpiry, bucketQExpiryDev,
 }
 
 // Open opens or creates the database at path, creating its buckets and
