@@ -68,6 +68,10 @@ func (b *bench) restart(ctx context.Context, o *offlineReport) error {
 	t0 := time.Now()
 	cmd := exec.CommandContext(ctx, "sh", "-c", b.cfg.restartCmd)
 	cmd.Stdout, cmd.Stderr = b.log, b.log
+	// A command that leaves a server running in the background may leave
+	// it holding the output pipe: wait for the pipe at most a second after
+	// the command exits.
+	cmd.WaitDelay = time.Second
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("--restart-cmd: %w", err)
 	}

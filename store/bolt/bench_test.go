@@ -121,3 +121,42 @@ func BenchmarkPending(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAckParallel: device acks (the delete of a delivered message
+// with its index entries) from many sessions at once, per ack.
+func BenchmarkAckParallel(b *testing.B) {
+	db, _ := openTest(b, Options{})
+	type ref struct {
+		dev string
+		seq uint64
+	}
+	refs := make([]ref, 0, b.N)
+	for i := 0; i < b.N; i += 1000 {
+		e := &store.Enqueue{}
+		for j := i; j < min(i+1000, b.N); j++ {
+			e.Messages = append(e.Messages, benchCopy(j))
+			e.Messages[len(e.Messages)-1].DeviceID = fmt.Sprint("d", j%100)
+		}
+		if err := db.Enqueue(ctx, e); err != nil {
+			b.Fatal(err)
+		}
+		for _, m := range e.Messages {
+			refs = append(refs, ref{m.DeviceID, m.Seq})
+		}
+	}
+	var n atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(64)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			r := refs[n.Add(1)-1]
+			if _, err := db.Ack(ctx, r.dev, r.seq, nil); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	reportBatch(b, db)
+}
