@@ -11,12 +11,12 @@ import (
 )
 
 // BenchmarkEnqueueAfterDrain: group commits on a file whose freelist is
-// large (100,000 messages queued, then acked), the case where a freelist
+// large (50,000 messages queued, then acked), the case where a freelist
 // written on every commit costs most.
 func BenchmarkEnqueueAfterDrain(b *testing.B) {
 	db, _ := openTest(b, Options{})
 	pay := make([]byte, 300)
-	const n = 100000
+	const n = 50000
 	for i := 0; i < n; i += 1000 {
 		e := &store.Enqueue{}
 		for j := range 1000 {
