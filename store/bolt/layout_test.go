@@ -102,3 +102,43 @@ func TestQueuePagesFill(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestPrefetchAfterCrash: a file copied while the store is open (what a
+// SIGKILL leaves: every commit on disk, no freelist) is one bbolt must
+// walk at open, so Open reads it through first; it opens with every
+// record, and once closed cleanly it needs no walk.
+func TestPrefetchAfterCrash(t *testing.T) {
+	db, path := openTest(t, Options{})
+	for i := range 20 {
+		if err := db.Enqueue(ctx, &store.Enqueue{Messages: []store.Message{msg("d1", "r1", string(rune('a'+i)))}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crashed := path + ".crashed"
+	if err := os.WriteFile(crashed, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if !needsWalk(crashed) {
+		t.Fatal("a file with no freelist on disk does not need a walk")
+	}
+	db2, err := Open(crashed, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := db2.Pending("d1", 0, 0, 0); err != nil || len(p) != 20 {
+		t.Fatalf("Pending after the crash = %d, %v", len(p), err)
+	}
+	if err := db2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if needsWalk(crashed) {
+		t.Fatal("a cleanly closed file needs a walk")
+	}
+	if needsWalk(path+".absent") || needsWalk(os.DevNull) {
+		t.Fatal("needsWalk of a missing or empty file")
+	}
+}

@@ -158,6 +158,7 @@ func Open(path string, opts Options) (*DB, error) {
 	if opts.CommitDelay < 0 {
 		opts.CommitDelay = 0
 	}
+	prefetchForWalk(path) // after a crash: see prefetch.go
 	bdb, err := bbolt.Open(path, 0o600, &bbolt.Options{
 		Timeout:        opts.LockTimeout,
 		FreelistType:   bbolt.FreelistMapType,
