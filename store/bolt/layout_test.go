@@ -142,3 +142,30 @@ func TestPrefetchAfterCrash(t *testing.T) {
 		t.Fatal("needsWalk of a missing or empty file")
 	}
 }
+
+// TestPrefetchSkipsLockedFile: the file of an open store (no freelist on
+// disk, locked) is seen as held, so a second Open does not read it through
+// before failing with ErrLocked.
+func TestPrefetchSkipsLockedFile(t *testing.T) {
+	db, path := openTest(t, Options{})
+	if err := db.Enqueue(ctx, &store.Enqueue{Messages: []store.Message{msg("d1", "r1", "a")}}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if !needsWalk(path) || !heldByOther(f) {
+		t.Fatalf("open store's file: needsWalk %v, heldByOther %v; want both", needsWalk(path), heldByOther(f))
+	}
+	db.Close()
+	g, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if heldByOther(g) {
+		t.Fatal("a closed store's file is held")
+	}
+}
