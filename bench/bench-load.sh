@@ -252,8 +252,8 @@ cpu1000() { # seconds of ccsd CPU per 1000 downstream messages
 	printf '%s\n' "${out[@]}"
 }
 each() { local l; for l in "${labels[@]}"; do eval "printf '%s\n' \"\${$1[$l]:-}\""; done; }
-disk_col() { local l; for l in "${labels[@]}"; do printf '%s\n' "${disk[$l]% *}"; done; }
-alloc_col() { local l; for l in "${labels[@]}"; do printf '%s\n' "${disk[$l]#* }"; done; }
+disk_col() { local l d; for l in "${labels[@]}"; do d=${disk[$l]:-}; printf '%s\n' "${d% *}"; done; }
+alloc_col() { local l d; for l in "${labels[@]}"; do d=${disk[$l]:-}; printf '%s\n' "${d#* }"; done; }
 
 mapfile -t c_ds < <(vals downstream delivered_per_sec)
 mapfile -t c_cpu < <(cpu1000)
