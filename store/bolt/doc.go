@@ -117,6 +117,17 @@
 // from a write therefore always means the write is on disk. Stats counts
 // commits and ops, so Ops/Commits is the batch size achieved.
 //
+// # Freelist, page fill and restart
+//
+// Commits run with bbolt's NoFreelistSync (no freelist write per commit,
+// whose cost grows with the free pages); Close writes the freelist once,
+// so the next Open reads it instead of walking every page (syncFreelist).
+// After a crash there is none: Open first reads the file sequentially
+// (prefetch.go) so that bbolt's walk, random reads in tree order, finds it
+// in the page cache. Buckets written in key order (queues, upstream
+// queues, expiry indexes) are split full (FillPercent 1.0, appending)
+// instead of bbolt's half-full default.
+//
 // # Failure isolation
 //
 // bbolt has no savepoints, so an op that fails halfway cannot be undone on
