@@ -15,10 +15,13 @@
 #   BENCH_GROUP_MESSAGES [5000] group messages (x10 device copies)
 #   BENCH_IDLE [2000]           idle device sessions
 #   BENCH_QUEUED [100000]       messages queued to offline devices (disk, restart)
+#   BENCH_OFFLINE [100000]      messages of the offline step (queue, restart, drain)
 #   BENCH_CAP [60s]             --duration cap of each message run
 #   BENCH_HOLD [10s]            length of the idle and login runs
 #   BENCH_KEEP [0]              1: keep the servers' data directories
-#   BENCH_STEPS [idle login downstream rate group upstream queue]
+#   BENCH_START_WAIT [120]      seconds a start may take to listen (an old
+#                               ccsd opening 1,000,000 queued, uncached, is slow)
+#   BENCH_STEPS [idle login downstream rate group upstream queue offline]
 #                               the steps to run (rate needs downstream), e.g.
 #                               BENCH_STEPS=queue BENCH_QUEUED=1000000
 #
@@ -31,9 +34,11 @@ MESSAGES=${BENCH_MESSAGES:-50000}
 GROUP_MESSAGES=${BENCH_GROUP_MESSAGES:-5000}
 IDLE=${BENCH_IDLE:-2000}
 QUEUED=${BENCH_QUEUED:-100000}
+OFFLINE=${BENCH_OFFLINE:-100000}
 CAP=${BENCH_CAP:-60s}
 HOLD=${BENCH_HOLD:-10s}
-STEPS=" ${BENCH_STEPS:-idle login downstream rate group upstream queue} "
+START_WAIT=${BENCH_START_WAIT:-120}
+STEPS=" ${BENCH_STEPS:-idle login downstream rate group upstream queue offline} "
 HERE=$(cd "$(dirname "$0")" && pwd)
 OUT=${1:-$(mktemp -d "${TMPDIR:-/tmp}/bench-load.XXXXXX")}
 mkdir -p "$OUT"
@@ -64,24 +69,54 @@ limit_flags() {
 	done
 }
 
+# serve_cmd LABEL: the command line that serves LABEL's ccsd (shell-quoted).
+serve_cmd() {
+	local l=$1
+	# shellcheck disable=SC2046
+	printf '%q ' "${bin[$l]}" serve --data "${data[$l]}" --log-level warn \
+		--xmpp-addr 127.0.0.1:0 --device-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --admin-addr 127.0.0.1:0 \
+		$(limit_flags "${bin[$l]}")
+}
+
 # start LABEL: start LABEL's ccsd on its data directory (made on first
-# use) and wait, at most 60s, for run.json, which it writes once it listens.
+# use) and wait, at most START_WAIT seconds, for run.json, which it writes
+# once it listens.
 start() {
 	local l=$1 i
 	[ -n "${data[$l]:-}" ] || data[$l]=$(mktemp -d "$OUT/data-$l.XXXXXX")
 	rm -f "${data[$l]}/run.json"
-	# shellcheck disable=SC2046
-	"${bin[$l]}" serve --data "${data[$l]}" --log-level warn \
-		--xmpp-addr 127.0.0.1:0 --device-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --admin-addr 127.0.0.1:0 \
-		$(limit_flags "${bin[$l]}") >>"$OUT/ccsd-$l.log" 2>&1 &
+	# exec: the background job becomes ccsd, so $! is its pid.
+	eval "exec $(serve_cmd "$l")" >>"$OUT/ccsd-$l.log" 2>&1 &
 	pid[$l]=$!
-	for i in $(seq 1 1200); do
+	for i in $(seq 1 $((START_WAIT * 20))); do
 		[ -s "${data[$l]}/run.json" ] && return 0
 		kill -0 "${pid[$l]}" 2>/dev/null || break
 		sleep 0.05
 	done
 	log "ccsd $l did not start; see $OUT/ccsd-$l.log"
 	return 1
+}
+
+# restart_script LABEL: writes OUT/restart-LABEL.sh, the --restart-cmd of
+# the offline step: SIGTERM to the ccsd whose pid is in OUT/pid-LABEL, at
+# most 30s for it to exit (then SIGKILL), ccsd.db dropped from the page
+# cache, and the same ccsd started again in the background (its pid written
+# back), returning at once: ccsbench times the start itself, up to
+# /readyz. The new ccsd is not this script's child; stop finds it by pid.
+restart_script() {
+	local l=$1 f=$OUT/restart-$1.sh
+	{
+		echo '#!/usr/bin/env bash'
+		printf 'p=$(cat %q)\n' "$OUT/pid-$l"
+		echo 'kill -TERM "$p" 2>/dev/null'
+		echo 'for i in $(seq 1 300); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done'
+		echo 'kill -KILL "$p" 2>/dev/null'
+		printf 'dd if=%q iflag=nocache count=0 status=none 2>/dev/null\n' "${data[$l]}/ccsd.db"
+		printf 'rm -f %q\n' "${data[$l]}/run.json"
+		printf '%s >>%q 2>&1 </dev/null &\n' "$(serve_cmd "$l")" "$OUT/ccsd-$l.log"
+		printf 'echo $! >%q\n' "$OUT/pid-$l"
+	} >"$f"
+	chmod +x "$f"
 }
 
 # stop LABEL: SIGTERM, then at most 30s for a clean exit, then SIGKILL.
@@ -174,6 +209,18 @@ want queue && for l in "${labels[@]}"; do
 	log "$l: $n queued, file +$((b1 - b0)) B (allocated +$((a1 - a0)) B); restart to listening ${restart[$l]}s warm, ${cold[$l]}s with the file out of the page cache"
 done
 
+# Offline: OFFLINE messages queued for 1000 devices that are not logged
+# in, ccsd restarted by ccsbench through restart-LABEL.sh (ccsd.db dropped
+# from the page cache), the devices logged in again and the queue drained.
+want offline && for l in "${labels[@]}"; do
+	echo "${pid[$l]}" >"$OUT/pid-$l"
+	restart_script "$l"
+	bench "$l" offline --scenario offline --devices 1000 --conns 4 --payload 200 --messages "$OFFLINE" \
+		--restart-cmd "$OUT/restart-$l.sh" --duration 600s
+	pid[$l]=$(cat "$OUT/pid-$l")
+	log "$l: offline: ready $(get offline "$l" offline.ready_seconds)s after the restart, drained $(get offline "$l" offline.drained) at $(get offline "$l" offline.drain_per_sec)/s"
+done
+
 # The summary: one row per figure, one column per server.
 row() { # NAME UNIT then one value per label
 	local name=$1 unit=$2
@@ -204,9 +251,9 @@ cpu1000() { # seconds of ccsd CPU per 1000 downstream messages
 	done
 	printf '%s\n' "${out[@]}"
 }
-each() { local l; for l in "${labels[@]}"; do eval "printf '%s\n' \"\${$1[$l]}\""; done; }
-disk_col() { local l; for l in "${labels[@]}"; do printf '%s\n' "${disk[$l]% *}"; done; }
-alloc_col() { local l; for l in "${labels[@]}"; do printf '%s\n' "${disk[$l]#* }"; done; }
+each() { local l; for l in "${labels[@]}"; do eval "printf '%s\n' \"\${$1[$l]:-}\""; done; }
+disk_col() { local l d; for l in "${labels[@]}"; do d=${disk[$l]:-}; printf '%s\n' "${d% *}"; done; }
+alloc_col() { local l d; for l in "${labels[@]}"; do d=${disk[$l]:-}; printf '%s\n' "${d#* }"; done; }
 
 mapfile -t c_ds < <(vals downstream delivered_per_sec)
 mapfile -t c_cpu < <(cpu1000)
@@ -226,6 +273,9 @@ mapfile -t c_disk < <(disk_col)
 mapfile -t c_alloc < <(alloc_col)
 mapfile -t c_restart < <(each restart)
 mapfile -t c_cold < <(each cold)
+mapfile -t c_oready < <(vals offline offline.ready_seconds)
+mapfile -t c_odrain < <(vals offline offline.drain_per_sec)
+mapfile -t c_ocpu < <(vals offline offline.drain_server_cpu_per_1000)
 load_col() { local l; for l in "${labels[@]}"; do printf '%s: %s; ' "$l" "$(get downstream "$l" machine.loadavg)"; done; }
 
 {
@@ -251,6 +301,9 @@ load_col() { local l; for l in "${labels[@]}"; do printf '%s: %s; ' "$l" "$(get 
 	row "disk per queued message (allocated)" B "${c_alloc[@]}"
 	row "restart with $QUEUED queued (warm)" s "${c_restart[@]}"
 	row "restart with $QUEUED queued (file uncached)" s "${c_cold[@]}"
+	row "offline: ready after restart ($OFFLINE queued)" s "${c_oready[@]}"
+	row "offline: drain to 1000 devices" msgs/s "${c_odrain[@]}"
+	row "offline: drain ccsd CPU" "CPU-s/1000" "${c_ocpu[@]}"
 	echo "load average at the start of the downstream runs: $(load_col)"
 	echo "machine: $(nproc) CPUs, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(go version 2>/dev/null || echo go unknown)"
 	echo "runs and logs: $OUT"
@@ -273,8 +326,10 @@ load_col() { local l; for l in "${labels[@]}"; do printf '%s: %s; ' "$l" "$(get 
 			"${c_rate[$i]:-null}" "${c_sent[$i]:-null}" "${c_p99a[$i]:-null}" "${c_p99d[$i]:-null}"
 		printf '"idle_rss_kib_per_session":%s,"idle_heap_kib_per_session":%s,"logins_per_sec":%s,"ccsd_cpu_ms_per_login":%s,' \
 			"${c_rss[$i]:-null}" "${c_heap[$i]:-null}" "${c_login[$i]:-null}" "${c_lcpu[$i]:-null}"
-		printf '"disk_bytes_per_queued_msg":%s,"disk_allocated_bytes_per_queued_msg":%s,"restart_seconds":%s,"restart_uncached_seconds":%s,"queued":%s,"loadavg":"%s"}' \
-			"${c_disk[$i]:-null}" "${c_alloc[$i]:-null}" "${c_restart[$i]:-null}" "${c_cold[$i]:-null}" "$QUEUED" "$(get downstream "$l" machine.loadavg)"
+		printf '"disk_bytes_per_queued_msg":%s,"disk_allocated_bytes_per_queued_msg":%s,"restart_seconds":%s,"restart_uncached_seconds":%s,"queued":%s,' \
+			"${c_disk[$i]:-null}" "${c_alloc[$i]:-null}" "${c_restart[$i]:-null}" "${c_cold[$i]:-null}" "$QUEUED"
+		printf '"offline_ready_seconds":%s,"offline_drain_msgs_per_sec":%s,"offline_drain_cpu_s_per_1000":%s,"offline_queued":%s,"loadavg":"%s"}' \
+			"${c_oready[$i]:-null}" "${c_odrain[$i]:-null}" "${c_ocpu[$i]:-null}" "$OFFLINE" "$(get downstream "$l" machine.loadavg)"
 	done
 	printf '}}\n'
 } >"$OUT/summary.json"

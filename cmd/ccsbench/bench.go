@@ -149,6 +149,9 @@ func execute(ctx context.Context, cfg *config, tlsConf *tls.Config, log io.Write
 	b.measure(ctx)
 	b.logf("measured phase done")
 	probe.stop(rep)
+	if cfg.scenario == scenarioOffline {
+		b.offline(ctx, rep) // offline.go: restart, reconnect, drain
+	}
 	b.fill(rep)
 	return rep, nil
 }
@@ -199,7 +202,7 @@ func (b *bench) setup(ctx context.Context) error {
 	if err := b.setupRegs(ctx, true); err != nil {
 		return err
 	}
-	if b.cfg.scenario == scenarioQueue {
+	if b.cfg.scenario == scenarioQueue || b.cfg.scenario == scenarioOffline {
 		// The devices stay offline: every accepted message stays queued.
 		return b.connectApps(ctx)
 	}
@@ -492,7 +495,7 @@ func (b *bench) prepare() {
 	b.suffix = append(b.suffix, "}}"...)
 
 	switch cfg.scenario {
-	case scenarioDownstream, scenarioQueue:
+	case scenarioDownstream, scenarioQueue, scenarioOffline:
 		b.idChar = 'm'
 		prefixes := make([][]byte, len(b.devices))
 		for i, d := range b.devices {
@@ -644,8 +647,8 @@ func (b *bench) onApp(a *appConn, st *stanza) {
 				b.groupSuccess.Add(s)
 				b.groupFailure.Add(f)
 				b.expected.Add(s)
-			} else if b.cfg.scenario != scenarioQueue {
-				b.expected.Add(1) // queue: no device is online to receive it
+			} else if b.cfg.scenario != scenarioQueue && b.cfg.scenario != scenarioOffline {
+				b.expected.Add(1) // queue, offline: no device is online to receive it yet
 			}
 		}
 	case "nack":
@@ -713,7 +716,7 @@ func (b *bench) onDevice(d *device, st *stanza) {
 		seq := b.seqOf(m.MessageID)
 		ok := seq >= 0 && m.To == d.reg
 		switch b.cfg.scenario {
-		case scenarioDownstream:
+		case scenarioDownstream, scenarioOffline:
 			ok = ok && seq%len(b.devices) == d.idx
 		case scenarioGroup:
 			ok = ok && d.group >= 0 && seq%len(b.groups) == d.group && m.NotificationKey == b.groups[d.group].key

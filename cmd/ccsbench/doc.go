@@ -50,6 +50,21 @@
 // message or a restart with a large queue (bench/bench-load.sh does both).
 // Lift --max-queued-per-registration (0) or queue at most 100 per device.
 //
+// offline: the queue scenario, then the restart and the drain a phone
+// fleet sees after an outage. Once every message is answered, the
+// app-server connections close and --restart-cmd runs (sh -c; it must stop
+// ccsd and start it again on the same --data directory, and may return at
+// once: ccsbench then waits, up to --ready-timeout, for a run.json of a
+// new instance whose /readyz answers 200). Every device then logs in (16 at
+// a time) and acks what it receives, until every accepted message has
+// arrived once. It reports the restart command's time, the time from its
+// end to ready, the time for every device to log in again, and the drain:
+// from the first login to the last queued copy received, in messages per
+// second and ccsd CPU-s per 1000 (the "offline" object of --json). ccsbench
+// does not manage ccsd itself; bench/bench-load.sh passes a command that
+// stops it with SIGTERM, drops ccsd.db from the page cache and starts it.
+// Without --restart-cmd the devices reconnect to the same ccsd.
+//
 // idle: the sender, the devices' registrations and --conns app-server
 // connections are made first; ccsd's memory is read ("before"); then the
 // --devices device sessions log in and all are held, idle, for --duration;

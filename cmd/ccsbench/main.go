@@ -31,6 +31,7 @@ const (
 	scenarioIdle       = "idle"
 	scenarioLogin      = "login"
 	scenarioQueue      = "queue"
+	scenarioOffline    = "offline"
 )
 
 // config is the parsed command line.
@@ -57,6 +58,8 @@ type config struct {
 	rate         float64 // messages per second offered; 0: as fast as the windows allow
 	sourceAddrs  int     // client source addresses 127.0.0.1..127.0.0.N
 	html         string  // file for the HTML report; "" for none
+	restartCmd   string  // offline: the shell command that restarts ccsd
+	readyTimeout time.Duration
 
 	// From DATA/run.json, when --data is given.
 	pid      int
@@ -138,7 +141,7 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&cfg.ca, "ca", "", "PEM certificate(s) to verify ccsd's TLS certificate (default DATA/cert.pem)")
 	fs.StringVar(&cfg.domain, "domain", "gcm.googleapis.com", "XMPP domain: stream 'to' and the sender JID's domain")
 	fs.StringVar(&cfg.app, "app", "com.ccsbench.app", "app (package name) every device registers")
-	fs.StringVar(&cfg.scenario, "scenario", scenarioDownstream, "downstream, group, upstream, idle, login or queue")
+	fs.StringVar(&cfg.scenario, "scenario", scenarioDownstream, "downstream, group, upstream, idle, login, queue or offline")
 	fs.IntVar(&cfg.devices, "devices", 50, "devices to check in, register and connect")
 	fs.IntVar(&cfg.conns, "conns", 4, "app-server XMPP connections")
 	fs.IntVar(&cfg.messages, "messages", 20000, "messages to send in total")
@@ -151,6 +154,8 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	fs.Float64Var(&cfg.rate, "rate", 0, "offered load in messages per second, paced (downstream, group, upstream; 0: as fast as the windows allow)")
 	fs.IntVar(&cfg.sourceAddrs, "source-addrs", 1, "spread the client's connections over source addresses 127.0.0.1..127.0.0.N (IPv4 loopback only)")
 	fs.StringVar(&cfg.html, "html", "", "also write a self-contained HTML page with throughput and latency per second to this file")
+	fs.StringVar(&cfg.restartCmd, "restart-cmd", "", "offline: shell command (sh -c) that stops ccsd and starts it again on the same --data directory, run between queueing and draining")
+	fs.DurationVar(&cfg.readyTimeout, "ready-timeout", 120*time.Second, "offline: hard cap on the wait for the restarted ccsd to be ready")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -177,9 +182,9 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 		return nil, errors.New("--ca is needed (or --data DIR, whose cert.pem is used)")
 	}
 	switch cfg.scenario {
-	case scenarioDownstream, scenarioGroup, scenarioUpstream, scenarioIdle, scenarioLogin, scenarioQueue:
+	case scenarioDownstream, scenarioGroup, scenarioUpstream, scenarioIdle, scenarioLogin, scenarioQueue, scenarioOffline:
 	default:
-		return nil, fmt.Errorf("--scenario %q: want downstream, group, upstream, idle, login or queue", cfg.scenario)
+		return nil, fmt.Errorf("--scenario %q: want downstream, group, upstream, idle, login, queue or offline", cfg.scenario)
 	}
 	if err := cfg.checkNew(); err != nil {
 		return nil, err
@@ -229,6 +234,12 @@ func (c *config) checkNew() error {
 			}
 		}
 	}
+	if c.restartCmd != "" && (c.scenario != scenarioOffline || c.data == "") {
+		return errors.New("--restart-cmd needs --scenario offline and --data (the restarted ccsd's addresses come from its new run.json)")
+	}
+	if c.readyTimeout <= 0 {
+		return errors.New("--ready-timeout must be positive")
+	}
 	if c.scenario == scenarioLogin && c.devices < c.conns {
 		return fmt.Errorf("--scenario login: --devices %d must be at least --conns %d (a device holds one session at a time)", c.devices, c.conns)
 	}
@@ -238,21 +249,9 @@ func (c *config) checkNew() error {
 // fromRunInfo fills the addresses not given on the command line from
 // DATA/run.json, and --ca from DATA/cert.pem.
 func (c *config) fromRunInfo() error {
-	path := filepath.Join(c.data, "run.json")
-	b, err := os.ReadFile(path)
+	info, err := readRunInfo(c.data)
 	if err != nil {
 		return fmt.Errorf("--data: %w (is ccsd serve running on that directory?)", err)
-	}
-	var info struct {
-		PID        int    `json:"pid"`
-		XMPPAddr   string `json:"xmpp_addr"`
-		DeviceAddr string `json:"device_addr"`
-		HTTPAddr   string `json:"http_addr"`
-		AdminAddr  string `json:"admin_addr"`
-		Instance   string `json:"instance"`
-	}
-	if err := json.Unmarshal(b, &info); err != nil {
-		return fmt.Errorf("parse %s: %w", path, err)
 	}
 	fill := func(dst *string, v string) {
 		if *dst == "" {
@@ -266,6 +265,30 @@ func (c *config) fromRunInfo() error {
 	fill(&c.ca, filepath.Join(c.data, "cert.pem"))
 	c.pid, c.instance = info.PID, info.Instance
 	return nil
+}
+
+// runInfo is what "ccsd serve" writes to DATA/run.json once it listens.
+type runInfo struct {
+	PID        int    `json:"pid"`
+	XMPPAddr   string `json:"xmpp_addr"`
+	DeviceAddr string `json:"device_addr"`
+	HTTPAddr   string `json:"http_addr"`
+	AdminAddr  string `json:"admin_addr"`
+	Instance   string `json:"instance"`
+}
+
+// readRunInfo reads DIR/run.json.
+func readRunInfo(dir string) (runInfo, error) {
+	var info runInfo
+	path := filepath.Join(dir, "run.json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return info, err
+	}
+	if err := json.Unmarshal(b, &info); err != nil {
+		return info, fmt.Errorf("parse %s: %w", path, err)
+	}
+	return info, nil
 }
 
 // loadCA returns a TLS configuration that trusts only the certificates in

@@ -295,7 +295,7 @@ func TestUsageNew(t *testing.T) {
 		"not idle":            {"--scenario", "idle", "--rate", "10"},
 		"--source-addrs 0":    {"--source-addrs", "0"},
 		"must be at least":    {"--scenario", "login", "--devices", "2", "--conns", "4"},
-		"want downstream, gr": {"--scenario", "offline"},
+		"want downstream, gr": {"--scenario", "bogus"},
 	} {
 		var out, errb bytes.Buffer
 		if code := run(context.Background(), append(slices.Clone(addrs), args...), &out, &errb); code != exitUsage || !strings.Contains(errb.String(), want) {

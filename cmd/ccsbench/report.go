@@ -58,6 +58,8 @@ type report struct {
 	Group *groupReport `json:"group,omitempty"`
 	Idle  *idleReport  `json:"idle,omitempty"`
 	Login *loginReport `json:"login,omitempty"`
+	// Offline holds the offline scenario's restart and drain.
+	Offline *offlineReport `json:"offline,omitempty"`
 
 	// OfferedPerSec is --rate (0: unpaced); SentPerSec the rate achieved:
 	// messages sent divided by the time of the last send.
@@ -372,6 +374,9 @@ func (r *report) writeText(w io.Writer) {
 	}
 	if r.Group != nil {
 		p("  group acks: success %d, failure %d", r.Group.AckSuccess, r.Group.AckFailure)
+	}
+	if r.Offline != nil {
+		r.writeOffline(p)
 	}
 	p("  cpu during the run: ccsbench %.2fs, ccsd %s; client wrote %d batches, read %d stanzas", r.ClientCPUSeconds, r.serverCPU(), r.ClientWrites, r.ClientStanzasRead)
 	r.writeTail(p)

@@ -234,53 +234,6 @@ func decodeReg(b []byte) (regRecord, error) {
 	return r, d.err
 }
 
-// Message: ver | RegID | SenderID | MessageID | CollapseKey | Expires | Receipt | Payload.
-// DeviceID and Seq are the bucket and the key, so they are not repeated.
-// RegID comes first so Unregister can read it without decoding the rest.
-func encodeMessage(m *store.Message) []byte {
-	e := newEnc(len(m.RegID) + len(m.SenderID) + len(m.MessageID) + len(m.CollapseKey) + len(m.Payload) + 24)
-	e.str(m.RegID)
-	e.str(m.SenderID)
-	e.str(m.MessageID)
-	e.str(m.CollapseKey)
-	e.i64(m.Expires)
-	e.boolean(m.Receipt)
-	e.bytes(m.Payload)
-	return e.b
-}
-
-func decodeMessage(deviceID string, seq uint64, b []byte) (store.Message, error) {
-	d := newDec(b)
-	m := store.Message{Seq: seq, DeviceID: deviceID}
-	m.RegID = d.str()
-	m.SenderID = d.str()
-	m.MessageID = d.str()
-	m.CollapseKey = d.str()
-	m.Expires = d.i64()
-	m.Receipt = d.boolean()
-	m.Payload = d.bytes()
-	return m, d.err
-}
-
-// messageRegID reads only the RegID of an encoded Message, without copying
-// the payload. The returned slice aliases b.
-func messageRegID(b []byte) ([]byte, error) {
-	d := newDec(b)
-	id := d.raw()
-	return id, d.err
-}
-
-// messageKeys reads only the RegID and CollapseKey of an encoded Message,
-// without copying anything: both slices alias b.
-func messageKeys(b []byte) (regID, collapseKey []byte, err error) {
-	d := newDec(b)
-	regID = d.raw()
-	d.raw() // SenderID
-	d.raw() // MessageID
-	collapseKey = d.raw()
-	return regID, collapseKey, d.err
-}
-
 // Upstream: ver | MessageID | Expires | Payload. SenderID and Seq are the
 // bucket and the key.
 func encodeUpstream(u *store.Upstream) []byte {

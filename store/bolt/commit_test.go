@@ -255,14 +255,14 @@ func TestCloseCommitsQueued(t *testing.T) {
 func TestSchemaVersion(t *testing.T) {
 	db, path := openTest(t, Options{})
 	err := db.update(ctx, func(tx *bbolt.Tx) error {
-		return tx.Bucket(bucketMeta).Put(keyVersion, []byte{0, 0, 0, 2})
+		return tx.Bucket(bucketMeta).Put(keyVersion, []byte{0, 0, 0, SchemaVersion + 1})
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
 	_, err = Open(path, Options{})
-	if err == nil || !strings.Contains(err.Error(), "schema version 2") {
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("schema version %d", SchemaVersion+1)) {
 		t.Fatalf("Open of a newer schema: %v", err)
 	}
 	// The refused Open released the file.

@@ -4,7 +4,7 @@
 // contract written in package store (see store.Backend) and passes the
 // contract suite store/storetest. What follows is how it does so.
 //
-// # Schema (version 1)
+// # Schema (version 2)
 //
 // Top-level buckets, with key → value. "part(s)" is a uvarint length followed
 // by the bytes of s, so composite keys never collide whatever the ids hold;
@@ -12,8 +12,12 @@
 // NextSequence, so cursors walk a queue in arrival order; "be64" is 8 bytes
 // big-endian. Values are hand-encoded (see codec.go): a version byte, then
 // the fields in a fixed order, strings and byte slices length-prefixed.
+// Queued messages have their own compact layout (msgcodec.go, record
+// version 2; version 1 records of older files are still read).
 //
-//	meta      "version" → uint32 be (SchemaVersion). Open refuses other versions.
+//	meta      "version" → uint32 be (SchemaVersion). Open refuses newer
+//	          versions and marks a version 1 file version 2 (a version 1
+//	          build cannot read version 2 message records)
 //	senders   senderID → Sender
 //	devices   deviceID → Device (ID, SecretHash, Created, LoggedIn; records
 //	          written before LoggedIn existed end after Created and read as
@@ -28,7 +32,8 @@
 //	          oldest first (seq is the bucket's NextSequence). Unregister
 //	          adds one and deletes the oldest past 100 per device; tombstones
 //	          from before the bucket existed are not listed and stay
-//	queues    deviceID → nested bucket: seq → Message (without DeviceID and Seq)
+//	queues    deviceID → nested bucket: seq → Message (without DeviceID and
+//	          Seq; a device copy's JSON without the ids the record holds)
 //	collapse  part(regID) part(collapseKey) → part(deviceID) be64(seq) of the one
 //	          queued message holding that collapse key
 //	regcollapse part(regID) be64(seq) → deviceID: each registration's queued
@@ -41,8 +46,13 @@
 //	upstream  senderID → nested bucket: seq → Upstream (without SenderID and Seq)
 //	dedup     part(senderID) part(messageID) → be64(dedupUntil ms)
 //	expiry    be64(expires ms) kind part(id) tail → empty. kind 'm': id = deviceID,
-//	          tail = be64(seq); 'u': id = senderID, tail = be64(seq); 'd': id =
+//	          tail = be64(seq), only for version 1 message records (older
+//	          files); 'u': id = senderID, tail = be64(seq); 'd': id =
 //	          senderID, tail = part(messageID)
+//	qexpiry   be64(bound ms) part(deviceID) → empty, and
+//	qexpirydev deviceID → be64(bound) [be64(resume seq) be64(min)]: one
+//	          lower bound per device of its queued messages' expiry times,
+//	          instead of an expiry entry per message (qexpiry.go)
 //	regqueued regID → be64 count of its queued messages without a collapse
 //	          key, written in the transaction of every put and delete of one
 //	          (bounds Message.MaxQueued); meta "regqueued" marks a
@@ -68,9 +78,12 @@
 //
 // The expiry index is ordered by time, so Sweep reads it from the start and
 // stops at the first entry in the future: it touches only what expired.
-// Every delete of a queued message (ack, collapse, collapse-key bound,
-// unregister, sweep) also deletes its expiry, collapse and regcollapse
-// entries in the same transaction. Records
+// It reads the qexpiry index the same way and walks the queue of each
+// device whose bound has passed (qexpiry.go). Every delete of a queued
+// message (ack, collapse, collapse-key bound, unregister, sweep) also
+// deletes its collapse and regcollapse entries (and a version 1 record's
+// expiry entry) in the same transaction; the device's bound stays, a
+// lower bound still. Records
 // with Expires <= 0 never expire and have no expiry entry. Queue buckets are
 // never deleted when they empty, so sequence numbers only grow and a
 // session's "after" cursor stays valid.
@@ -103,6 +116,17 @@
 // instead of waiting for a timer as bbolt's own DB.Batch does. A nil error
 // from a write therefore always means the write is on disk. Stats counts
 // commits and ops, so Ops/Commits is the batch size achieved.
+//
+// # Freelist, page fill and restart
+//
+// Commits run with bbolt's NoFreelistSync (no freelist write per commit,
+// whose cost grows with the free pages); Close writes the freelist once,
+// so the next Open reads it instead of walking every page (syncFreelist).
+// After a crash there is none: Open first reads the file sequentially
+// (prefetch.go) so that bbolt's walk, random reads in tree order, finds it
+// in the page cache. Buckets written in key order (queues, upstream
+// queues, expiry indexes) are split full (FillPercent 1.0, appending)
+// instead of bbolt's half-full default.
 //
 // # Failure isolation
 //

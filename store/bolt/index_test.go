@@ -8,7 +8,9 @@ import (
 )
 
 // assertIndexes checks that the expiry, collapse and regcollapse indexes describe
-// exactly the records that exist: no dangling entry, no missing one.
+// exactly the records that exist: no dangling entry, no missing one; and
+// that every expiring version 2 message has its device's bound (qexpiry.go)
+// at or before its expiry, each bound listed once in the qexpiry index.
 func assertIndexes(t *testing.T, db *DB) {
 	t.Helper()
 	err := db.view(func(tx *bbolt.Tx) error {
@@ -23,8 +25,12 @@ func assertIndexes(t *testing.T, db *DB) {
 					t.Errorf("decode %s/%x: %v", dev, k, err)
 					return nil
 				}
-				if m.Expires > 0 {
+				if mv, _ := viewMessage(v); m.Expires > 0 && mv.v1 {
 					want[string(expiryKey(m.Expires, kindMessage, m.DeviceID, m.Seq, ""))] = true
+				} else if m.Expires > 0 {
+					if qb, ok := readBound(tx, m.DeviceID); !ok || qb.bound > m.Expires {
+						t.Errorf("message %s/%d expires at %d: device bound %+v (%v)", dev, m.Seq, m.Expires, qb, ok)
+					}
 				}
 				if m.CollapseKey != "" {
 					ck := string(compositeKey(m.RegID, m.CollapseKey))
@@ -65,6 +71,18 @@ func assertIndexes(t *testing.T, db *DB) {
 			if !got[k] {
 				t.Errorf("missing expiry entry %x", k)
 			}
+		}
+		bounds := 0
+		tx.Bucket(bucketQExpiryDev).ForEach(func(dev, _ []byte) error {
+			bounds++
+			qb, _ := readBound(tx, string(dev))
+			if tx.Bucket(bucketQExpiry).Get(qexpiryKey(qb.bound, string(dev))) == nil {
+				t.Errorf("device %s bound %+v not in the qexpiry index", dev, qb)
+			}
+			return nil
+		})
+		if n := tx.Bucket(bucketQExpiry).Stats().KeyN; n != bounds {
+			t.Errorf("qexpiry index has %d entries for %d device bounds", n, bounds)
 		}
 		n := 0
 		tx.Bucket(bucketCollapse).ForEach(func(k, v []byte) error {

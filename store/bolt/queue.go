@@ -126,6 +126,7 @@ func putCopies(tx *bbolt.Tx, e *store.Enqueue, vals [][]byte) error {
 			if q, err = queues.CreateBucketIfNotExists([]byte(m.DeviceID)); err != nil {
 				return fmt.Errorf("queue %s: %w", m.DeviceID, err)
 			}
+			appending(q)
 			qdev = m.DeviceID
 		}
 		if m.CollapseKey == "" && m.MaxQueued > 0 && regQueued(tx, m.RegID) >= m.MaxQueued {
@@ -153,7 +154,7 @@ func recordDedup(tx *bbolt.Tx, dk []byte, e *store.Enqueue) error {
 	if err := tx.Bucket(bucketDedup).Put(dk, binary.BigEndian.AppendUint64(nil, uint64(e.DedupUntil))); err != nil {
 		return err
 	}
-	return tx.Bucket(bucketExpiry).Put(expiryKey(e.DedupUntil, kindDedup, e.SenderID, 0, e.MessageID), nil)
+	return appending(tx.Bucket(bucketExpiry)).Put(expiryKey(e.DedupUntil, kindDedup, e.SenderID, 0, e.MessageID), nil)
 }
 
 // putMessage appends m (encoded as val) to its device's queue q, with its
@@ -168,7 +169,7 @@ func putMessage(tx *bbolt.Tx, q *bbolt.Bucket, m *store.Message, val []byte) err
 		if old := collapse.Get(ck); old != nil {
 			parts, rest, ok := splitParts(old, 1)
 			if ok && len(rest) == 8 {
-				_, err := deleteMessage(tx, parts[0], seqOf(rest))
+				err := dropMessage(tx, parts[0], seqOf(rest))
 				if err != nil && !errors.Is(err, store.ErrNotFound) {
 					return err
 				}
@@ -184,7 +185,7 @@ func putMessage(tx *bbolt.Tx, q *bbolt.Bucket, m *store.Message, val []byte) err
 		return err
 	}
 	if m.Expires > 0 {
-		if err := tx.Bucket(bucketExpiry).Put(expiryKey(m.Expires, kindMessage, m.DeviceID, seq, ""), nil); err != nil {
+		if err := noteExpiry(tx, m.DeviceID, m.Expires); err != nil {
 			return err
 		}
 	}
@@ -216,7 +217,7 @@ func overflow(tx *bbolt.Tx, q *bbolt.Bucket, e *store.Enqueue, m *store.Message)
 		}
 	}
 	for _, seq := range doomed {
-		if _, err := deleteMessage(tx, m.DeviceID, seq); err != nil {
+		if err := dropMessage(tx, m.DeviceID, seq); err != nil {
 			return 0, err
 		}
 	}
@@ -232,6 +233,19 @@ func overflow(tx *bbolt.Tx, q *bbolt.Bucket, e *store.Enqueue, m *store.Message)
 // index entries and returns it. It returns ErrNotFound, having written
 // nothing, if the message is not queued.
 func deleteMessage(tx *bbolt.Tx, deviceID string, seq uint64) (store.Message, error) {
+	return removeMessage(tx, deviceID, seq, true)
+}
+
+// dropMessage is deleteMessage for the callers that do not need the
+// message: it reads only the fields its index entries need, decoding (and
+// copying) nothing else.
+func dropMessage(tx *bbolt.Tx, deviceID string, seq uint64) error {
+	_, err := removeMessage(tx, deviceID, seq, false)
+	return err
+}
+
+// removeMessage is deleteMessage, returning the message only if want.
+func removeMessage(tx *bbolt.Tx, deviceID string, seq uint64, want bool) (store.Message, error) {
 	q := tx.Bucket(bucketQueues).Bucket([]byte(deviceID))
 	if q == nil {
 		return store.Message{}, store.ErrNotFound
@@ -241,39 +255,53 @@ func deleteMessage(tx *bbolt.Tx, deviceID string, seq uint64) (store.Message, er
 	if v == nil {
 		return store.Message{}, store.ErrNotFound
 	}
-	m, err := decodeMessage(deviceID, seq, v)
-	if err != nil {
-		return store.Message{}, fmt.Errorf("message %s/%d: %w", deviceID, seq, err)
+	mv, ok := viewMessage(v)
+	if !ok {
+		return store.Message{}, fmt.Errorf("message %s/%d: %w", deviceID, seq, errCorrupt)
+	}
+	// The fields are copied before the delete: v is bbolt's memory.
+	var m store.Message
+	if want {
+		m = mv.message(deviceID, seq)
+	} else {
+		m = store.Message{Seq: seq, DeviceID: deviceID, RegID: string(mv.regID), CollapseKey: string(mv.collapseKey), Expires: mv.expires}
 	}
 	if err := q.Delete(k); err != nil {
 		return store.Message{}, err
 	}
+	return m, unindexMessage(tx, &m, mv.v1)
+}
+
+// unindexMessage deletes the index entries of m, just deleted from its
+// queue: its registration's count or its collapse entries, and the expiry
+// entry a version 1 record (v1) has (a version 2 record has none: its
+// device's bound stays valid, see qexpiry.go).
+func unindexMessage(tx *bbolt.Tx, m *store.Message, v1 bool) error {
 	if m.CollapseKey == "" {
 		if err := addRegQueued(tx, m.RegID, -1); err != nil {
-			return store.Message{}, err
+			return err
 		}
 	}
-	if m.Expires > 0 {
-		if err := tx.Bucket(bucketExpiry).Delete(expiryKey(m.Expires, kindMessage, deviceID, seq, "")); err != nil {
-			return store.Message{}, err
+	if v1 && m.Expires > 0 {
+		if err := tx.Bucket(bucketExpiry).Delete(expiryKey(m.Expires, kindMessage, m.DeviceID, m.Seq, "")); err != nil {
+			return err
 		}
 	}
-	if m.CollapseKey != "" {
-		if err := unindexCollapsible(tx, m.RegID, seq); err != nil {
-			return store.Message{}, err
-		}
-		collapse := tx.Bucket(bucketCollapse)
-		ck := compositeKey(m.RegID, m.CollapseKey)
-		if cur := collapse.Get(ck); cur != nil {
-			parts, rest, ok := splitParts(cur, 1)
-			if !ok || (parts[0] == deviceID && len(rest) == 8 && seqOf(rest) == seq) {
-				if err := collapse.Delete(ck); err != nil {
-					return store.Message{}, err
-				}
-			}
+	if m.CollapseKey == "" {
+		return nil
+	}
+	if err := unindexCollapsible(tx, m.RegID, m.Seq); err != nil {
+		return err
+	}
+	collapse := tx.Bucket(bucketCollapse)
+	ck := compositeKey(m.RegID, m.CollapseKey)
+	if cur := collapse.Get(ck); cur != nil {
+		parts, rest, ok := splitParts(cur, 1)
+		if !ok || (parts[0] == m.DeviceID && len(rest) == 8 && seqOf(rest) == m.Seq) {
+			return collapse.Delete(ck)
 		}
 	}
-	return m, nil
+	return nil
 }
 
 // Pending returns up to limit messages queued for deviceID with Seq > after,
@@ -294,14 +322,17 @@ func (db *DB) Pending(deviceID string, after uint64, limit int, nowMs int64) ([]
 			if len(k) != 8 {
 				continue
 			}
-			m, err := decodeMessage(deviceID, seqOf(k), v)
-			if err != nil {
-				return fmt.Errorf("seq %d: %w", seqOf(k), err)
+			mv, ok := viewMessage(v)
+			if !ok {
+				return fmt.Errorf("seq %d: %w", seqOf(k), errCorrupt)
 			}
-			if expired(m.Expires, nowMs) {
-				continue
+			if expired(mv.expires, nowMs) {
+				continue // skipped before anything is copied
 			}
-			out = append(out, m)
+			if out == nil {
+				out = make([]store.Message, 0, pendingCap(limit))
+			}
+			out = append(out, mv.message(deviceID, seqOf(k)))
 			if limit > 0 && len(out) >= limit {
 				break
 			}
@@ -312,6 +343,15 @@ func (db *DB) Pending(deviceID string, after uint64, limit int, nowMs int64) ([]
 		return nil, fmt.Errorf("store: pending %s: %w", deviceID, err)
 	}
 	return out, nil
+}
+
+// pendingCap is the first capacity of Pending's result: the limit (a
+// session's window) when small, so a full read allocates its slice once.
+func pendingCap(limit int) int {
+	if limit > 0 && limit <= 128 {
+		return limit
+	}
+	return 16
 }
 
 // Ack deletes message seq from deviceID's queue and returns it, or returns

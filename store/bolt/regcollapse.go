@@ -70,7 +70,7 @@ func evictCollapsible(tx *bbolt.Tx, m *store.Message) (int, error) {
 	}
 	n := len(held) - bound + 1
 	for i := 0; i < n; i++ {
-		if _, err := deleteMessage(tx, held[i].dev, held[i].seq); err != nil {
+		if err := dropMessage(tx, held[i].dev, held[i].seq); err != nil {
 			return 0, fmt.Errorf("evict %s/%d: %w", held[i].dev, held[i].seq, err)
 		}
 	}

@@ -16,8 +16,15 @@ import (
 	"github.com/ccsd/ccsd/store"
 )
 
-// SchemaVersion is the schema version this package writes and reads.
-const SchemaVersion = 1
+// SchemaVersion is the schema version this package writes. Version 2
+// writes queued messages in a compact layout (msgcodec.go) that a version 1
+// build cannot read, so such a build refuses the file; this one reads
+// version 1 files, whose records it still reads, and marks them version 2
+// at Open (nothing else is migrated).
+const SchemaVersion = 2
+
+// oldestSchema is the oldest schema version Open accepts.
+const oldestSchema = 1
 
 // Options tunes Open. The zero value is the production default.
 type Options struct {
@@ -115,6 +122,10 @@ var (
 	// messages with a collapse key of each registration, oldest first
 	// (see regcollapse.go).
 	bucketRegCollapse = []byte("regcollapse")
+	// bucketQExpiry and bucketQExpiryDev hold each device's lower bound of
+	// its queued messages' expiry times (see qexpiry.go).
+	bucketQExpiry    = []byte("qexpiry")
+	bucketQExpiryDev = []byte("qexpirydev")
 
 	keyVersion = []byte("version")
 	// keyRegQueued marks a database whose regqueued counts are built.
@@ -127,7 +138,7 @@ var allBuckets = [][]byte{
 	bucketMeta, bucketSenders, bucketDevices, bucketRegs, bucketRegIndex,
 	bucketQueues, bucketCollapse, bucketUpstream, bucketDedup, bucketExpiry,
 	bucketDevCreated, bucketTombstones, bucketRegQueued, bucketRegCollapse,
-	bucketTopicSubs, bucketRegTopics, bucketTopicJobs,
+	bucketTopicSubs, bucketRegTopics, bucketTopicJobs, bucketQExpiry, bucketQExpiryDev,
 }
 
 // Open opens or creates the database at path, creating its buckets and
@@ -147,6 +158,7 @@ func Open(path string, opts Options) (*DB, error) {
 	if opts.CommitDelay < 0 {
 		opts.CommitDelay = 0
 	}
+	prefetchForWalk(path) // after a crash: see prefetch.go
 	bdb, err := bbolt.Open(path, 0o600, &bbolt.Options{
 		Timeout:        opts.LockTimeout,
 		FreelistType:   bbolt.FreelistMapType,
@@ -200,8 +212,14 @@ func initSchema(bdb *bbolt.DB) error {
 		if len(v) != 4 {
 			return fmt.Errorf("schema version record is %d bytes: %w", len(v), errCorrupt)
 		}
-		if got := binary.BigEndian.Uint32(v); got != SchemaVersion {
-			return fmt.Errorf("schema version %d is not supported by this build (it knows version %d); use a newer ccsd", got, SchemaVersion)
+		got := binary.BigEndian.Uint32(v)
+		if got < oldestSchema || got > SchemaVersion {
+			return fmt.Errorf("schema version %d is not supported by this build (it knows versions %d to %d); use a newer ccsd", got, oldestSchema, SchemaVersion)
+		}
+		if got < SchemaVersion {
+			if err := meta.Put(keyVersion, binary.BigEndian.AppendUint32(nil, SchemaVersion)); err != nil {
+				return err
+			}
 		}
 		return buildIndexes(tx)
 	})
@@ -229,12 +247,47 @@ func (db *DB) Close() error {
 	close(db.reqs)
 	db.mu.Unlock()
 	<-db.done
+	ferr := db.syncFreelist()
 	db.isClosed.Store(true)
 	usages.Delete(db.bolt)
 	if err := db.bolt.Close(); err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}
+	return ferr
+}
+
+// syncFreelist writes bbolt's freelist once, in one last empty commit,
+// after the committer has stopped. Commits run with NoFreelistSync (a
+// freelist write per commit costs O(free pages), which after a large queue
+// drained is megabytes per commit); without a freelist on disk, bbolt
+// rebuilds it at open by reading every page of the file, seconds per
+// gigabyte when the file is not cached. Written at Close, the next Open
+// reads it instead (one page run) and the first commit after it drops it
+// again. After a crash there is none and Open walks the file, as before.
+// It runs when no other write can: the committer has exited, and readers
+// never read the flag.
+func (db *DB) syncFreelist() error {
+	db.bolt.NoFreelistSync = false
+	if err := db.bolt.Update(func(*bbolt.Tx) error { return nil }); err != nil {
+		return fmt.Errorf("store: close: write the freelist: %w", err)
+	}
 	return nil
+}
+
+// appendFill is the FillPercent of the buckets whose keys are written in
+// increasing order (the queues by Seq, the expiry index by time): bbolt
+// splits a full page at FillPercent of its size, and its default of 0.5
+// leaves every page behind an append half empty, doubling the file; at 1.0
+// each page is filled before the next starts. Keys inserted out of order
+// still work, with fuller pages that split again sooner.
+const appendFill = 1.0
+
+// appending sets b's FillPercent for appends (appendFill) and returns it.
+// bbolt keeps one Bucket per name in a write transaction, so one call per
+// transaction before its commit is enough; every put path calls it.
+func appending(b *bbolt.Bucket) *bbolt.Bucket {
+	b.FillPercent = appendFill
+	return b
 }
 
 // Stats returns the committer's counters. Ops/Commits is the average batch

@@ -20,9 +20,10 @@ var sweepLimit = 10000
 // Sweep deletes device messages, upstream messages and dedup records whose
 // expiry time is before nowMs, with their index entries. It walks the
 // time-ordered expiry index from its start and stops at the first entry not
-// yet expired, so it touches only what expired, and handles at most 10,000
-// entries per call (More reports that some are left). It runs as one write
-// through the committer.
+// yet expired, so it touches only what expired, then the devices whose
+// expiry bound has passed, walking their queues (qexpiry.go). It handles at
+// most 10,000 index entries and queued records per call (More reports that
+// some are left). It runs as one write through the committer.
 func (db *DB) Sweep(ctx context.Context, nowMs int64) (store.SweepStats, error) {
 	var st store.SweepStats
 	err := db.update(ctx, func(tx *bbolt.Tx) error {
@@ -39,6 +40,12 @@ func (db *DB) Sweep(ctx context.Context, nowMs int64) (store.SweepStats, error) 
 				break
 			}
 			keys = append(keys, bytes.Clone(k))
+		}
+		if !st.More {
+			// The queues' bounds share what the index left of the budget.
+			if _, err := sweepQueues(tx, nowMs, max(sweepLimit-len(keys), 1), &st); err != nil {
+				return fmt.Errorf("queue expiry: %w", err)
+			}
 		}
 		for _, k := range keys {
 			n, err := sweepEntry(tx, k)
@@ -87,7 +94,7 @@ func sweepEntry(tx *bbolt.Tx, k []byte) (byte, error) {
 		}
 		var err error
 		if kind == kindMessage {
-			_, err = deleteMessage(tx, id, seqOf(tail))
+			err = dropMessage(tx, id, seqOf(tail))
 		} else {
 			err = deleteUpstream(tx, id, seqOf(tail))
 		}

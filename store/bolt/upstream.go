@@ -17,6 +17,7 @@ func pushUpstream(tx *bbolt.Tx, u *store.Upstream, val []byte) error {
 	if err != nil {
 		return fmt.Errorf("upstream queue %s: %w", u.SenderID, err)
 	}
+	appending(b)
 	seq, err := b.NextSequence()
 	if err != nil {
 		return err
@@ -27,7 +28,7 @@ func pushUpstream(tx *bbolt.Tx, u *store.Upstream, val []byte) error {
 	}
 	countedOnCommit(tx, u.SenderID, 1, int64(len(val)))
 	if u.Expires > 0 {
-		return tx.Bucket(bucketExpiry).Put(expiryKey(u.Expires, kindUpstream, u.SenderID, seq, ""), nil)
+		return appending(tx.Bucket(bucketExpiry)).Put(expiryKey(u.Expires, kindUpstream, u.SenderID, seq, ""), nil)
 	}
 	return nil
 }
