@@ -207,20 +207,44 @@ func (s *hookStore) PendingUpstream(sender string, after uint64, limit int, nowM
 	return ups, err
 }
 
-func (s *hookStore) AckUpstream(ctx context.Context, sender string, seq uint64) error {
+func (s *hookStore) AckUpstreamAsync(ctx context.Context, sender string, seq uint64) store.Write {
 	s.mu.Lock()
 	gate := s.ackGate
 	s.mu.Unlock()
-	if gate != nil {
-		<-gate
-	}
-	err := s.Store.AckUpstream(ctx, sender, seq)
-	s.mu.Lock()
-	s.upAcks++
-	s.upAckErr = append(s.upAckErr, err)
-	s.mu.Unlock()
-	return err
+	return &gatedWrite{gate: gate, write: func() store.Write {
+		w := s.Store.AckUpstreamAsync(ctx, sender, seq)
+		err := w.Wait(ctx)
+		s.mu.Lock()
+		s.upAcks++
+		s.upAckErr = append(s.upAckErr, err)
+		s.mu.Unlock()
+		return doneWrite{err}
+	}}
 }
+
+// gatedWrite submits its write only once gate (if any) is closed: a
+// commit that takes as long as the test wants.
+type gatedWrite struct {
+	gate  chan struct{}
+	write func() store.Write
+}
+
+func (g *gatedWrite) Wait(ctx context.Context) error {
+	if g.gate != nil {
+		<-g.gate
+	}
+	return g.write().Wait(ctx)
+}
+
+func (g *gatedWrite) Then(fn func(error)) {
+	go func() { fn(g.Wait(context.Background())) }()
+}
+
+// doneWrite is a store.Write whose outcome is known.
+type doneWrite struct{ err error }
+
+func (d doneWrite) Wait(context.Context) error { return d.err }
+func (d doneWrite) Then(fn func(error))        { fn(d.err) }
 
 // upstreamIDs returns the message_ids in sender 123's upstream queue.
 func (s *hookStore) upstreamIDs(t *testing.T) []string {

@@ -187,14 +187,13 @@ func (d *DeviceStream) ack(id string) {
 	}
 	d.r.n.deviceAcks.Inc()
 
+	var receipt *store.Upstream
+	if f.receipt {
+		receipt = d.r.receipt(f)
+	}
 	d.r.work.Add(1)
-	go func() {
+	d.r.st.AckAsync(context.Background(), d.id, f.seq, receipt).Then(func(err error) {
 		defer d.r.work.Done()
-		var receipt *store.Upstream
-		if f.receipt {
-			receipt = d.r.receipt(f)
-		}
-		_, err := d.r.st.Ack(context.Background(), d.id, f.seq, receipt)
 		switch {
 		case err == nil && receipt != nil:
 			d.r.n.receipts.Inc()
@@ -203,7 +202,7 @@ func (d *DeviceStream) ack(id string) {
 			d.r.log.Error().Err(err).Str("device", d.id).Str("message_id", id).Msg("ack device message")
 		}
 		d.release()
-	}()
+	})
 }
 
 // take removes the oldest in-flight message with this message_id.
@@ -264,10 +263,8 @@ func (d *DeviceStream) upstream(st *ccs.Stanza) {
 	}
 	d.r.work.Add(1)
 	// Submitted here, on the reader, so pipelined messages keep their order.
-	w := d.r.st.PushUpstreamAsync(context.Background(), u)
-	go func() {
+	d.r.st.PushUpstreamAsync(context.Background(), u).Then(func(err error) {
 		defer d.r.work.Done()
-		err := w.Wait(context.Background())
 		if err != nil {
 			d.r.log.Error().Err(err).Str("device", d.id).Str("message_id", id).Msg("queue upstream message")
 			d.answer(id, storeNack(err))
@@ -275,7 +272,7 @@ func (d *DeviceStream) upstream(st *ccs.Stanza) {
 		}
 		d.answer(id, nil)
 		d.r.wakeSender(u.SenderID)
-	}()
+	})
 }
 
 // answer acks (n == nil) or nacks an upstream message and frees its
@@ -346,12 +343,7 @@ func (d *DeviceStream) toGroup(st *ccs.Stanza, key string) {
 		d.answer(id, n)
 		return
 	}
-	d.r.work.Add(1)
-	wait := d.r.submit(p.e)
-	go func() {
-		defer d.r.work.Done()
-		d.answer(id, wait())
-	}()
+	d.r.submit(p.e, func(n *ccs.Nack) { d.answer(id, n) })
 }
 
 func (d *DeviceStream) planGroup(st *ccs.Stanza, key string) (*plan, *ccs.Nack) {

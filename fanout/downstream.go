@@ -145,37 +145,44 @@ func (r *Router) addCopy(p *plan, m *ccs.Downstream, reg store.Registration, fro
 
 // submit hands a planned write to the store's committer in the caller's
 // goroutine, so that messages read one after another from one connection
-// are queued in that order, and returns the function that waits for the
-// commit, wakes the devices it targets, and gives the answer. A retry of a
-// message already accepted (same sender and message_id within the dedup
-// window) is acked without being queued again.
-func (r *Router) submit(e *store.Enqueue) func() *ccs.Nack {
-	w := r.st.EnqueueAsync(context.Background(), e)
-	return func() *ccs.Nack {
-		err := w.Wait(context.Background())
-		if errors.Is(err, store.ErrDuplicate) {
-			return nil
-		}
-		if err != nil {
-			r.log.Error().Err(err).Str("sender", e.SenderID).Str("message_id", e.MessageID).Msg("enqueue downstream")
-			return storeNack(err)
-		}
-		if e.Discarded > 0 {
-			r.log.Info().Str("sender", e.SenderID).Str("message_id", e.MessageID).Int("discarded", e.Discarded).
-				Msg("registration queue full: its messages were replaced by deleted_messages")
-		}
-		if e.Evicted > 0 {
-			r.log.Info().Str("sender", e.SenderID).Str("message_id", e.MessageID).Int("evicted", e.Evicted).
-				Msg("registration holds its most collapse keys: the oldest collapsible message was deleted")
-		}
-		for i := range e.Messages {
-			r.wakeDevice(e.Messages[i].DeviceID)
-		}
-		if e.Upstream != nil { // a group copy for the app server
-			r.wakeSender(e.Upstream.SenderID)
-		}
+// are queued in that order, and calls done with the answer once the write
+// is durable (or refused), from the store's callback: no goroutine waits
+// per message. It wakes the devices the write targets before done runs. A
+// retry of a message already accepted (same sender and message_id within
+// the dedup window) is acked without being queued again.
+func (r *Router) submit(e *store.Enqueue, done func(*ccs.Nack)) {
+	r.work.Add(1)
+	r.st.EnqueueAsync(context.Background(), e).Then(func(err error) {
+		defer r.work.Done()
+		done(r.enqueued(e, err))
+	})
+}
+
+// enqueued turns the outcome of a downstream write into its answer and
+// wakes the sessions that have something new.
+func (r *Router) enqueued(e *store.Enqueue, err error) *ccs.Nack {
+	if errors.Is(err, store.ErrDuplicate) {
 		return nil
 	}
+	if err != nil {
+		r.log.Error().Err(err).Str("sender", e.SenderID).Str("message_id", e.MessageID).Msg("enqueue downstream")
+		return storeNack(err)
+	}
+	if e.Discarded > 0 {
+		r.log.Info().Str("sender", e.SenderID).Str("message_id", e.MessageID).Int("discarded", e.Discarded).
+			Msg("registration queue full: its messages were replaced by deleted_messages")
+	}
+	if e.Evicted > 0 {
+		r.log.Info().Str("sender", e.SenderID).Str("message_id", e.MessageID).Int("evicted", e.Evicted).
+			Msg("registration holds its most collapse keys: the oldest collapsible message was deleted")
+	}
+	for i := range e.Messages {
+		r.wakeDevice(e.Messages[i].DeviceID)
+	}
+	if e.Upstream != nil { // a group copy for the app server
+		r.wakeSender(e.Upstream.SenderID)
+	}
+	return nil
 }
 
 // SendResult is the outcome of Send.
@@ -212,9 +219,9 @@ func (r *Router) send(ctx context.Context, sender string, m *ccs.Downstream) Sen
 		if err := ctx.Err(); err != nil {
 			return SendResult{Nack: &ccs.Nack{Code: ccs.CodeServiceUnavailable, Description: err.Error()}}
 		}
-		r.work.Add(1)
-		n = r.submit(p.e)()
-		r.work.Done()
+		answer := make(chan *ccs.Nack, 1)
+		r.submit(p.e, func(n *ccs.Nack) { answer <- n })
+		n = <-answer
 	}
 	res := SendResult{Nack: n, Group: p.key != ""}
 	if n == nil && res.Group {

@@ -77,10 +77,10 @@ type Store interface {
 	Group(key string) (store.Group, error)
 	EnqueueAsync(ctx context.Context, e *store.Enqueue) store.Write
 	Pending(deviceID string, after uint64, limit int, nowMs int64) ([]store.Message, error)
-	Ack(ctx context.Context, deviceID string, seq uint64, receipt *store.Upstream) (store.Message, error)
+	AckAsync(ctx context.Context, deviceID string, seq uint64, receipt *store.Upstream) store.Write
 	PushUpstreamAsync(ctx context.Context, u *store.Upstream) store.Write
 	PendingUpstream(senderID string, after uint64, limit int, nowMs int64) ([]store.Upstream, error)
-	AckUpstream(ctx context.Context, senderID string, seq uint64) error
+	AckUpstreamAsync(ctx context.Context, senderID string, seq uint64) store.Write
 	UpstreamUsage(senderID string) store.QueueUsage
 	Sweep(ctx context.Context, nowMs int64) (store.SweepStats, error)
 	Subscribers(senderID, topic, after string, limit int) ([]store.Registration, error)
