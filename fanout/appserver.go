@@ -128,7 +128,7 @@ func (s *AppServerStream) downstream(st *ccs.Stanza) {
 		return
 	}
 	id := m.MessageID
-	s.r.submit(p.e, func(n *ccs.Nack) { s.reply(id, p, n) })
+	s.r.route(p, func(n *ccs.Nack) { s.reply(id, p, n) })
 }
 
 // reply answers a routed downstream message and frees its pending slot. A

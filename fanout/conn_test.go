@@ -211,40 +211,41 @@ func (s *hookStore) AckUpstreamAsync(ctx context.Context, sender string, seq uin
 	s.mu.Lock()
 	gate := s.ackGate
 	s.mu.Unlock()
-	return &gatedWrite{gate: gate, write: func() store.Write {
-		w := s.Store.AckUpstreamAsync(ctx, sender, seq)
-		err := w.Wait(ctx)
-		s.mu.Lock()
-		s.upAcks++
-		s.upAckErr = append(s.upAckErr, err)
-		s.mu.Unlock()
-		return doneWrite{err}
+	return &gatedWrite{gate: gate, submit: func(fn func(error)) {
+		// Counted in the store's callback, so in commit order.
+		s.Store.AckUpstreamAsync(ctx, sender, seq).Then(func(err error) {
+			s.mu.Lock()
+			s.upAcks++
+			s.upAckErr = append(s.upAckErr, err)
+			s.mu.Unlock()
+			fn(err)
+		})
 	}}
 }
 
 // gatedWrite submits its write only once gate (if any) is closed: a
 // commit that takes as long as the test wants.
 type gatedWrite struct {
-	gate  chan struct{}
-	write func() store.Write
+	gate   chan struct{}
+	submit func(fn func(error))
 }
 
 func (g *gatedWrite) Wait(ctx context.Context) error {
-	if g.gate != nil {
-		<-g.gate
-	}
-	return g.write().Wait(ctx)
+	got := make(chan error, 1)
+	g.Then(func(err error) { got <- err })
+	return <-got
 }
 
 func (g *gatedWrite) Then(fn func(error)) {
-	go func() { fn(g.Wait(context.Background())) }()
+	if g.gate == nil {
+		g.submit(fn)
+		return
+	}
+	go func() {
+		<-g.gate
+		g.submit(fn)
+	}()
 }
-
-// doneWrite is a store.Write whose outcome is known.
-type doneWrite struct{ err error }
-
-func (d doneWrite) Wait(context.Context) error { return d.err }
-func (d doneWrite) Then(fn func(error))        { fn(d.err) }
 
 // upstreamIDs returns the message_ids in sender 123's upstream queue.
 func (s *hookStore) upstreamIDs(t *testing.T) []string {

@@ -22,6 +22,9 @@ type DeviceStream struct {
 	sinceMs int64  // when it opened (unix ms): 8 bytes per idle session, the rest of the list entry is asked of c
 
 	pending atomic.Int64 // upstream read, not yet answered
+	// slow counts the writes to this device that did not take the fast
+	// path and are not yet answered; nheld mirrors len(held) (fastpath.go).
+	slow, nheld atomic.Int32
 
 	mu       sync.Mutex
 	inflight map[string][]deviceInflight // by message_id
@@ -30,6 +33,13 @@ type DeviceStream struct {
 	closed   bool
 	running  bool // a delivery goroutine is on its way
 	again    bool // woken while running: look once more
+	// atEnd: the last delivery read found the end of the queue, so an ack
+	// needs no new read. synced: a barrier submitted after this session's
+	// login is durable. caught: both, the fast path's condition.
+	atEnd, synced, caught bool
+	evicted               bool // a newer session took over: no fast path
+	held                  []*fastWrite // sent on the fast path, write held back, in order
+	queued                []*fastWrite // sent on the fast path, then written: not to be sent again
 }
 
 type deviceInflight struct {
@@ -39,6 +49,7 @@ type deviceInflight struct {
 	messageID string
 	receipt   bool
 	sentMs    int64
+	fw        *fastWrite // sent on the fast path (fastpath.go)
 }
 
 // OpenDevice starts the session of device c.Identity(): everything queued
@@ -52,32 +63,52 @@ func (r *Router) OpenDevice(c Conn) *DeviceStream {
 	r.devices[d] = struct{}{}
 	r.devMu.Unlock()
 	r.presence.Claim(d.id, d)
+	if r.fastOn {
+		r.claims.Add(1) // see Router.submitSlow
+		d.barrier()
+	}
 	d.Wake()
 	return d
 }
 
 // Evict ends the session because a newer session of the same device took
 // over (Presence calls it).
-func (d *DeviceStream) Evict() { d.c.Close(Replaced) }
+//
+// Messages held on the fast path are written first, inside the newer
+// session's Claim, so they are queued before its barrier and its first
+// read finds them; the session takes no fast path any more.
+func (d *DeviceStream) Evict() {
+	d.mu.Lock()
+	d.evicted = true
+	d.flushFirst(len(d.held)) // unlocks
+	d.c.Close(Replaced)
+}
 
 // Wake makes sure the queue is looked at. Delivery runs in a goroutine
 // started on demand, not one parked per session: device sessions are
 // long-lived and mostly idle, and each parked goroutine would hold a stack.
 func (d *DeviceStream) Wake() {
 	d.mu.Lock()
+	start := d.wakeLocked()
+	d.mu.Unlock()
+	if start {
+		go d.run()
+	}
+}
+
+// wakeLocked is Wake with d.mu held; the caller starts run if it returns
+// true.
+func (d *DeviceStream) wakeLocked() bool {
 	if d.closed {
-		d.mu.Unlock()
-		return
+		return false
 	}
 	if d.running {
 		d.again = true
-		d.mu.Unlock()
-		return
+		return false
 	}
 	d.running = true
 	d.r.work.Add(1)
-	d.mu.Unlock()
-	go d.run()
+	return true
 }
 
 func (d *DeviceStream) run() {
@@ -100,18 +131,20 @@ func (d *DeviceStream) run() {
 // kept in memory.
 func (d *DeviceStream) deliver() {
 	d.mu.Lock()
-	room, after := d.r.cfg.DeviceWindow-d.count, d.last
-	d.mu.Unlock()
+	room, after, synced := d.r.cfg.DeviceWindow-d.count, d.last, d.synced
 	if room <= 0 {
+		d.atEnd, d.caught = false, false // acks must look again
+		d.mu.Unlock()
 		return
 	}
+	d.mu.Unlock()
 	now := d.r.nowMs()
 	msgs, err := d.r.st.Pending(d.id, after, room, now)
 	if err != nil {
 		d.r.log.Error().Err(err).Str("device", d.id).Msg("read device queue")
-		return
-	}
-	if len(msgs) == 0 {
+		d.mu.Lock()
+		d.atEnd, d.caught = false, false // the next ack tries again
+		d.mu.Unlock()
 		return
 	}
 	d.mu.Lock()
@@ -119,23 +152,31 @@ func (d *DeviceStream) deliver() {
 		d.mu.Unlock()
 		return
 	}
+	full := len(msgs) == room
+	d.atEnd = !full
+	d.caught = d.atEnd && synced
+	send := msgs[:0]
 	for i := range msgs {
 		m := &msgs[i]
+		d.last = m.Seq
+		if len(d.queued) > 0 && d.skipQueued(m) {
+			continue
+		}
 		d.inflight[m.MessageID] = append(d.inflight[m.MessageID], deviceInflight{
 			seq: m.Seq, regID: m.RegID, senderID: m.SenderID, messageID: m.MessageID, receipt: m.Receipt, sentMs: now,
 		})
 		d.count++
-		d.last = m.Seq
+		send = append(send, *m)
 	}
 	d.mu.Unlock()
-	for i := range msgs {
-		if d.c.Send(msgs[i].Payload, Delivery) != nil {
+	for i := range send {
+		if d.c.Send(send[i].Payload, Delivery) != nil {
 			d.r.n.delivered.Add(uint64(i))
 			return // closing; the next session delivers them again
 		}
 	}
-	d.r.n.delivered.Add(uint64(len(msgs)))
-	if len(msgs) == room {
+	d.r.n.delivered.Add(uint64(len(send)))
+	if full {
 		d.Wake() // maybe more
 	}
 }
@@ -164,8 +205,8 @@ func (d *DeviceStream) Message(stanzaID string, payload []byte) {
 		// A device may refuse a message it cannot handle now. It stays
 		// queued (offered again next session, or until it expires) but
 		// leaves this session's window, which it would otherwise jam.
-		if _, ok := d.take(id); ok {
-			d.release()
+		if f, ok := d.take(id); ok {
+			d.nacked(f)
 		}
 		d.r.log.Info().Str("device", d.id).Str("message_id", id).Msg("device nacked a message")
 	default:
@@ -186,6 +227,10 @@ func (d *DeviceStream) ack(id string) {
 		return // a duplicate ack, or a message collapsed meanwhile
 	}
 	d.r.n.deviceAcks.Inc()
+	if f.fw != nil {
+		d.fastAck(f)
+		return
+	}
 
 	var receipt *store.Upstream
 	if f.receipt {
@@ -221,12 +266,34 @@ func (d *DeviceStream) take(id string) (deviceInflight, bool) {
 	return list[0], true
 }
 
-// release frees one window slot and looks for more to deliver.
+// release frees one window slot and looks for more to deliver, unless
+// the last read found the end of the queue: whatever is written after it
+// wakes the session itself, so a caught-up session acks without a read.
 func (d *DeviceStream) release() {
 	d.mu.Lock()
 	d.count--
+	wake := !d.atEnd
 	d.mu.Unlock()
-	d.Wake()
+	if wake {
+		d.Wake()
+	}
+}
+
+// nacked frees the window slot of a message the device refused. It stays
+// queued, offered again on the next session; one sent on the fast path is
+// written now.
+func (d *DeviceStream) nacked(f deviceInflight) {
+	if f.fw == nil {
+		d.release()
+		return
+	}
+	d.mu.Lock()
+	w := d.flushLocked(f.fw)
+	d.mu.Unlock()
+	if w != nil {
+		w.Then(f.fw.flushed)
+	}
+	d.release()
 }
 
 // receipt renders the delivery receipt of an acked message.
@@ -343,7 +410,7 @@ func (d *DeviceStream) toGroup(st *ccs.Stanza, key string) {
 		d.answer(id, n)
 		return
 	}
-	d.r.submit(p.e, func(n *ccs.Nack) { d.answer(id, n) })
+	d.r.submit(p, func(n *ccs.Nack) { d.answer(id, n) })
 }
 
 func (d *DeviceStream) planGroup(st *ccs.Stanza, key string) (*plan, *ccs.Nack) {
@@ -378,7 +445,8 @@ func (d *DeviceStream) planGroup(st *ccs.Stanza, key string) (*plan, *ccs.Nack) 
 	m.Receipt = false // receipts are for app servers' messages
 	now := d.r.nowMs()
 	// No dedup record: a device's message ids are unique only per device.
-	p := &plan{to: key, key: g.Key, e: d.r.bound(&store.Enqueue{SenderID: g.SenderID})}
+	p := d.r.newPlan(key)
+	p.key, p.e = g.Key, d.r.bound(&store.Enqueue{SenderID: g.SenderID})
 	if n := d.r.fanOut(p, m, &g, g.Key, reg.ID, now); n != nil {
 		return nil, n
 	}
@@ -443,7 +511,7 @@ func (r *Router) senderAddress(to string) (string, bool) {
 func (d *DeviceStream) Closed() {
 	d.mu.Lock()
 	d.closed = true
-	d.mu.Unlock()
+	d.flushFirst(len(d.held)) // unlocks: what was held is queued for the next session
 	d.r.devMu.Lock()
 	delete(d.r.devices, d)
 	d.r.devMu.Unlock()

@@ -157,6 +157,14 @@ type Config struct {
 	// minute, with as large a burst; past it the app server is nacked
 	// TOPICS_MESSAGE_RATE_EXCEEDED [600; negative: unlimited].
 	TopicRate int
+	// FastPathDelay is how long the queue write of a downstream message
+	// sent at once to an online, caught-up device is held back, waiting
+	// for the device's ack: acked within it, the message is never queued,
+	// only its dedup record (and delivery receipt) is written; not, it is
+	// written then as it would have been at once (fastpath.go). A held
+	// write waits between one and two delays [5ms; negative: off, every
+	// message is queued before it is sent].
+	FastPathDelay time.Duration
 	// Now is the clock [time.Now].
 	Now func() time.Time
 	// Presence tracks the live device sessions [an in-process map; a
@@ -198,6 +206,9 @@ func (c *Config) setDefaults() {
 	if c.DrainGrace == 0 {
 		c.DrainGrace = 10 * time.Second
 	}
+	if c.FastPathDelay == 0 {
+		c.FastPathDelay = DefaultFastPathDelay
+	}
 	defaultInt(&c.UpstreamRate, 240)
 	defaultInt(&c.DownstreamRate, 240)
 	defaultInt(&c.MaxUpstreamQueued, 100000)
@@ -208,6 +219,10 @@ func (c *Config) setDefaults() {
 		c.MaxUpstreamQueuedBytes = 256 << 20
 	}
 }
+
+// DefaultFastPathDelay is Config.FastPathDelay's default: a few commits'
+// worth, long enough for a device on a good network to ack first.
+const DefaultFastPathDelay = 5 * time.Millisecond
 
 // defaultInt sets a zero limit to its default; a negative one stays
 // negative, which disables it.
@@ -231,6 +246,14 @@ type Router struct {
 
 	devMu   sync.Mutex                 // devices only: device logins never wait for r.mu
 	devices map[*DeviceStream]struct{} // live device sessions of this node
+
+	// The fast path (fastpath.go): on when FastPathDelay > 0 and Presence
+	// hands out local sessions.
+	fastOn  bool
+	local   sessionFinder
+	fast    *fastQueue
+	claims  atomic.Uint64 // device logins so far (see submit)
+	closing atomic.Bool   // Close began: no new fast path
 
 	q        quotas
 	overflow func(m *store.Message) store.Message // deletedMessages, bound once
@@ -266,6 +289,13 @@ func New(cfg Config) (*Router, error) {
 	}
 	r.q = newQuotas(&r.cfg)
 	r.overflow = r.deletedMessages
+	r.local, _ = cfg.Presence.(sessionFinder)
+	if r.local != nil && cfg.FastPathDelay > 0 {
+		r.fastOn = true
+		r.fast = &fastQueue{r: r, delay: cfg.FastPathDelay, wake: make(chan struct{}, 1)}
+		r.work.Add(1)
+		go r.fast.loop()
+	}
 	r.work.Add(1)
 	go r.sweepLoop()
 	r.resumeTopicJobs()
@@ -326,6 +356,12 @@ func (r *Router) sweep() {
 // deviceOnline reports whether a device has a live session.
 func (r *Router) deviceOnline(deviceID string) bool { return r.presence.Online(deviceID) }
 
+// localSession returns deviceID's live session on this node, if any.
+func (r *Router) localSession(deviceID string) *DeviceStream {
+	s, _ := r.local.Session(deviceID).(*DeviceStream)
+	return s
+}
+
 // wakeDevice tells a device's session, if any, that its queue grew.
 func (r *Router) wakeDevice(deviceID string) { r.presence.Wake(deviceID) }
 
@@ -380,6 +416,7 @@ func (r *Router) Drain(ctx context.Context) error {
 // Close stops the sweeper and waits for commits in progress. Close the
 // listeners first, so that no new work arrives.
 func (r *Router) Close() error {
+	r.closing.Store(true)
 	r.stopOnce.Do(func() { close(r.stop) })
 	r.work.Wait()
 	return nil
