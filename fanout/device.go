@@ -37,7 +37,7 @@ type DeviceStream struct {
 	// needs no new read. synced: a barrier submitted after this session's
 	// login is durable. caught: both, the fast path's condition.
 	atEnd, synced, caught bool
-	evicted               bool // a newer session took over: no fast path
+	evicted               bool         // a newer session took over: no fast path
 	held                  []*fastWrite // sent on the fast path, write held back, in order
 	queued                []*fastWrite // sent on the fast path, then written: not to be sent again
 }
