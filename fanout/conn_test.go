@@ -192,6 +192,30 @@ type hookStore struct {
 	ackGate  chan struct{}
 	upAcks   int // AckUpstream calls
 	upAckErr []error
+	copies   int // device copies submitted in EnqueueAsync writes
+	acks     int // AckAsync calls
+}
+
+func (s *hookStore) EnqueueAsync(ctx context.Context, e *store.Enqueue) store.Write {
+	s.mu.Lock()
+	s.copies += len(e.Messages)
+	s.mu.Unlock()
+	return s.Store.EnqueueAsync(ctx, e)
+}
+
+func (s *hookStore) AckAsync(ctx context.Context, dev string, seq uint64, receipt *store.Upstream) store.Write {
+	s.mu.Lock()
+	s.acks++
+	s.mu.Unlock()
+	return s.Store.AckAsync(ctx, dev, seq, receipt)
+}
+
+// writes returns how many device copies were submitted for the queue and
+// how many device acks were.
+func (s *hookStore) writes() (copies, acks int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.copies, s.acks
 }
 
 func (s *hookStore) PendingUpstream(sender string, after uint64, limit int, nowMs int64) ([]store.Upstream, error) {

@@ -312,19 +312,20 @@ func (r *Router) shrunk(fw *fastWrite, receipt *store.Upstream) {
 	r.st.EnqueueAsync(context.Background(), e).Then(func(err error) {
 		defer r.work.Done()
 		dup := errors.Is(err, store.ErrDuplicate)
-		switch {
-		case err == nil && receipt != nil:
-			r.n.receipts.Inc()
-			r.wakeSender(receipt.SenderID)
-		case err != nil && !dup:
+		if err != nil && !dup {
 			r.log.Error().Err(err).Str("sender", e.SenderID).Str("message_id", fw.msgID).Msg("write dedup record (fast path)")
 		}
-		if receipt != nil {
-			var n *ccs.Nack
-			if err != nil && !dup {
-				n = storeNack(err) // no receipt: the app server sends again and gets one then
-			}
-			fw.answer(n)
+		if receipt == nil {
+			return
+		}
+		if err != nil && !dup {
+			fw.answer(storeNack(err)) // no receipt: the app server sends again and gets one then
+			return
+		}
+		fw.answer(nil) // before the receipt can reach the app server
+		if err == nil {
+			r.n.receipts.Inc()
+			r.wakeSender(receipt.SenderID)
 		}
 	})
 }
