@@ -194,6 +194,19 @@ type hookStore struct {
 	upAckErr []error
 	copies   int // device copies submitted in EnqueueAsync writes
 	acks     int // AckAsync calls
+	// pendingGate, if set, holds every device queue read until it is
+	// closed: a delivery read that takes as long as the test wants.
+	pendingGate chan struct{}
+}
+
+func (s *hookStore) Pending(dev string, after uint64, limit int, nowMs int64) ([]store.Message, error) {
+	s.mu.Lock()
+	gate := s.pendingGate
+	s.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
+	return s.Store.Pending(dev, after, limit, nowMs)
 }
 
 func (s *hookStore) EnqueueAsync(ctx context.Context, e *store.Enqueue) store.Write {

@@ -23,8 +23,9 @@ type DeviceStream struct {
 
 	pending atomic.Int64 // upstream read, not yet answered
 	// slow counts the writes to this device that did not take the fast
-	// path and are not yet answered; nheld mirrors len(held) (fastpath.go).
-	slow, nheld atomic.Int32
+	// path and are not yet answered; nheld mirrors len(held)+len(waiting),
+	// nwait len(waiting) (fastpath.go).
+	slow, nheld, nwait atomic.Int32
 
 	mu       sync.Mutex
 	inflight map[string][]deviceInflight // by message_id
@@ -39,6 +40,7 @@ type DeviceStream struct {
 	atEnd, synced, caught bool
 	evicted               bool         // a newer session took over: no fast path
 	held                  []*fastWrite // sent on the fast path, write held back, in order
+	waiting               []*fastWrite // taken for the fast path, to send once caught up, in order
 	queued                []*fastWrite // sent on the fast path, then written: not to be sent again
 }
 
@@ -80,7 +82,7 @@ func (r *Router) OpenDevice(c Conn) *DeviceStream {
 func (d *DeviceStream) Evict() {
 	d.mu.Lock()
 	d.evicted = true
-	d.flushFirst(len(d.held)) // unlocks
+	d.flushPrefix(len(d.held), len(d.waiting)) // unlocks
 	d.c.Close(Replaced)
 }
 
@@ -118,7 +120,11 @@ func (d *DeviceStream) run() {
 		d.mu.Lock()
 		if !d.again || d.closed {
 			d.running = false
+			fws, ws := d.sendWaiting()
 			d.mu.Unlock()
+			for i, w := range ws {
+				w.Then(fws[i].flushed)
+			}
 			return
 		}
 		d.again = false
@@ -272,7 +278,7 @@ func (d *DeviceStream) take(id string) (deviceInflight, bool) {
 func (d *DeviceStream) release() {
 	d.mu.Lock()
 	d.count--
-	wake := !d.atEnd
+	wake := !d.atEnd || len(d.waiting) > 0
 	d.mu.Unlock()
 	if wake {
 		d.Wake()
@@ -511,7 +517,7 @@ func (r *Router) senderAddress(to string) (string, bool) {
 func (d *DeviceStream) Closed() {
 	d.mu.Lock()
 	d.closed = true
-	d.flushFirst(len(d.held)) // unlocks: what was held is queued for the next session
+	d.flushPrefix(len(d.held), len(d.waiting)) // unlocks: what was held is queued for the next session
 	d.r.devMu.Lock()
 	delete(d.r.devices, d)
 	d.r.devMu.Unlock()

@@ -212,7 +212,7 @@ func (r *Router) submit(p *plan, done func(*ccs.Nack)) {
 		n := r.enqueued(p, err)
 		for _, s := range p.devs {
 			if s != nil {
-				s.slow.Add(-1) // after its Wake: the session reads before the fast path opens
+				s.slowDone() // after its Wake: the session reads before the fast path opens
 			}
 		}
 		done(n)

@@ -42,7 +42,8 @@ import (
 type fastState uint8
 
 const (
-	fastHeld     fastState = iota // sent; its write held back
+	fastWaiting  fastState = iota // accepted while the session catches up: not sent yet, write held back
+	fastHeld                      // sent; its write held back
 	fastAcked                     // acked before its write: only dedup (+ receipt) is written
 	fastFlushing                  // its full write was submitted, not yet committed
 	fastDurable                   // its full write committed (seq known, 0 if nothing was queued)
@@ -60,6 +61,7 @@ type fastWrite struct {
 	state      fastState
 	seq        uint64 // the queue seq of its full write, once durable
 	ackedEarly bool   // the device acked it while its full write was committing
+	unsent     bool   // written while waiting: an ordinary queued message now
 	receipt    *store.Upstream
 	answered   bool
 }
@@ -76,58 +78,132 @@ func (fw *fastWrite) answer(n *ccs.Nack) {
 	}
 }
 
-// fastReady reports whether the session may take a message on the fast
-// path; called with d.mu held.
+// fastReady reports whether the session may send a message on the fast
+// path now; called with d.mu held.
 func (d *DeviceStream) fastReady() bool {
-	return d.caught && !d.running && !d.closed && !d.evicted && d.count < d.r.cfg.DeviceWindow && d.slow.Load() == 0
+	return d.caught && !d.running && len(d.waiting) == 0 && d.waitReady() && d.slow.Load() == 0
 }
 
-// tryFast sends e's one copy to d at once and holds its write back. It
-// reports false, having done nothing, when d is not ready for it.
+// waitReady reports whether the session may take a message on the fast
+// path to send once it has caught up (a delivery read running, a slow
+// write in flight): its own arrival order is then kept in memory, and
+// later slow writes write it first. Called with d.mu held.
+func (d *DeviceStream) waitReady() bool {
+	return d.synced && !d.closed && !d.evicted && d.count+len(d.waiting) < d.r.cfg.DeviceWindow
+}
+
+// tryFast sends e's one copy to d at once, or once d has caught up, and
+// holds its write back. It reports false, having done nothing, when d can
+// take it neither way.
 func (r *Router) tryFast(d *DeviceStream, e *store.Enqueue, done func(*ccs.Nack)) bool {
 	m := &e.Messages[0]
 	d.mu.Lock()
-	if !d.fastReady() {
+	now, wait := d.fastReady(), false
+	if !now {
+		wait = d.waitReady()
+	}
+	if !now && !wait {
 		d.mu.Unlock()
 		return false
 	}
 	fw := &fastWrite{d: d, e: e, done: done, regID: m.RegID, msgID: m.MessageID}
 	r.work.Add(1) // until answered
-	d.inflight[m.MessageID] = append(d.inflight[m.MessageID], deviceInflight{
-		regID: m.RegID, senderID: m.SenderID, messageID: m.MessageID, receipt: m.Receipt, sentMs: r.nowMs(), fw: fw,
-	})
-	d.count++
-	d.held = append(d.held, fw)
 	d.nheld.Add(1)
 	var w store.Write
-	if d.c.Send(m.Payload, Delivery) != nil {
-		w = d.flushLocked(fw) // closing: the next session gets it from the queue
+	if now {
+		w = d.sendLocked(fw)
+	} else {
+		fw.state = fastWaiting
+		d.waiting = append(d.waiting, fw)
+		d.nwait.Add(1)
 	}
 	d.mu.Unlock()
 	if w != nil {
 		w.Then(fw.flushed)
 		return true
 	}
-	r.n.delivered.Inc()
-	r.n.fastSent.Inc()
 	r.fast.push(fw)
 	return true
 }
 
-// flushLocked submits fw's full write if it is still held, and returns it
-// for the caller to call Then(fw.flushed) on once d.mu is released; nil if
-// fw is no longer held. Submitted under d.mu, so a slow write to the same
-// device submitted after flushAll follows it in the queue.
+// sendLocked writes fw to the device and holds its write back; if the
+// connection is closing it submits the write and returns it (the caller
+// calls Then(fw.flushed) once d.mu is released). Called with d.mu held.
+func (d *DeviceStream) sendLocked(fw *fastWrite) store.Write {
+	m := &fw.e.Messages[0]
+	fw.state = fastHeld
+	d.inflight[m.MessageID] = append(d.inflight[m.MessageID], deviceInflight{
+		regID: m.RegID, senderID: m.SenderID, messageID: m.MessageID, receipt: m.Receipt, sentMs: d.r.nowMs(), fw: fw,
+	})
+	d.count++
+	d.held = append(d.held, fw)
+	if d.c.Send(m.Payload, Delivery) != nil {
+		return d.flushLocked(fw) // closing: the next session gets it from the queue
+	}
+	d.r.n.delivered.Inc()
+	d.r.n.fastSent.Inc()
+	return nil
+}
+
+// sendWaiting sends the messages that waited for the session to catch up,
+// in order, as the window allows, once a delivery read found the end of
+// the queue with no slow write in flight. Called with d.mu held, at the
+// end of a delivery run; the caller calls Then(fw.flushed) on what it
+// returns once d.mu is released.
+func (d *DeviceStream) sendWaiting() (fws []*fastWrite, ws []store.Write) {
+	if len(d.waiting) == 0 || !d.caught || d.closed || d.evicted || d.slow.Load() != 0 {
+		return nil, nil
+	}
+	n := 0
+	for n < len(d.waiting) && d.count < d.r.cfg.DeviceWindow {
+		fw := d.waiting[n]
+		d.waiting[n] = nil
+		n++
+		if w := d.sendLocked(fw); w != nil {
+			fws, ws = append(fws, fw), append(ws, w)
+		}
+	}
+	d.waiting = append(d.waiting[:0], d.waiting[n:]...)
+	d.nwait.Add(int32(-n))
+	return fws, ws
+}
+
+// flushLocked submits fw's full write if it is still held or waiting, and
+// returns it for the caller to call Then(fw.flushed) on once d.mu is
+// released; nil if fw is neither. Submitted under d.mu, so a slow write to
+// the same device submitted after flushAll follows it in the queue.
 func (d *DeviceStream) flushLocked(fw *fastWrite) store.Write {
-	if fw.state != fastHeld {
+	switch fw.state {
+	case fastHeld:
+		d.dropHeld(fw)
+		d.queued = append(d.queued, fw)
+	case fastWaiting:
+		// Never sent: from now on an ordinary queued message, counted as
+		// a slow write until delivery has looked at it.
+		d.dropWaiting(fw)
+		fw.unsent = true
+		d.slow.Add(1)
+	default:
 		return nil
 	}
 	fw.state = fastFlushing
-	d.dropHeld(fw)
-	d.queued = append(d.queued, fw)
+	d.nheld.Add(-1)
 	d.r.work.Add(1)
 	d.r.n.fastWritten.Inc()
 	return d.r.st.EnqueueAsync(context.Background(), fw.e)
+}
+
+// dropWaiting removes fw from d.waiting; called with d.mu held.
+func (d *DeviceStream) dropWaiting(fw *fastWrite) {
+	for i, h := range d.waiting {
+		if h == fw {
+			copy(d.waiting[i:], d.waiting[i+1:])
+			d.waiting[len(d.waiting)-1] = nil
+			d.waiting = d.waiting[:len(d.waiting)-1]
+			d.nwait.Add(-1)
+			return
+		}
+	}
 }
 
 // dropHeld removes fw from d.held; called with d.mu held.
@@ -137,7 +213,6 @@ func (d *DeviceStream) dropHeld(fw *fastWrite) {
 			copy(d.held[i:], d.held[i+1:])
 			d.held[len(d.held)-1] = nil
 			d.held = d.held[:len(d.held)-1]
-			d.nheld.Add(-1)
 			return
 		}
 	}
@@ -155,38 +230,48 @@ func (d *DeviceStream) dropQueued(fw *fastWrite) {
 	}
 }
 
-// flushUpTo submits the full writes of d's held messages up to and
-// including fw, in order (the flusher found fw due; those before it are
-// older).
+// flushUpTo submits the full writes of d's held and waiting messages up
+// to and including fw, in order (the flusher found fw due; those before it
+// are older).
 func (d *DeviceStream) flushUpTo(fw *fastWrite) {
 	d.mu.Lock()
-	if fw.state != fastHeld {
+	switch fw.state {
+	case fastHeld:
+		d.flushPrefix(indexOf(d.held, fw)+1, 0)
+	case fastWaiting:
+		d.flushPrefix(len(d.held), indexOf(d.waiting, fw)+1)
+	default:
 		d.mu.Unlock()
-		return
 	}
-	n := 0
-	for n < len(d.held) && d.held[n] != fw {
-		n++
-	}
-	d.flushFirst(n + 1)
 }
 
-// flushAll submits the full writes of every held message of d, in order:
-// before a slow write to d, and when the session ends.
+func indexOf(l []*fastWrite, fw *fastWrite) int {
+	for i, x := range l {
+		if x == fw {
+			return i
+		}
+	}
+	return len(l)
+}
+
+// flushAll submits the full writes of every held and waiting message of
+// d, in order: before a slow write to d.
 func (d *DeviceStream) flushAll() {
 	d.mu.Lock()
-	d.flushFirst(len(d.held))
+	d.flushPrefix(len(d.held), len(d.waiting))
 }
 
-// flushFirst flushes the first n held messages and releases d.mu.
-func (d *DeviceStream) flushFirst(n int) {
-	n = min(n, len(d.held))
-	if n == 0 {
+// flushPrefix flushes the first nh held and nw waiting messages (held
+// ones are older) and releases d.mu.
+func (d *DeviceStream) flushPrefix(nh, nw int) {
+	nh, nw = min(nh, len(d.held)), min(nw, len(d.waiting))
+	if nh+nw == 0 {
 		d.mu.Unlock()
 		return
 	}
-	fws := append([]*fastWrite(nil), d.held[:n]...)
-	ws := make([]store.Write, n)
+	fws := make([]*fastWrite, 0, nh+nw)
+	fws = append(append(fws, d.held[:nh]...), d.waiting[:nw]...)
+	ws := make([]store.Write, len(fws))
 	for i, fw := range fws {
 		ws[i] = d.flushLocked(fw)
 	}
@@ -202,6 +287,10 @@ func (d *DeviceStream) flushFirst(n int) {
 func (fw *fastWrite) flushed(err error) {
 	d, r := fw.d, fw.d.r
 	defer r.work.Done()
+	if fw.unsent {
+		fw.flushedUnsent(err)
+		return
+	}
 	d.mu.Lock()
 	fw.state = fastDurable
 	if err == nil {
@@ -232,6 +321,35 @@ func (fw *fastWrite) flushed(err error) {
 	}
 }
 
+// flushedUnsent is the outcome of the write of a message that waited and
+// was written before it was sent: it is answered as a slow write is, and
+// delivery reads it.
+func (fw *fastWrite) flushedUnsent(err error) {
+	d, r := fw.d, fw.d.r
+	var n *ccs.Nack
+	if err != nil && !errors.Is(err, store.ErrDuplicate) {
+		r.log.Error().Err(err).Str("sender", fw.e.SenderID).Str("message_id", fw.msgID).Msg("enqueue downstream (fast path)")
+		n = storeNack(err)
+	}
+	d.mu.Lock()
+	gone := d.closed || d.evicted
+	d.mu.Unlock()
+	if gone {
+		r.wakeDevice(d.id)
+	}
+	d.Wake()
+	d.slowDone()
+	fw.answer(n)
+}
+
+// slowDone ends one slow write to d, after the Wake that makes delivery
+// read it: messages that waited behind it go out once that read is done.
+func (d *DeviceStream) slowDone() {
+	if d.slow.Add(-1) == 0 && d.nwait.Load() > 0 {
+		d.Wake()
+	}
+}
+
 // fastAck handles the device's ack of a message sent on the fast path; f
 // was taken from the in-flight index.
 func (d *DeviceStream) fastAck(f deviceInflight) {
@@ -251,7 +369,7 @@ func (d *DeviceStream) fastAck(f deviceInflight) {
 	}
 	// The window slot is free at once: the device has the message.
 	d.count--
-	wake := !d.atEnd
+	wake := !d.atEnd || len(d.waiting) > 0
 	d.mu.Unlock()
 	if wake {
 		d.Wake()

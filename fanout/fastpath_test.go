@@ -200,6 +200,56 @@ func TestFastPathBacklogNotOvertaken(t *testing.T) {
 	}
 }
 
+// TestFastPathWaitsBehindDelivery: a message that arrives while a delivery
+// read of the backlog is running, with window room, waits in memory and
+// goes out right after the backlog, its write still held; or, once its
+// write is due first, is queued behind the backlog (acked once durable).
+func TestFastPathWaitsBehindDelivery(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		delay time.Duration
+		fast  uint64
+	}{{"sent from memory", time.Minute, 1}, {"queued when due", time.Millisecond, 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, hs, _ := streamRouter(t, 1, Config{FastPathDelay: tc.delay})
+			queueDown(t, r, 0, 5)
+			a, ac := openApp(t, r)
+			defer a.Closed()
+			gate := make(chan struct{})
+			hs.mu.Lock()
+			hs.pendingGate = gate
+			hs.mu.Unlock()
+			c := &fakeConn{id: "dev0"}
+			d := r.OpenDevice(c)
+			defer d.Closed()
+			waitFor(t, "the login barrier, a read running", func() bool {
+				d.mu.Lock()
+				defer d.mu.Unlock()
+				return d.synced && d.running
+			})
+			a.Message("", downMsg(9))
+			if tc.fast == 0 {
+				waitSent(t, ac, "m-9") // written behind the backlog
+			}
+			hs.mu.Lock()
+			hs.pendingGate = nil
+			hs.mu.Unlock()
+			close(gate)
+			waitSent(t, c, "m-0", "m-1", "m-2", "m-3", "m-4", "m-9")
+			if tc.fast == 1 {
+				if got := ac.ids(); len(got) != 0 {
+					t.Fatalf("app server answered %q before m-9 was durable or acked", got)
+				}
+				devAck(d, "m-9")
+				waitSent(t, ac, "m-9")
+			}
+			if s := r.Stats(); s.FastSent != tc.fast {
+				t.Fatalf("%d sent on the fast path, want %d", s.FastSent, tc.fast)
+			}
+		})
+	}
+}
+
 // TestFastPathNewSessionGetsHeld: a newer login of the device takes over
 // while messages are held: they are written at once and the new session
 // gets them, in order, before anything newer.
