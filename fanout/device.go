@@ -39,6 +39,7 @@ type DeviceStream struct {
 	// login is durable. caught: both, the fast path's condition.
 	atEnd, synced, caught bool
 	evicted               bool         // a newer session took over: no fast path
+	misses, skips         uint8        // held writes that fell due in a row; messages not taken since
 	held                  []*fastWrite // sent on the fast path, write held back, in order
 	waiting               []*fastWrite // taken for the fast path, to send once caught up, in order
 	queued                []*fastWrite // sent on the fast path, then written: not to be sent again

@@ -92,12 +92,30 @@ func (d *DeviceStream) waitReady() bool {
 	return d.synced && !d.closed && !d.evicted && d.count+len(d.waiting) < d.r.cfg.DeviceWindow
 }
 
+const (
+	// fastMissLimit is how many held writes in a row a session may let
+	// fall due (its device acked none in time) before it stops taking
+	// the fast path; fastProbe how often it then tries again.
+	fastMissLimit = 3
+	fastProbe     = 8
+)
+
 // tryFast sends e's one copy to d at once, or once d has caught up, and
 // holds its write back. It reports false, having done nothing, when d can
 // take it neither way.
 func (r *Router) tryFast(d *DeviceStream, e *store.Enqueue, done func(*ccs.Nack)) bool {
 	m := &e.Messages[0]
 	d.mu.Lock()
+	if d.misses >= fastMissLimit {
+		// A device slower than the delay gains nothing from the fast
+		// path and its app server would wait the delay for each ack: it
+		// takes the queue, and every fastProbe-th message tries again.
+		d.skips++
+		if d.skips%fastProbe != 0 {
+			d.mu.Unlock()
+			return false
+		}
+	}
 	now, wait := d.fastReady(), false
 	if !now {
 		wait = d.waitReady()
@@ -237,6 +255,7 @@ func (d *DeviceStream) flushUpTo(fw *fastWrite) {
 	d.mu.Lock()
 	switch fw.state {
 	case fastHeld:
+		d.misses = min(d.misses+1, fastMissLimit) // due before its ack came
 		d.flushPrefix(indexOf(d.held, fw)+1, 0)
 	case fastWaiting:
 		d.flushPrefix(len(d.held), indexOf(d.waiting, fw)+1)
@@ -364,6 +383,7 @@ func (d *DeviceStream) fastAck(f deviceInflight) {
 	case fastHeld:
 		fw.state = fastAcked
 		d.dropHeld(fw)
+		d.misses, d.skips = 0, 0
 	case fastFlushing:
 		fw.ackedEarly, fw.receipt = true, receipt
 	}

@@ -2,6 +2,7 @@ package fanout
 
 import (
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -274,6 +275,45 @@ func TestFastPathNewSessionGetsHeld(t *testing.T) {
 	waitFor(t, "caught up", caughtUp(d2))
 	a.Message("", downMsg(3))
 	waitSent(t, c2, "m-1", "m-2", "m-3")
+}
+
+// TestFastPathSlowDeviceGoesSlow: a device that lets three held writes
+// in a row fall due stops taking the fast path (its app server would wait
+// the delay for every ack); every eighth message tries again (and one
+// acked in time brings it back: fastAck).
+func TestFastPathSlowDeviceGoesSlow(t *testing.T) {
+	r, hs, _ := streamRouter(t, 1, Config{FastPathDelay: time.Millisecond})
+	a, ac := openApp(t, r)
+	defer a.Closed()
+	d, c := onlineDevice(t, r)
+	var ids []string
+	send := func(i int) {
+		a.Message("", downMsg(i))
+		ids = append(ids, "m-"+strconv.Itoa(i))
+		waitSent(t, ac, ids...)
+		waitSent(t, c, ids...)
+		waitFor(t, "caught up", caughtUp(d))
+	}
+	for i := range 3 { // the device acks none of them in time
+		send(i)
+	}
+	if s := r.Stats(); s.FastSent != 3 || s.FastWritten != 3 {
+		t.Fatalf("stats %+v, want 3 sent on the fast path and written", s)
+	}
+	for i := 3; i < 10; i++ {
+		send(i)
+	}
+	if s := r.Stats(); s.FastSent != 3 {
+		t.Fatalf("%d sent on the fast path, want the slow device to take the queue", s.FastSent)
+	}
+	if copies, _ := hs.writes(); copies != 10 {
+		t.Fatalf("%d copies queued, want 10", copies)
+	}
+	// The eighth message since tries the fast path again.
+	send(10)
+	if s := r.Stats(); s.FastSent != 4 {
+		t.Fatalf("%d sent on the fast path, want the eighth message to try it", s.FastSent)
+	}
 }
 
 // TestFastPathOff: with a negative delay every message is queued before it

@@ -162,8 +162,10 @@ type Config struct {
 	// for the device's ack: acked within it, the message is never queued,
 	// only its dedup record (and delivery receipt) is written; not, it is
 	// written then as it would have been at once (fastpath.go). A held
-	// write waits between one and two delays [5ms; negative: off, every
-	// message is queued before it is sent].
+	// write waits between one and two delays; a session whose device lets
+	// three in a row fall due takes the queue instead, trying the fast
+	// path again every eighth message [20ms; negative: off, every message
+	// is queued before it is sent].
 	FastPathDelay time.Duration
 	// Now is the clock [time.Now].
 	Now func() time.Time
@@ -221,8 +223,9 @@ func (c *Config) setDefaults() {
 }
 
 // DefaultFastPathDelay is Config.FastPathDelay's default: a few commits'
-// worth, long enough for a device on a good network to ack first.
-const DefaultFastPathDelay = 5 * time.Millisecond
+// worth, long enough for a device that is not far away to ack first
+// (docs/decisions.md has the measurements).
+const DefaultFastPathDelay = 20 * time.Millisecond
 
 // defaultInt sets a zero limit to its default; a negative one stays
 // negative, which disables it.

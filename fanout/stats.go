@@ -78,7 +78,8 @@ func (c *counters) nack(p Peer, n *ccs.Nack) {
 // outcome, nacks and bounces by peer, limit refusals.
 type Stats struct {
 	// DownstreamXMPP and DownstreamHTTP count downstream messages acked to
-	// the app server (accepted: durably queued, or handled as a duplicate,
+	// the app server (accepted: durably queued or, on the fast path,
+	// delivered and acked by the device, or handled as a duplicate,
 	// a dry run or a time_to_live 0 message to an offline device), by the
 	// API used. A message to a group counts once.
 	DownstreamXMPP, DownstreamHTTP uint64
