@@ -39,7 +39,7 @@ type DeviceStream struct {
 	// login is durable. caught: both, the fast path's condition.
 	atEnd, synced, caught bool
 	evicted               bool         // a newer session took over: no fast path
-	misses, skips         uint8        // held writes that fell due in a row; messages not taken since
+	rtt8                  int32        // the device's ack round trip, ms, averaged (x8: observeRTT)
 	held                  []*fastWrite // sent on the fast path, write held back, in order
 	waiting               []*fastWrite // taken for the fast path, to send once caught up, in order
 	queued                []*fastWrite // sent on the fast path, then written: not to be sent again
@@ -212,7 +212,7 @@ func (d *DeviceStream) Message(stanzaID string, payload []byte) {
 		// A device may refuse a message it cannot handle now. It stays
 		// queued (offered again next session, or until it expires) but
 		// leaves this session's window, which it would otherwise jam.
-		if f, ok := d.take(id); ok {
+		if f, ok := d.take(id, 0); ok {
 			d.nacked(f)
 		}
 		d.r.log.Info().Str("device", d.id).Str("message_id", id).Msg("device nacked a message")
@@ -229,7 +229,7 @@ func (d *DeviceStream) nack(id string, n *ccs.Nack) {
 // ack removes an acked message from the queue and, where the app server
 // asked for one, queues its delivery receipt in the same commit.
 func (d *DeviceStream) ack(id string) {
-	f, ok := d.take(id)
+	f, ok := d.take(id, d.r.nowMs())
 	if !ok {
 		return // a duplicate ack, or a message collapsed meanwhile
 	}
@@ -258,12 +258,18 @@ func (d *DeviceStream) ack(id string) {
 }
 
 // take removes the oldest in-flight message with this message_id.
-func (d *DeviceStream) take(id string) (deviceInflight, bool) {
+//
+// For an ack (ackMs > 0, the time it came) the round trip updates the
+// session's average, which decides whether the fast path pays (fastpath.go).
+func (d *DeviceStream) take(id string, ackMs int64) (deviceInflight, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	list := d.inflight[id]
 	if len(list) == 0 {
 		return deviceInflight{}, false
+	}
+	if ackMs > 0 {
+		d.observeRTT(ackMs - list[0].sentMs)
 	}
 	if len(list) == 1 {
 		delete(d.inflight, id)

@@ -92,33 +92,27 @@ func (d *DeviceStream) waitReady() bool {
 	return d.synced && !d.closed && !d.evicted && d.count+len(d.waiting) < d.r.cfg.DeviceWindow
 }
 
-const (
-	// fastMissLimit is how many held writes in a row a session may let
-	// fall due (its device acked none in time) before it stops taking
-	// the fast path; fastProbe how often it then tries again.
-	fastMissLimit = 3
-	fastProbe     = 8
-)
+// observeRTT adds one ack round trip (ms) to the session's average (an
+// exponential one, weight 1/8, as TCP's). A device whose acks take longer
+// on average than the delay gains nothing from the fast path, and its app
+// server would wait the delay for every ack: it takes the queue until its
+// acks come faster again (every message it acks counts, fast or not).
+// Called with d.mu held.
+func (d *DeviceStream) observeRTT(ms int64) {
+	ms = min(max(ms, 0), 60_000)
+	d.rtt8 += int32(ms) - d.rtt8/8
+}
 
 // tryFast sends e's one copy to d at once, or once d has caught up, and
 // holds its write back. It reports false, having done nothing, when d can
-// take it neither way.
+// take it neither way, or when its device acks slower than the delay.
 func (r *Router) tryFast(d *DeviceStream, e *store.Enqueue, done func(*ccs.Nack)) bool {
 	m := &e.Messages[0]
 	d.mu.Lock()
-	if d.misses >= fastMissLimit {
-		// A device slower than the delay gains nothing from the fast
-		// path and its app server would wait the delay for each ack: it
-		// takes the queue, and every fastProbe-th message tries again.
-		d.skips++
-		if d.skips%fastProbe != 0 {
-			d.mu.Unlock()
-			return false
-		}
-	}
-	now, wait := d.fastReady(), false
-	if !now {
-		wait = d.waitReady()
+	now, wait := false, false
+	if d.rtt8/8 <= r.fastDelayMs {
+		now = d.fastReady()
+		wait = !now && d.waitReady()
 	}
 	if !now && !wait {
 		d.mu.Unlock()
@@ -255,7 +249,6 @@ func (d *DeviceStream) flushUpTo(fw *fastWrite) {
 	d.mu.Lock()
 	switch fw.state {
 	case fastHeld:
-		d.misses = min(d.misses+1, fastMissLimit) // due before its ack came
 		d.flushPrefix(indexOf(d.held, fw)+1, 0)
 	case fastWaiting:
 		d.flushPrefix(len(d.held), indexOf(d.waiting, fw)+1)
@@ -383,7 +376,6 @@ func (d *DeviceStream) fastAck(f deviceInflight) {
 	case fastHeld:
 		fw.state = fastAcked
 		d.dropHeld(fw)
-		d.misses, d.skips = 0, 0
 	case fastFlushing:
 		fw.ackedEarly, fw.receipt = true, receipt
 	}

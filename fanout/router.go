@@ -162,10 +162,10 @@ type Config struct {
 	// for the device's ack: acked within it, the message is never queued,
 	// only its dedup record (and delivery receipt) is written; not, it is
 	// written then as it would have been at once (fastpath.go). A held
-	// write waits between one and two delays; a session whose device lets
-	// three in a row fall due takes the queue instead, trying the fast
-	// path again every eighth message [20ms; negative: off, every message
-	// is queued before it is sent].
+	// write waits between one and two delays; a session whose device's
+	// acks take longer than the delay on average takes the queue instead,
+	// until they come faster [20ms; negative: off, every message is
+	// queued before it is sent].
 	FastPathDelay time.Duration
 	// Now is the clock [time.Now].
 	Now func() time.Time
@@ -252,11 +252,12 @@ type Router struct {
 
 	// The fast path (fastpath.go): on when FastPathDelay > 0 and Presence
 	// hands out local sessions.
-	fastOn  bool
-	local   sessionFinder
-	fast    *fastQueue
-	claims  atomic.Uint64 // device logins so far (see submit)
-	closing atomic.Bool   // Close began: no new fast path
+	fastOn      bool
+	fastDelayMs int32 // FastPathDelay, ms
+	local       sessionFinder
+	fast        *fastQueue
+	claims      atomic.Uint64 // device logins so far (see submit)
+	closing     atomic.Bool   // Close began: no new fast path
 
 	q        quotas
 	overflow func(m *store.Message) store.Message // deletedMessages, bound once
@@ -295,6 +296,7 @@ func New(cfg Config) (*Router, error) {
 	r.local, _ = cfg.Presence.(sessionFinder)
 	if r.local != nil && cfg.FastPathDelay > 0 {
 		r.fastOn = true
+		r.fastDelayMs = int32(min(cfg.FastPathDelay.Milliseconds(), 1<<30))
 		r.fast = &fastQueue{r: r, delay: cfg.FastPathDelay, wake: make(chan struct{}, 1)}
 		r.work.Add(1)
 		go r.fast.loop()
