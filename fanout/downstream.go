@@ -102,6 +102,9 @@ func (r *Router) fanOut(p *plan, m *ccs.Downstream, g *store.Group, from, skip s
 	if err != nil {
 		return storeNack(err)
 	}
+	if p.track {
+		p.devs = make([]*DeviceStream, 0, len(g.Members)) // one allocation, not one per doubling
+	}
 	for i, member := range g.Members {
 		if member == skip {
 			continue
