@@ -127,12 +127,8 @@ func (s *AppServerStream) downstream(st *ccs.Stanza) {
 		s.reply(m.MessageID, p, n) // p.e == nil: dry run or nothing to store
 		return
 	}
-	s.r.work.Add(1)
-	wait := s.r.submit(p.e)
-	go func() {
-		defer s.r.work.Done()
-		s.reply(m.MessageID, p, wait())
-	}()
+	id := m.MessageID
+	s.r.route(p, func(n *ccs.Nack) { s.reply(id, p, n) })
 }
 
 // reply answers a routed downstream message and frees its pending slot. A
@@ -188,14 +184,13 @@ func (s *AppServerStream) ack(st *ccs.Stanza) {
 	}
 	s.r.n.upAcks.Inc()
 	s.r.work.Add(1)
-	go func() {
+	s.r.st.AckUpstreamAsync(context.Background(), s.sender, su.seq).Then(func(err error) {
 		defer s.r.work.Done()
-		err := s.r.st.AckUpstream(context.Background(), s.sender, su.seq)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			s.r.log.Error().Err(err).Str("sender", s.sender).Msg("ack upstream")
 		}
 		s.hub.acked(su.seq, su.copyID)
-	}()
+	})
 }
 
 func (s *AppServerStream) takeSent(id, to string) (sentUpstream, bool) {

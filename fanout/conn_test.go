@@ -192,6 +192,43 @@ type hookStore struct {
 	ackGate  chan struct{}
 	upAcks   int // AckUpstream calls
 	upAckErr []error
+	copies   int // device copies submitted in EnqueueAsync writes
+	acks     int // AckAsync calls
+	// pendingGate, if set, holds every device queue read until it is
+	// closed: a delivery read that takes as long as the test wants.
+	pendingGate chan struct{}
+}
+
+func (s *hookStore) Pending(dev string, after uint64, limit int, nowMs int64) ([]store.Message, error) {
+	s.mu.Lock()
+	gate := s.pendingGate
+	s.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
+	return s.Store.Pending(dev, after, limit, nowMs)
+}
+
+func (s *hookStore) EnqueueAsync(ctx context.Context, e *store.Enqueue) store.Write {
+	s.mu.Lock()
+	s.copies += len(e.Messages)
+	s.mu.Unlock()
+	return s.Store.EnqueueAsync(ctx, e)
+}
+
+func (s *hookStore) AckAsync(ctx context.Context, dev string, seq uint64, receipt *store.Upstream) store.Write {
+	s.mu.Lock()
+	s.acks++
+	s.mu.Unlock()
+	return s.Store.AckAsync(ctx, dev, seq, receipt)
+}
+
+// writes returns how many device copies were submitted for the queue and
+// how many device acks were.
+func (s *hookStore) writes() (copies, acks int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.copies, s.acks
 }
 
 func (s *hookStore) PendingUpstream(sender string, after uint64, limit int, nowMs int64) ([]store.Upstream, error) {
@@ -207,19 +244,44 @@ func (s *hookStore) PendingUpstream(sender string, after uint64, limit int, nowM
 	return ups, err
 }
 
-func (s *hookStore) AckUpstream(ctx context.Context, sender string, seq uint64) error {
+func (s *hookStore) AckUpstreamAsync(ctx context.Context, sender string, seq uint64) store.Write {
 	s.mu.Lock()
 	gate := s.ackGate
 	s.mu.Unlock()
-	if gate != nil {
-		<-gate
+	return &gatedWrite{gate: gate, submit: func(fn func(error)) {
+		// Counted in the store's callback, so in commit order.
+		s.Store.AckUpstreamAsync(ctx, sender, seq).Then(func(err error) {
+			s.mu.Lock()
+			s.upAcks++
+			s.upAckErr = append(s.upAckErr, err)
+			s.mu.Unlock()
+			fn(err)
+		})
+	}}
+}
+
+// gatedWrite submits its write only once gate (if any) is closed: a
+// commit that takes as long as the test wants.
+type gatedWrite struct {
+	gate   chan struct{}
+	submit func(fn func(error))
+}
+
+func (g *gatedWrite) Wait(ctx context.Context) error {
+	got := make(chan error, 1)
+	g.Then(func(err error) { got <- err })
+	return <-got
+}
+
+func (g *gatedWrite) Then(fn func(error)) {
+	if g.gate == nil {
+		g.submit(fn)
+		return
 	}
-	err := s.Store.AckUpstream(ctx, sender, seq)
-	s.mu.Lock()
-	s.upAcks++
-	s.upAckErr = append(s.upAckErr, err)
-	s.mu.Unlock()
-	return err
+	go func() {
+		<-g.gate
+		g.submit(fn)
+	}()
 }
 
 // upstreamIDs returns the message_ids in sender 123's upstream queue.

@@ -22,6 +22,10 @@ type DeviceStream struct {
 	sinceMs int64  // when it opened (unix ms): 8 bytes per idle session, the rest of the list entry is asked of c
 
 	pending atomic.Int64 // upstream read, not yet answered
+	// slow counts the writes to this device that did not take the fast
+	// path and are not yet answered; nheld mirrors len(held)+len(waiting),
+	// nwait len(waiting) (fastpath.go).
+	slow, nheld, nwait atomic.Int32
 
 	mu       sync.Mutex
 	inflight map[string][]deviceInflight // by message_id
@@ -30,6 +34,15 @@ type DeviceStream struct {
 	closed   bool
 	running  bool // a delivery goroutine is on its way
 	again    bool // woken while running: look once more
+	// atEnd: the last delivery read found the end of the queue, so an ack
+	// needs no new read. synced: a barrier submitted after this session's
+	// login is durable. caught: both, the fast path's condition.
+	atEnd, synced, caught bool
+	evicted               bool         // a newer session took over: no fast path
+	rtt8                  int32        // the device's ack round trip, ms, averaged (x8: observeRTT)
+	held                  []*fastWrite // sent on the fast path, write held back, in order
+	waiting               []*fastWrite // taken for the fast path, to send once caught up, in order
+	queued                []*fastWrite // sent on the fast path, then written: not to be sent again
 }
 
 type deviceInflight struct {
@@ -39,6 +52,7 @@ type deviceInflight struct {
 	messageID string
 	receipt   bool
 	sentMs    int64
+	fw        *fastWrite // sent on the fast path (fastpath.go)
 }
 
 // OpenDevice starts the session of device c.Identity(): everything queued
@@ -52,32 +66,52 @@ func (r *Router) OpenDevice(c Conn) *DeviceStream {
 	r.devices[d] = struct{}{}
 	r.devMu.Unlock()
 	r.presence.Claim(d.id, d)
+	if r.fastOn {
+		r.claims.Add(1) // see Router.submitSlow
+		d.barrier()
+	}
 	d.Wake()
 	return d
 }
 
 // Evict ends the session because a newer session of the same device took
 // over (Presence calls it).
-func (d *DeviceStream) Evict() { d.c.Close(Replaced) }
+//
+// Messages held on the fast path are written first, inside the newer
+// session's Claim, so they are queued before its barrier and its first
+// read finds them; the session takes no fast path any more.
+func (d *DeviceStream) Evict() {
+	d.mu.Lock()
+	d.evicted = true
+	d.flushPrefix(len(d.held), len(d.waiting)) // unlocks
+	d.c.Close(Replaced)
+}
 
 // Wake makes sure the queue is looked at. Delivery runs in a goroutine
 // started on demand, not one parked per session: device sessions are
 // long-lived and mostly idle, and each parked goroutine would hold a stack.
 func (d *DeviceStream) Wake() {
 	d.mu.Lock()
+	start := d.wakeLocked()
+	d.mu.Unlock()
+	if start {
+		go d.run()
+	}
+}
+
+// wakeLocked is Wake with d.mu held; the caller starts run if it returns
+// true.
+func (d *DeviceStream) wakeLocked() bool {
 	if d.closed {
-		d.mu.Unlock()
-		return
+		return false
 	}
 	if d.running {
 		d.again = true
-		d.mu.Unlock()
-		return
+		return false
 	}
 	d.running = true
 	d.r.work.Add(1)
-	d.mu.Unlock()
-	go d.run()
+	return true
 }
 
 func (d *DeviceStream) run() {
@@ -87,7 +121,11 @@ func (d *DeviceStream) run() {
 		d.mu.Lock()
 		if !d.again || d.closed {
 			d.running = false
+			fws, ws := d.sendWaiting()
 			d.mu.Unlock()
+			for i, w := range ws {
+				w.Then(fws[i].flushed)
+			}
 			return
 		}
 		d.again = false
@@ -100,18 +138,20 @@ func (d *DeviceStream) run() {
 // kept in memory.
 func (d *DeviceStream) deliver() {
 	d.mu.Lock()
-	room, after := d.r.cfg.DeviceWindow-d.count, d.last
-	d.mu.Unlock()
+	room, after, synced := d.r.cfg.DeviceWindow-d.count, d.last, d.synced
 	if room <= 0 {
+		d.atEnd, d.caught = false, false // acks must look again
+		d.mu.Unlock()
 		return
 	}
+	d.mu.Unlock()
 	now := d.r.nowMs()
 	msgs, err := d.r.st.Pending(d.id, after, room, now)
 	if err != nil {
 		d.r.log.Error().Err(err).Str("device", d.id).Msg("read device queue")
-		return
-	}
-	if len(msgs) == 0 {
+		d.mu.Lock()
+		d.atEnd, d.caught = false, false // the next ack tries again
+		d.mu.Unlock()
 		return
 	}
 	d.mu.Lock()
@@ -119,23 +159,31 @@ func (d *DeviceStream) deliver() {
 		d.mu.Unlock()
 		return
 	}
+	full := len(msgs) == room
+	d.atEnd = !full
+	d.caught = d.atEnd && synced
+	send := msgs[:0]
 	for i := range msgs {
 		m := &msgs[i]
+		d.last = m.Seq
+		if len(d.queued) > 0 && d.skipQueued(m) {
+			continue
+		}
 		d.inflight[m.MessageID] = append(d.inflight[m.MessageID], deviceInflight{
 			seq: m.Seq, regID: m.RegID, senderID: m.SenderID, messageID: m.MessageID, receipt: m.Receipt, sentMs: now,
 		})
 		d.count++
-		d.last = m.Seq
+		send = append(send, *m)
 	}
 	d.mu.Unlock()
-	for i := range msgs {
-		if d.c.Send(msgs[i].Payload, Delivery) != nil {
+	for i := range send {
+		if d.c.Send(send[i].Payload, Delivery) != nil {
 			d.r.n.delivered.Add(uint64(i))
 			return // closing; the next session delivers them again
 		}
 	}
-	d.r.n.delivered.Add(uint64(len(msgs)))
-	if len(msgs) == room {
+	d.r.n.delivered.Add(uint64(len(send)))
+	if full {
 		d.Wake() // maybe more
 	}
 }
@@ -164,8 +212,8 @@ func (d *DeviceStream) Message(stanzaID string, payload []byte) {
 		// A device may refuse a message it cannot handle now. It stays
 		// queued (offered again next session, or until it expires) but
 		// leaves this session's window, which it would otherwise jam.
-		if _, ok := d.take(id); ok {
-			d.release()
+		if f, ok := d.take(id, 0); ok {
+			d.nacked(f)
 		}
 		d.r.log.Info().Str("device", d.id).Str("message_id", id).Msg("device nacked a message")
 	default:
@@ -181,20 +229,23 @@ func (d *DeviceStream) nack(id string, n *ccs.Nack) {
 // ack removes an acked message from the queue and, where the app server
 // asked for one, queues its delivery receipt in the same commit.
 func (d *DeviceStream) ack(id string) {
-	f, ok := d.take(id)
+	f, ok := d.take(id, d.r.nowMs())
 	if !ok {
 		return // a duplicate ack, or a message collapsed meanwhile
 	}
 	d.r.n.deviceAcks.Inc()
+	if f.fw != nil {
+		d.fastAck(f)
+		return
+	}
 
+	var receipt *store.Upstream
+	if f.receipt {
+		receipt = d.r.receipt(f)
+	}
 	d.r.work.Add(1)
-	go func() {
+	d.r.st.AckAsync(context.Background(), d.id, f.seq, receipt).Then(func(err error) {
 		defer d.r.work.Done()
-		var receipt *store.Upstream
-		if f.receipt {
-			receipt = d.r.receipt(f)
-		}
-		_, err := d.r.st.Ack(context.Background(), d.id, f.seq, receipt)
 		switch {
 		case err == nil && receipt != nil:
 			d.r.n.receipts.Inc()
@@ -203,16 +254,22 @@ func (d *DeviceStream) ack(id string) {
 			d.r.log.Error().Err(err).Str("device", d.id).Str("message_id", id).Msg("ack device message")
 		}
 		d.release()
-	}()
+	})
 }
 
 // take removes the oldest in-flight message with this message_id.
-func (d *DeviceStream) take(id string) (deviceInflight, bool) {
+//
+// For an ack (ackMs > 0, the time it came) the round trip updates the
+// session's average, which decides whether the fast path pays (fastpath.go).
+func (d *DeviceStream) take(id string, ackMs int64) (deviceInflight, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	list := d.inflight[id]
 	if len(list) == 0 {
 		return deviceInflight{}, false
+	}
+	if ackMs > 0 {
+		d.observeRTT(ackMs - list[0].sentMs)
 	}
 	if len(list) == 1 {
 		delete(d.inflight, id)
@@ -222,12 +279,34 @@ func (d *DeviceStream) take(id string) (deviceInflight, bool) {
 	return list[0], true
 }
 
-// release frees one window slot and looks for more to deliver.
+// release frees one window slot and looks for more to deliver, unless
+// the last read found the end of the queue: whatever is written after it
+// wakes the session itself, so a caught-up session acks without a read.
 func (d *DeviceStream) release() {
 	d.mu.Lock()
 	d.count--
+	wake := !d.atEnd || len(d.waiting) > 0
 	d.mu.Unlock()
-	d.Wake()
+	if wake {
+		d.Wake()
+	}
+}
+
+// nacked frees the window slot of a message the device refused. It stays
+// queued, offered again on the next session; one sent on the fast path is
+// written now.
+func (d *DeviceStream) nacked(f deviceInflight) {
+	if f.fw == nil {
+		d.release()
+		return
+	}
+	d.mu.Lock()
+	w := d.flushLocked(f.fw)
+	d.mu.Unlock()
+	if w != nil {
+		w.Then(f.fw.flushed)
+	}
+	d.release()
 }
 
 // receipt renders the delivery receipt of an acked message.
@@ -264,10 +343,8 @@ func (d *DeviceStream) upstream(st *ccs.Stanza) {
 	}
 	d.r.work.Add(1)
 	// Submitted here, on the reader, so pipelined messages keep their order.
-	w := d.r.st.PushUpstreamAsync(context.Background(), u)
-	go func() {
+	d.r.st.PushUpstreamAsync(context.Background(), u).Then(func(err error) {
 		defer d.r.work.Done()
-		err := w.Wait(context.Background())
 		if err != nil {
 			d.r.log.Error().Err(err).Str("device", d.id).Str("message_id", id).Msg("queue upstream message")
 			d.answer(id, storeNack(err))
@@ -275,7 +352,7 @@ func (d *DeviceStream) upstream(st *ccs.Stanza) {
 		}
 		d.answer(id, nil)
 		d.r.wakeSender(u.SenderID)
-	}()
+	})
 }
 
 // answer acks (n == nil) or nacks an upstream message and frees its
@@ -346,12 +423,7 @@ func (d *DeviceStream) toGroup(st *ccs.Stanza, key string) {
 		d.answer(id, n)
 		return
 	}
-	d.r.work.Add(1)
-	wait := d.r.submit(p.e)
-	go func() {
-		defer d.r.work.Done()
-		d.answer(id, wait())
-	}()
+	d.r.submit(p, func(n *ccs.Nack) { d.answer(id, n) })
 }
 
 func (d *DeviceStream) planGroup(st *ccs.Stanza, key string) (*plan, *ccs.Nack) {
@@ -386,7 +458,8 @@ func (d *DeviceStream) planGroup(st *ccs.Stanza, key string) (*plan, *ccs.Nack) 
 	m.Receipt = false // receipts are for app servers' messages
 	now := d.r.nowMs()
 	// No dedup record: a device's message ids are unique only per device.
-	p := &plan{to: key, key: g.Key, e: d.r.bound(&store.Enqueue{SenderID: g.SenderID})}
+	p := d.r.newPlan(key)
+	p.key, p.e = g.Key, d.r.bound(&store.Enqueue{SenderID: g.SenderID})
 	if n := d.r.fanOut(p, m, &g, g.Key, reg.ID, now); n != nil {
 		return nil, n
 	}
@@ -451,7 +524,7 @@ func (r *Router) senderAddress(to string) (string, bool) {
 func (d *DeviceStream) Closed() {
 	d.mu.Lock()
 	d.closed = true
-	d.mu.Unlock()
+	d.flushPrefix(len(d.held), len(d.waiting)) // unlocks: what was held is queued for the next session
 	d.r.devMu.Lock()
 	delete(d.r.devices, d)
 	d.r.devMu.Unlock()

@@ -3,7 +3,8 @@
 // It owns the protocol semantics that sit between the wire (package xmpp and
 // the HTTP layer) and the durable store: routing the typed messages package
 // ccs decodes and validates and answering them with an ack or a nack, resolving the target registration,
-// enqueueing durably before acking, delivering to live device sessions with a
+// enqueueing durably (or delivering and having the device ack) before
+// acking, delivering to live device sessions with a
 // bounded window, turning device acks into delivery receipts, carrying device
 // upstream messages to the sender's app-server connections with flow
 // control, and draining app-server connections on shutdown.
@@ -31,8 +32,12 @@
 //   - router.go: Router, its Config, and the Conn and Store interfaces.
 //   - appserver.go: AppServerStream, one app-server connection: its
 //     downstream messages, acks of upstream, draining.
-//   - downstream.go: resolve (target to copies), submit (the durable
-//     write, in arrival order), and Send for the HTTP API.
+//   - downstream.go: resolve (target to copies), route (the fast path or
+//     the write), submit (the durable write, in arrival order, answered
+//     from the store's completion callback), and Send for the HTTP API.
+//   - fastpath.go: a message to an online, caught-up device is sent at
+//     once and its write held back; acked in time, only its dedup record
+//     (and receipt) is written.
 //   - device.go: DeviceStream, one device session: delivery with a window,
 //     device acks and receipts, device upstream.
 //   - hub.go: senderHub, the upstream dispatcher of one sender.

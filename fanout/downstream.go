@@ -17,13 +17,30 @@ type plan struct {
 	key     string         // the notification_key, when "to" was a group
 	success int
 	failed  []string // members that cannot receive it (unregistered)
+	// With the fast path on (track), the live local session of each copy
+	// of e (nil: none), looked up once for both the bounds and the fast
+	// path, after reading the claims epoch (see submitSlow).
+	track bool
+	epoch uint64
+	devs  []*DeviceStream
+	dev1  [1]*DeviceStream // devs' storage for a single copy
+}
+
+// newPlan starts the plan of a message to "to".
+func (r *Router) newPlan(to string) *plan {
+	p := &plan{to: to, track: r.fastOn}
+	if p.track {
+		p.epoch = r.claims.Load()
+		p.devs = p.dev1[:0]
+	}
+	return p
 }
 
 // resolve plans the delivery of m for sender: m.To is a registration id
 // of this sender, or a notification_key of one of its groups. All copies
 // of a group message go into one Enqueue, so they are written atomically.
 func (r *Router) resolve(sender string, m *ccs.Downstream) (*plan, *ccs.Nack) {
-	p := &plan{to: m.To}
+	p := r.newPlan(m.To)
 	reg, err := r.st.Registration(m.To)
 	switch {
 	case err == nil && reg.SenderID != sender:
@@ -85,6 +102,9 @@ func (r *Router) fanOut(p *plan, m *ccs.Downstream, g *store.Group, from, skip s
 	if err != nil {
 		return storeNack(err)
 	}
+	if p.track {
+		p.devs = make([]*DeviceStream, 0, len(g.Members)) // one allocation, not one per doubling
+	}
 	for i, member := range g.Members {
 		if member == skip {
 			continue
@@ -119,9 +139,17 @@ func (r *Router) addCopy(p *plan, m *ccs.Downstream, reg store.Registration, fro
 	p.success++
 	expires := now + m.TTL*1000
 	// The presence lookup only when something below reads it: a load
-	// test that lifts the bounds pays none per message.
-	online := (m.TTL == 0 || r.cfg.MaxQueuedPerRegistration > 0 ||
-		(m.CollapseKey != "" && r.cfg.MaxCollapseKeys > 0)) && r.deviceOnline(reg.DeviceID)
+	// test that lifts the bounds pays none per message (unless the fast
+	// path needs the session).
+	var s *DeviceStream
+	var online bool
+	if p.track {
+		s = r.localSession(reg.DeviceID)
+		online = s != nil
+	} else {
+		online = (m.TTL == 0 || r.cfg.MaxQueuedPerRegistration > 0 ||
+			(m.CollapseKey != "" && r.cfg.MaxCollapseKeys > 0)) && r.deviceOnline(reg.DeviceID)
+	}
 	if m.TTL == 0 {
 		if !online {
 			return
@@ -141,41 +169,101 @@ func (r *Router) addCopy(p *plan, m *ccs.Downstream, reg store.Registration, fro
 		// Read by the store only for a message with a collapse key.
 		MaxCollapseKeys: r.maxCollapseKeys(online),
 	})
+	if p.track {
+		p.devs = append(p.devs, s)
+	}
+}
+
+// route sends a planned message on the fast path when it can (one copy,
+// to a caught-up local session: fastpath.go), else submits its write.
+func (r *Router) route(p *plan, done func(*ccs.Nack)) {
+	if p.track && len(p.devs) == 1 && p.devs[0] != nil && p.key == "" && p.e.Upstream == nil &&
+		!r.closing.Load() && r.tryFast(p.devs[0], p.e, done) {
+		return
+	}
+	r.submit(p, done)
 }
 
 // submit hands a planned write to the store's committer in the caller's
 // goroutine, so that messages read one after another from one connection
-// are queued in that order, and returns the function that waits for the
-// commit, wakes the devices it targets, and gives the answer. A retry of a
-// message already accepted (same sender and message_id within the dedup
-// window) is acked without being queued again.
-func (r *Router) submit(e *store.Enqueue) func() *ccs.Nack {
+// are queued in that order, and calls done with the answer once the write
+// is durable (or refused), from the store's callback: no goroutine waits
+// per message. It wakes the devices the write targets before done runs. A
+// retry of a message already accepted (same sender and message_id within
+// the dedup window) is acked without being queued again.
+//
+// With the fast path on, each live session the write targets counts it
+// as slow until it is answered, and has its held fast messages written
+// first, so nothing overtakes it and the queue keeps the order of arrival.
+func (r *Router) submit(p *plan, done func(*ccs.Nack)) {
+	e := p.e
+	for _, s := range p.devs {
+		if s != nil {
+			s.slow.Add(1)
+			if s.nheld.Load() > 0 {
+				s.flushAll()
+			}
+		}
+	}
+	r.work.Add(1)
 	w := r.st.EnqueueAsync(context.Background(), e)
-	return func() *ccs.Nack {
-		err := w.Wait(context.Background())
-		if errors.Is(err, store.ErrDuplicate) {
-			return nil
+	if p.track && r.claims.Load() != p.epoch {
+		r.resyncRaced(p)
+	}
+	w.Then(func(err error) {
+		defer r.work.Done()
+		n := r.enqueued(p, err)
+		for _, s := range p.devs {
+			if s != nil {
+				s.slowDone() // after its Wake: the session reads before the fast path opens
+			}
 		}
-		if err != nil {
-			r.log.Error().Err(err).Str("sender", e.SenderID).Str("message_id", e.MessageID).Msg("enqueue downstream")
-			return storeNack(err)
+		done(n)
+	})
+}
+
+// resyncRaced handles a login that raced p's presence lookups: a session
+// that claimed its device after the lookup did not count p as slow, and
+// its barrier may have been submitted before p. It is made to wait for a
+// barrier submitted now, after p.
+func (r *Router) resyncRaced(p *plan) {
+	for i := range p.e.Messages {
+		if s := r.localSession(p.e.Messages[i].DeviceID); s != nil && (i >= len(p.devs) || s != p.devs[i]) {
+			s.resync()
 		}
-		if e.Discarded > 0 {
-			r.log.Info().Str("sender", e.SenderID).Str("message_id", e.MessageID).Int("discarded", e.Discarded).
-				Msg("registration queue full: its messages were replaced by deleted_messages")
-		}
-		if e.Evicted > 0 {
-			r.log.Info().Str("sender", e.SenderID).Str("message_id", e.MessageID).Int("evicted", e.Evicted).
-				Msg("registration holds its most collapse keys: the oldest collapsible message was deleted")
-		}
-		for i := range e.Messages {
-			r.wakeDevice(e.Messages[i].DeviceID)
-		}
-		if e.Upstream != nil { // a group copy for the app server
-			r.wakeSender(e.Upstream.SenderID)
-		}
+	}
+}
+
+// enqueued turns the outcome of a downstream write into its answer and
+// wakes the sessions that have something new.
+func (r *Router) enqueued(p *plan, err error) *ccs.Nack {
+	e := p.e
+	if errors.Is(err, store.ErrDuplicate) {
 		return nil
 	}
+	if err != nil {
+		r.log.Error().Err(err).Str("sender", e.SenderID).Str("message_id", e.MessageID).Msg("enqueue downstream")
+		return storeNack(err)
+	}
+	if e.Discarded > 0 {
+		r.log.Info().Str("sender", e.SenderID).Str("message_id", e.MessageID).Int("discarded", e.Discarded).
+			Msg("registration queue full: its messages were replaced by deleted_messages")
+	}
+	if e.Evicted > 0 {
+		r.log.Info().Str("sender", e.SenderID).Str("message_id", e.MessageID).Int("evicted", e.Evicted).
+			Msg("registration holds its most collapse keys: the oldest collapsible message was deleted")
+	}
+	for i := range e.Messages {
+		if i < len(p.devs) && p.devs[i] != nil {
+			p.devs[i].Wake()
+		} else {
+			r.wakeDevice(e.Messages[i].DeviceID)
+		}
+	}
+	if e.Upstream != nil { // a group copy for the app server
+		r.wakeSender(e.Upstream.SenderID)
+	}
+	return nil
 }
 
 // SendResult is the outcome of Send.
@@ -212,9 +300,9 @@ func (r *Router) send(ctx context.Context, sender string, m *ccs.Downstream) Sen
 		if err := ctx.Err(); err != nil {
 			return SendResult{Nack: &ccs.Nack{Code: ccs.CodeServiceUnavailable, Description: err.Error()}}
 		}
-		r.work.Add(1)
-		n = r.submit(p.e)()
-		r.work.Done()
+		answer := make(chan *ccs.Nack, 1)
+		r.route(p, func(n *ccs.Nack) { answer <- n })
+		n = <-answer
 	}
 	res := SendResult{Nack: n, Group: p.key != ""}
 	if n == nil && res.Group {

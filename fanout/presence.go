@@ -31,6 +31,14 @@ type Session interface {
 	Evict()
 }
 
+// sessionFinder is a Presence that can hand out the live session object of
+// a device on this node; the fast path needs it (a cluster's Presence that
+// does not implement it has no fast path).
+type sessionFinder interface {
+	// Session returns deviceID's live session, or nil.
+	Session(deviceID string) Session
+}
+
 // localPresence is Presence for one node: an in-process map.
 type localPresence struct {
 	mu sync.Mutex
@@ -70,4 +78,10 @@ func (p *localPresence) Wake(deviceID string) {
 	if s != nil {
 		s.Wake()
 	}
+}
+
+func (p *localPresence) Session(deviceID string) Session {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.m[deviceID]
 }

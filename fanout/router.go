@@ -77,10 +77,10 @@ type Store interface {
 	Group(key string) (store.Group, error)
 	EnqueueAsync(ctx context.Context, e *store.Enqueue) store.Write
 	Pending(deviceID string, after uint64, limit int, nowMs int64) ([]store.Message, error)
-	Ack(ctx context.Context, deviceID string, seq uint64, receipt *store.Upstream) (store.Message, error)
+	AckAsync(ctx context.Context, deviceID string, seq uint64, receipt *store.Upstream) store.Write
 	PushUpstreamAsync(ctx context.Context, u *store.Upstream) store.Write
 	PendingUpstream(senderID string, after uint64, limit int, nowMs int64) ([]store.Upstream, error)
-	AckUpstream(ctx context.Context, senderID string, seq uint64) error
+	AckUpstreamAsync(ctx context.Context, senderID string, seq uint64) store.Write
 	UpstreamUsage(senderID string) store.QueueUsage
 	Sweep(ctx context.Context, nowMs int64) (store.SweepStats, error)
 	Subscribers(senderID, topic, after string, limit int) ([]store.Registration, error)
@@ -157,6 +157,16 @@ type Config struct {
 	// minute, with as large a burst; past it the app server is nacked
 	// TOPICS_MESSAGE_RATE_EXCEEDED [600; negative: unlimited].
 	TopicRate int
+	// FastPathDelay is how long the queue write of a downstream message
+	// sent at once to an online, caught-up device is held back, waiting
+	// for the device's ack: acked within it, the message is never queued,
+	// only its dedup record (and delivery receipt) is written; not, it is
+	// written then as it would have been at once (fastpath.go). A held
+	// write waits between one and two delays; a session whose device's
+	// acks take longer than the delay on average takes the queue instead,
+	// until they come faster [20ms; negative: off, every message is
+	// queued before it is sent].
+	FastPathDelay time.Duration
 	// Now is the clock [time.Now].
 	Now func() time.Time
 	// Presence tracks the live device sessions [an in-process map; a
@@ -198,6 +208,9 @@ func (c *Config) setDefaults() {
 	if c.DrainGrace == 0 {
 		c.DrainGrace = 10 * time.Second
 	}
+	if c.FastPathDelay == 0 {
+		c.FastPathDelay = DefaultFastPathDelay
+	}
 	defaultInt(&c.UpstreamRate, 240)
 	defaultInt(&c.DownstreamRate, 240)
 	defaultInt(&c.MaxUpstreamQueued, 100000)
@@ -208,6 +221,11 @@ func (c *Config) setDefaults() {
 		c.MaxUpstreamQueuedBytes = 256 << 20
 	}
 }
+
+// DefaultFastPathDelay is Config.FastPathDelay's default: a few commits'
+// worth, long enough for a device that is not far away to ack first
+// (docs/decisions.md has the measurements).
+const DefaultFastPathDelay = 20 * time.Millisecond
 
 // defaultInt sets a zero limit to its default; a negative one stays
 // negative, which disables it.
@@ -231,6 +249,15 @@ type Router struct {
 
 	devMu   sync.Mutex                 // devices only: device logins never wait for r.mu
 	devices map[*DeviceStream]struct{} // live device sessions of this node
+
+	// The fast path (fastpath.go): on when FastPathDelay > 0 and Presence
+	// hands out local sessions.
+	fastOn      bool
+	fastDelayMs int32 // FastPathDelay, ms
+	local       sessionFinder
+	fast        *fastQueue
+	claims      atomic.Uint64 // device logins so far (see submit)
+	closing     atomic.Bool   // Close began: no new fast path
 
 	q        quotas
 	overflow func(m *store.Message) store.Message // deletedMessages, bound once
@@ -266,6 +293,14 @@ func New(cfg Config) (*Router, error) {
 	}
 	r.q = newQuotas(&r.cfg)
 	r.overflow = r.deletedMessages
+	r.local, _ = cfg.Presence.(sessionFinder)
+	if r.local != nil && cfg.FastPathDelay > 0 {
+		r.fastOn = true
+		r.fastDelayMs = int32(min(cfg.FastPathDelay.Milliseconds(), 1<<30))
+		r.fast = &fastQueue{r: r, delay: cfg.FastPathDelay, wake: make(chan struct{}, 1)}
+		r.work.Add(1)
+		go r.fast.loop()
+	}
 	r.work.Add(1)
 	go r.sweepLoop()
 	r.resumeTopicJobs()
@@ -326,6 +361,12 @@ func (r *Router) sweep() {
 // deviceOnline reports whether a device has a live session.
 func (r *Router) deviceOnline(deviceID string) bool { return r.presence.Online(deviceID) }
 
+// localSession returns deviceID's live session on this node, if any.
+func (r *Router) localSession(deviceID string) *DeviceStream {
+	s, _ := r.local.Session(deviceID).(*DeviceStream)
+	return s
+}
+
 // wakeDevice tells a device's session, if any, that its queue grew.
 func (r *Router) wakeDevice(deviceID string) { r.presence.Wake(deviceID) }
 
@@ -380,6 +421,7 @@ func (r *Router) Drain(ctx context.Context) error {
 // Close stops the sweeper and waits for commits in progress. Close the
 // listeners first, so that no new work arrives.
 func (r *Router) Close() error {
+	r.closing.Store(true)
 	r.stopOnce.Do(func() { close(r.stop) })
 	r.work.Wait()
 	return nil

@@ -49,6 +49,9 @@ type counters struct {
 	bounces            [numPeers]stats.Counter
 	upRate, downRate   stats.Counter // per-registration rate refusals
 	upQueueFull        stats.Counter // sender's upstream queue at its cap
+	fastSent           stats.Counter // downstream copies sent on the fast path
+	fastAcked          stats.Counter // ... acked before their write: never queued
+	fastWritten        stats.Counter // ... queued after all (not acked in time, nacked, session closed)
 }
 
 func newCounters() *counters {
@@ -75,7 +78,8 @@ func (c *counters) nack(p Peer, n *ccs.Nack) {
 // outcome, nacks and bounces by peer, limit refusals.
 type Stats struct {
 	// DownstreamXMPP and DownstreamHTTP count downstream messages acked to
-	// the app server (accepted: durably queued, or handled as a duplicate,
+	// the app server (accepted: durably queued or, on the fast path,
+	// delivered and acked by the device, or handled as a duplicate,
 	// a dry run or a time_to_live 0 message to an offline device), by the
 	// API used. A message to a group counts once.
 	DownstreamXMPP, DownstreamHTTP uint64
@@ -98,6 +102,11 @@ type Stats struct {
 	// a registration's per-minute rate; UpstreamQueueFull those refused
 	// because the sender's upstream queue was at its cap.
 	UpstreamRateRefused, DownstreamRateRefused, UpstreamQueueFull uint64
+	// FastSent counts downstream copies sent at once to a caught-up
+	// session (they count in Delivered too); FastAcked those the device
+	// acked before their write was due, which were never queued;
+	// FastWritten those queued after all.
+	FastSent, FastAcked, FastWritten uint64
 }
 
 // Stats returns the router's counts. It costs a few atomic loads and two
@@ -110,6 +119,7 @@ func (r *Router) Stats() Stats {
 		UpstreamAccepted: c.upAccepted.Load(), UpstreamDelivered: c.upDelivered.Load(), UpstreamAcks: c.upAcks.Load(),
 		Receipts:            c.receipts.Load(),
 		UpstreamRateRefused: c.upRate.Load(), DownstreamRateRefused: c.downRate.Load(), UpstreamQueueFull: c.upQueueFull.Load(),
+		FastSent: c.fastSent.Load(), FastAcked: c.fastAcked.Load(), FastWritten: c.fastWritten.Load(),
 	}
 	for p := range c.nacks {
 		s.Nacks[p] = make([]uint64, len(NackCodes))

@@ -60,6 +60,9 @@ func TestStatsCountEachStep(t *testing.T) {
 	want := Stats{
 		DownstreamXMPP: 1, DownstreamHTTP: 1, Delivered: 2, DeviceAcks: 1,
 		UpstreamAccepted: 1, UpstreamDelivered: 2, UpstreamAcks: 2, Receipts: 1,
+		// h-1 went to the online device at once; not acked, it was
+		// written before Send returned.
+		FastSent: 1, FastWritten: 1,
 	}
 	got := s
 	got.Nacks, got.Bounces = want.Nacks, want.Bounces

@@ -26,10 +26,14 @@
 // ctx.Err() and nothing is written; once the backend has started the
 // write, the caller waits for its true outcome.
 //
-// The asynchronous writes (EnqueueAsync, PushUpstreamAsync) return a
-// Write. Ordered submission: writes submitted one after another by one
-// goroutine take effect in that order, so a connection pipelining messages
-// keeps their order without waiting for each to be durable.
+// The asynchronous writes (EnqueueAsync, PushUpstreamAsync, AckAsync,
+// AckUpstreamAsync) return a Write. Ordered submission: writes submitted
+// one after another by one goroutine take effect in that order, so a
+// connection pipelining messages keeps their order without waiting for
+// each to be durable. Its outcome is read with Wait or, without a goroutine
+// parked per write, with Then: the callback runs once, in the order the
+// writes took effect, with everything the write sets (Seqs, Discarded)
+// already set; a backend that writes synchronously calls it at once.
 //
 // A function a caller hands to a write (Enqueue.Overflow, UpdateGroup's fn)
 // may run more than once (a backend may retry a batch), so it must depend

@@ -94,6 +94,11 @@ type Queues interface {
 	// in the same atomic write. ErrNotFound (and no receipt) if the
 	// message is not queued.
 	Ack(ctx context.Context, deviceID string, seq uint64, receipt *Upstream) (Message, error)
+	// AckAsync is Ack without the wait and without the deleted message:
+	// it submits the same write (in submission order with the other
+	// Async writes) and returns at once. receipt must not change until
+	// the outcome is read.
+	AckAsync(ctx context.Context, deviceID string, seq uint64, receipt *Upstream) Write
 	// QueueLen counts the device's queued messages, expired ones not yet
 	// swept included.
 	QueueLen(deviceID string) (int, error)
@@ -116,6 +121,8 @@ type UpstreamQueues interface {
 	// AckUpstream deletes the record (senderID, seq); ErrNotFound if it
 	// is not queued.
 	AckUpstream(ctx context.Context, senderID string, seq uint64) error
+	// AckUpstreamAsync is AckUpstream without the wait.
+	AckUpstreamAsync(ctx context.Context, senderID string, seq uint64) Write
 	// UpstreamUsage is what the sender's queue holds now, from memory:
 	// limits check it on every message without a read.
 	UpstreamUsage(senderID string) QueueUsage

@@ -120,6 +120,7 @@ func newApp(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (_ *app, err 
 		UpstreamRedeliver: cfg.redeliver,
 		DrainGrace:        drainGrace(cfg.drainGrace),
 		MaxConnectionAge:  cfg.maxConnAge,
+		FastPathDelay:     fastPathDelay(cfg.fastPathDelay),
 	}
 	cfg.quota.apply(&rcfg)
 	if a.router, err = fanout.New(rcfg); err != nil {
@@ -133,6 +134,15 @@ func newApp(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (_ *app, err 
 // drainGrace is --drain-grace as fanout.Config takes it: there 0 is the
 // default, so --drain-grace 0 (close at once) is passed as negative.
 func drainGrace(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
+
+// fastPathDelay is --fast-path-delay as fanout.Config takes it: there 0 is
+// the default, so --fast-path-delay 0 (off) is passed as negative.
+func fastPathDelay(d time.Duration) time.Duration {
 	if d == 0 {
 		return -1
 	}

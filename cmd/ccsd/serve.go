@@ -33,6 +33,7 @@ type serveConfig struct {
 	drainGrace      time.Duration
 	maxConnAge      time.Duration
 	commitDelay     time.Duration
+	fastPathDelay   time.Duration
 	redeliver       time.Duration
 	devices         deviceFlags
 	quota           quotaFlags
@@ -150,6 +151,7 @@ func serveFlags(cfg *serveConfig, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.drainGrace, "drain-grace", 10*time.Second, "how long a draining app-server connection (shutdown, POST /admin/drain, --max-connection-age) gets to finish its in-flight messages before it is closed")
 	fs.DurationVar(&cfg.maxConnAge, "max-connection-age", 0, "drain each app-server connection (CONNECTION_DRAINING) once it is this old, ±10% jitter, as CCS did to balance load (0: never)")
 	fs.DurationVar(&cfg.commitDelay, "commit-delay", 0, "extra time the store waits to gather writes into one commit (tuning and tests; 0 commits at once)")
+	fs.DurationVar(&cfg.fastPathDelay, "fast-path-delay", fanout.DefaultFastPathDelay, "how long the queue write of a message sent at once to an online, caught-up device waits for the device's ack; acked within it, the message is never queued, only its dedup record and receipt are written (0: off, every message is queued before it is sent)")
 	fs.DurationVar(&cfg.redeliver, "upstream-redeliver", 2*time.Minute, "how long an upstream message or receipt waits for the app server's ack before it is sent again")
 	cfg.devices.register(fs)
 	registerLimitFlags(fs, cfg)
@@ -197,6 +199,9 @@ func (c *serveConfig) check() error {
 	}
 	if c.commitDelay < 0 {
 		return fmt.Errorf("--commit-delay %v: must not be negative", c.commitDelay)
+	}
+	if c.fastPathDelay < 0 {
+		return fmt.Errorf("--fast-path-delay %v: must not be negative (0 turns the fast path off)", c.fastPathDelay)
 	}
 	if err := c.devices.check(); err != nil {
 		return err

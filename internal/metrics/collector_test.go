@@ -38,7 +38,7 @@ func fakeSources(t *testing.T, storeErr error) Sources {
 		DownstreamXMPP: 11, DownstreamHTTP: 12, Delivered: 13, DeviceAcks: 14,
 		UpstreamAccepted: 15, UpstreamDelivered: 16, UpstreamAcks: 17, Receipts: 18,
 		UpstreamRateRefused: 19, DownstreamRateRefused: 20, UpstreamQueueFull: 21,
-		Bounces: [2]uint64{22, 23},
+		Bounces: [2]uint64{22, 23}, FastSent: 26, FastAcked: 27, FastWritten: 28,
 	}
 	for p := range rs.Nacks {
 		rs.Nacks[p] = make([]uint64, len(fanout.NackCodes))
@@ -92,6 +92,9 @@ func TestCollectorReadsEachField(t *testing.T) {
 		`ccsd_upstream_delivered_total`:                                             16,
 		`ccsd_upstream_acks_total`:                                                  17,
 		`ccsd_receipts_total`:                                                       18,
+		`ccsd_downstream_fast_path_total{outcome="sent"}`:                           26,
+		`ccsd_downstream_fast_path_total{outcome="acked"}`:                          27,
+		`ccsd_downstream_fast_path_total{outcome="written"}`:                        28,
 		`ccsd_nacks_total{code="BAD_REGISTRATION",peer="app_server"}`:               24,
 		`ccsd_nacks_total{code="DEVICE_MESSAGE_RATE_EXCEEDED",peer="device"}`:       25,
 		`ccsd_nacks_total{code="BAD_REGISTRATION",peer="device"}`:                   0,

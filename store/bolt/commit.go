@@ -16,6 +16,7 @@ type op struct {
 	fn    func(tx *bbolt.Tx) error
 	done  chan error // buffered 1; receives the op's outcome after the commit
 	state atomic.Int32
+	then  // the callback Write.Then registered, if any (async.go)
 }
 
 const (
@@ -49,6 +50,8 @@ var errRetry = errors.New("store: batch retry")
 // request never waits for a timer.
 func (db *DB) committer() {
 	defer close(db.done)
+	disp := startDispatcher() // runs Write.Then callbacks off this goroutine
+	defer disp.stop()
 	batch := make([]*op, 0, db.opts.MaxBatch)
 	for {
 		first, ok := <-db.reqs
@@ -75,7 +78,7 @@ func (db *DB) committer() {
 			}
 		}
 		if len(batch) > 0 {
-			db.commit(batch)
+			db.commit(batch, disp)
 		}
 		// After Close the channel stays drained by the loop above: the next
 		// receive returns !ok once the buffered requests are committed.
@@ -119,7 +122,8 @@ func (db *DB) gatherFor(batch *[]*op, d time.Duration) bool {
 // error and the batch is re-run without it. Refusals the store expects
 // (duplicate, exists, not found) are all clean, so re-runs only happen on
 // real faults.
-func (db *DB) commit(batch []*op) {
+func (db *DB) commit(batch []*op, disp *dispatcher) {
+	defer disp.flush()
 	errs := make([]error, len(batch))
 	for len(batch) > 0 {
 		failed := -1
@@ -142,7 +146,7 @@ func (db *DB) commit(batch []*op) {
 			return nil
 		})
 		if failed >= 0 {
-			batch[failed].done <- errs[failed]
+			batch[failed].finish(errs[failed], disp)
 			batch = append(batch[:failed], batch[failed+1:]...)
 			continue
 		}
@@ -151,7 +155,7 @@ func (db *DB) commit(batch []*op) {
 			err = fmt.Errorf("store: commit: %w", err)
 			db.health.record(err)
 			for _, o := range batch {
-				o.done <- err
+				o.finish(err, disp)
 			}
 			return
 		}
@@ -169,7 +173,7 @@ func (db *DB) commit(batch []*op) {
 		db.ops.Add(ok)
 		db.commits.Add(1)
 		for i, o := range batch {
-			o.done <- errs[i]
+			o.finish(errs[i], disp)
 		}
 		return
 	}

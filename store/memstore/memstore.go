@@ -127,6 +127,9 @@ type done struct{ err error }
 
 func (d done) Wait(context.Context) error { return d.err }
 
+// Then calls fn at once: the write is already done.
+func (d done) Then(fn func(error)) { fn(d.err) }
+
 func expired(expires, nowMs int64) bool { return expires > 0 && nowMs > expires }
 
 // cloneBytes keeps callers from changing stored payloads after a write.

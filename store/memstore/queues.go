@@ -208,6 +208,12 @@ func (db *DB) Ack(ctx context.Context, deviceID string, seq uint64, receipt *sto
 	return m, nil
 }
 
+// AckAsync implements store.Queues: Ack, done before it returns.
+func (db *DB) AckAsync(ctx context.Context, deviceID string, seq uint64, receipt *store.Upstream) store.Write {
+	_, err := db.Ack(ctx, deviceID, seq, receipt)
+	return done{err}
+}
+
 // QueueLen implements store.Queues.
 func (db *DB) QueueLen(deviceID string) (int, error) {
 	if err := db.lock(); err != nil {
@@ -283,6 +289,12 @@ func (db *DB) AckUpstream(ctx context.Context, senderID string, seq uint64) erro
 		return fmt.Errorf("memstore: ack upstream %s/%d: %w", senderID, seq, store.ErrNotFound)
 	}
 	return nil
+}
+
+// AckUpstreamAsync implements store.UpstreamQueues: AckUpstream, done
+// before it returns.
+func (db *DB) AckUpstreamAsync(ctx context.Context, senderID string, seq uint64) store.Write {
+	return done{db.AckUpstream(ctx, senderID, seq)}
 }
 
 func (db *DB) deleteUpstream(senderID string, seq uint64) bool {
