@@ -193,9 +193,10 @@ func (db *DB) AckAsync(ctx context.Context, deviceID string, seq uint64, receipt
 	if receipt != nil {
 		rv = encodeUpstream(receipt)
 	}
-	// The same transaction as Ack's (queue.go).
+	// The same transaction as Ack's (queue.go), without decoding the
+	// message nobody reads.
 	w.o, w.err = db.submit(ctx, func(tx *bbolt.Tx) error {
-		_, err := deleteMessage(tx, deviceID, seq)
+		err := dropMessage(tx, deviceID, seq)
 		if errors.Is(err, store.ErrNotFound) {
 			return clean(err)
 		}
