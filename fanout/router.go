@@ -157,6 +157,13 @@ type Config struct {
 	// minute, with as large a burst; past it the app server is nacked
 	// TOPICS_MESSAGE_RATE_EXCEEDED [600; negative: unlimited].
 	TopicRate int
+	// MaxTopicJobs bounds one sender's topic and condition messages that
+	// are accepted but not yet fanned out: each is a job, read and
+	// written page by page in the background; past the bound a new one is
+	// nacked TOPICS_MESSAGE_RATE_EXCEEDED (it is sent faster than it fans
+	// out). Jobs resumed after a restart count, and are never refused
+	// [100; negative: none].
+	MaxTopicJobs int
 	// FastPathDelay is how long the queue write of a downstream message
 	// sent at once to an online, caught-up device is held back, waiting
 	// for the device's ack: acked within it, the message is never queued,
@@ -217,6 +224,7 @@ func (c *Config) setDefaults() {
 	defaultInt(&c.MaxQueuedPerRegistration, 100)
 	defaultInt(&c.MaxCollapseKeys, 4)
 	defaultInt(&c.TopicRate, 600)
+	defaultInt(&c.MaxTopicJobs, 100)
 	if c.MaxUpstreamQueuedBytes == 0 {
 		c.MaxUpstreamQueuedBytes = 256 << 20
 	}
@@ -259,9 +267,10 @@ type Router struct {
 	claims      atomic.Uint64 // device logins so far (see submit)
 	closing     atomic.Bool   // Close began: no new fast path
 
-	q        quotas
-	overflow func(m *store.Message) store.Message // deletedMessages, bound once
-	n        *counters                            // what Stats reports
+	q          quotas
+	topicSlots topicSlots                           // unfinished topic fan-outs per sender (topics.go)
+	overflow   func(m *store.Message) store.Message // deletedMessages, bound once
+	n          *counters                            // what Stats reports
 
 	draining atomic.Bool
 	ids      atomic.Uint64

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"sync"
 	"time"
 
 	"github.com/ccsd/ccsd/ccs"
@@ -48,6 +50,24 @@ func (r *Router) SendTopic(ctx context.Context, sender string, m *ccs.Downstream
 			return 0, n
 		}
 	}
+	if !r.topicSlots.take(sender, r.cfg.MaxTopicJobs) {
+		return 0, &ccs.Nack{Code: ccs.CodeTopicsMessageRateExceeded, Description: fmt.Sprintf(
+			"%d topic messages of this sender are still fanning out; retry later", r.cfg.MaxTopicJobs)}
+	}
+	return r.putTopicJob(ctx, j, m)
+}
+
+// putTopicJob writes the job of m and starts its fan-out, which takes
+// over the sender's topic slot; 0 and no nack for a retry of a message
+// already accepted. Unless the fan-out starts it gives the slot back.
+func (r *Router) putTopicJob(ctx context.Context, j *store.TopicJob, m *ccs.Downstream) (uint64, *ccs.Nack) {
+	sender := j.SenderID
+	started := false
+	defer func() {
+		if !started {
+			r.topicSlots.release(sender)
+		}
+	}()
 	body, err := json.Marshal(m)
 	if err != nil { // not reached: every field marshals
 		return 0, storeNack(err)
@@ -65,6 +85,7 @@ func (r *Router) SendTopic(ctx context.Context, sender string, m *ccs.Downstream
 		return 0, storeNack(err)
 	}
 	r.startTopicJob(*j)
+	started = true
 	return j.ID, nil
 }
 
@@ -109,16 +130,54 @@ func (r *Router) resumeTopicJobs() {
 	}
 	for _, j := range jobs {
 		r.log.Info().Str("sender", j.SenderID).Str("topic", j.Topic).Str("condition", j.Condition).Str("message_id", j.MessageID).Msg("resuming topic fan-out")
+		r.topicSlots.take(j.SenderID, 0)
 		r.startTopicJob(j)
 	}
 }
 
+// startTopicJob fans j out in the background; j holds one of its
+// sender's topic slots, which the fan-out gives back when it ends.
 func (r *Router) startTopicJob(j store.TopicJob) {
 	r.work.Add(1)
 	go func() {
 		defer r.work.Done()
+		defer r.topicSlots.release(j.SenderID)
 		r.runTopicJob(j)
 	}()
+}
+
+// topicSlots counts each sender's unfinished topic fan-outs, the bound of
+// Config.MaxTopicJobs: each one is a goroutine and page after page of
+// store work, so a sender must not start them faster than they finish
+// without a limit.
+type topicSlots struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+// take reserves a slot of sender's; false if it already holds max
+// (max <= 0: no bound).
+func (s *topicSlots) take(sender string, max int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if max > 0 && s.n[sender] >= max {
+		return false
+	}
+	if s.n == nil {
+		s.n = map[string]int{}
+	}
+	s.n[sender]++
+	return true
+}
+
+func (s *topicSlots) release(sender string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.n[sender] <= 1 {
+		delete(s.n, sender)
+		return
+	}
+	s.n[sender]--
 }
 
 // topicRun is one job's fan-out state: the message, what it reads, and

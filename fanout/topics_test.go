@@ -419,3 +419,67 @@ func TestTopicJobPastItsTTL(t *testing.T) {
 		}
 	}
 }
+
+// gatedPages holds every topic page write until open is closed: fan-outs
+// that stay unfinished as long as the test wants.
+type gatedPages struct {
+	Store
+	open chan struct{}
+}
+
+func (g *gatedPages) AdvanceTopicJob(ctx context.Context, id uint64, step int, cursor string, done bool, e *store.Enqueue) error {
+	<-g.open
+	return g.Store.AdvanceTopicJob(ctx, id, step, cursor, done, e)
+}
+
+// TestMaxTopicJobs: a sender holding MaxTopicJobs unfinished fan-outs is
+// refused TOPICS_MESSAGE_RATE_EXCEEDED for the next topic message, with
+// nothing stored (a retry of an accepted one too: it is retryable, and
+// the dedup record answers it once there is room); another sender has its
+// own bound; once the fan-outs finish the sender may send again.
+func TestMaxTopicJobs(t *testing.T) {
+	db, _ := newTestStore(t, 2)
+	subscribeAll(t, db, "t", 0, 1)
+	g := &gatedPages{Store: db, open: make(chan struct{})}
+	r, err := New(Config{Store: g, MaxTopicJobs: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	opened := false
+	defer func() {
+		if !opened {
+			close(g.open)
+		}
+	}()
+	send := func(sender, id string) *ccs.Nack {
+		_, n := r.SendTopic(context.Background(), sender, topicMessage(t, `{"to":"/topics/t","message_id":"`+id+`"}`))
+		return n
+	}
+	for _, id := range []string{"a", "b"} {
+		if n := send("123", id); n != nil {
+			t.Fatalf("send %s: %v", id, n)
+		}
+	}
+	n := send("123", "c")
+	if n == nil || n.Code != ccs.CodeTopicsMessageRateExceeded {
+		t.Fatalf("a third unfinished fan-out: %v, want TOPICS_MESSAGE_RATE_EXCEEDED", n)
+	}
+	if jobs, _ := db.TopicJobs(); len(jobs) != 2 {
+		t.Fatalf("%d jobs stored, want the 2 accepted", len(jobs))
+	}
+	if n := send("999", "x"); n != nil {
+		t.Fatalf("another sender: %v", n)
+	}
+	close(g.open)
+	opened = true
+	waitJobsDone(t, db)
+	waitFor(t, "the slots back", func() bool { return send("123", "c") == nil })
+	if n := send("123", "a"); n != nil {
+		t.Fatalf("a retry of an accepted message: %v, want its ack", n)
+	}
+	waitJobsDone(t, db)
+	if got := queuedFor(t, db, "dev0"); len(got) != 3 {
+		t.Fatalf("dev0 queued %v, want one copy of each of a, b, c", got)
+	}
+}

@@ -57,6 +57,7 @@ type quotaFlags struct {
 	maxQueuedPerRegID int
 	maxCollapseKeys   int
 	topicRate         int
+	maxTopicJobs      int
 }
 
 func (q *quotaFlags) register(fs *flag.FlagSet) {
@@ -66,6 +67,7 @@ func (q *quotaFlags) register(fs *flag.FlagSet) {
 	fs.Int64Var(&q.maxUpstreamBytes, "max-upstream-queued-bytes", 256<<20, "bytes of upstream messages and receipts queued per sender; past it devices are nacked SERVICE_UNAVAILABLE (0: unlimited)")
 	fs.IntVar(&q.maxQueuedPerRegID, "max-queued-per-registration", 100, "messages without collapse_key queued per registration; the next one replaces them all with one deleted_messages message, as GCM did (0: unlimited)")
 	fs.IntVar(&q.topicRate, "topic-rate", 600, "messages one sender may send to one topic per minute, in bursts of as many; past it the app server is nacked TOPICS_MESSAGE_RATE_EXCEEDED (HTTP: TopicsMessageRateExceeded) (0: unlimited)")
+	fs.IntVar(&q.maxTopicJobs, "max-topic-jobs", 100, "topic and condition messages of one sender accepted and still fanning out; past it the app server is nacked TOPICS_MESSAGE_RATE_EXCEEDED (HTTP: TopicsMessageRateExceeded) (0: unlimited)")
 	fs.IntVar(&q.maxCollapseKeys, "max-collapse-keys", 4, "distinct collapse keys queued per registration, as GCM kept; a new key past it deletes the registration's oldest queued message with a collapse key, undelivered (0: unlimited)")
 }
 
@@ -78,7 +80,7 @@ func (q *quotaFlags) check() error {
 		{"--max-upstream-queued", int64(q.maxUpstreamQueued)}, {"--max-upstream-queued-bytes", q.maxUpstreamBytes},
 		{"--max-queued-per-registration", int64(q.maxQueuedPerRegID)},
 		{"--max-collapse-keys", int64(q.maxCollapseKeys)},
-		{"--topic-rate", int64(q.topicRate)},
+		{"--topic-rate", int64(q.topicRate)}, {"--max-topic-jobs", int64(q.maxTopicJobs)},
 	} {
 		if f.v < 0 {
 			return fmt.Errorf("%s %d: must not be negative (0 disables the limit)", f.name, f.v)
@@ -103,6 +105,7 @@ func (q *quotaFlags) apply(c *fanout.Config) {
 	c.MaxQueuedPerRegistration = int(off(int64(q.maxQueuedPerRegID)))
 	c.MaxCollapseKeys = int(off(int64(q.maxCollapseKeys)))
 	c.TopicRate = int(off(int64(q.topicRate)))
+	c.MaxTopicJobs = int(off(int64(q.maxTopicJobs)))
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
