@@ -414,6 +414,10 @@ func optTarget(raw json.RawMessage) (string, *Nack) {
 		return "", typeError("to", "java.lang.String", raw)
 	}
 	if TargetTooLong(s) {
+		if name, ok := TopicOf(s); ok {
+			return "", InvalidJSON("INVALID_PARAMETERS", "Topic name in \"to\" is "+strconv.Itoa(len(name))+
+				" bytes, longer than "+strconv.Itoa(MaxTopicNameBytes))
+		}
 		return "", tooLong("to")
 	}
 	return s, nil
