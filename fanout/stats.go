@@ -29,7 +29,7 @@ func (p Peer) String() string {
 var NackCodes = []ccs.Code{
 	ccs.CodeBadAck, ccs.CodeBadRegistration, ccs.CodeDeviceUnregistered, ccs.CodeInvalidJSON,
 	ccs.CodeServiceUnavailable, ccs.CodeInternalServerError, ccs.CodeConnectionDraining,
-	ccs.CodeDeviceMessageRateExceeded, CodeOther,
+	ccs.CodeDeviceMessageRateExceeded, ccs.CodeTopicsMessageRateExceeded, CodeOther,
 }
 
 // CodeOther stands for a nack code missing from NackCodes.
@@ -52,6 +52,7 @@ type counters struct {
 	fastSent           stats.Counter // downstream copies sent on the fast path
 	fastAcked          stats.Counter // ... acked before their write: never queued
 	fastWritten        stats.Counter // ... queued after all (not acked in time, nacked, session closed)
+	topicCopies        stats.Counter // device copies written by topic fan-outs
 }
 
 func newCounters() *counters {
@@ -107,6 +108,11 @@ type Stats struct {
 	// acked before their write was due, which were never queued;
 	// FastWritten those queued after all.
 	FastSent, FastAcked, FastWritten uint64
+	// TopicCopies counts the device copies topic and condition fan-outs
+	// wrote to the queues; TopicJobs is how many fan-outs are unfinished
+	// now (a gauge).
+	TopicCopies uint64
+	TopicJobs   int
 }
 
 // Stats returns the router's counts. It costs a few atomic loads and two
@@ -120,6 +126,7 @@ func (r *Router) Stats() Stats {
 		Receipts:            c.receipts.Load(),
 		UpstreamRateRefused: c.upRate.Load(), DownstreamRateRefused: c.downRate.Load(), UpstreamQueueFull: c.upQueueFull.Load(),
 		FastSent: c.fastSent.Load(), FastAcked: c.fastAcked.Load(), FastWritten: c.fastWritten.Load(),
+		TopicCopies: c.topicCopies.Load(), TopicJobs: r.topicSlots.total(),
 	}
 	for p := range c.nacks {
 		s.Nacks[p] = make([]uint64, len(NackCodes))

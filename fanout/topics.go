@@ -37,7 +37,19 @@ const topicRetry = time.Second
 // which has a Condition, for sender: it returns once the topic job is
 // durable, with the job's id (the legacy HTTP answer's message_id), and
 // fans out in the background.
+// It serves the HTTP endpoints and counts its answer as Send does; XMPP
+// streams count theirs when they reply.
 func (r *Router) SendTopic(ctx context.Context, sender string, m *ccs.Downstream) (uint64, *ccs.Nack) {
+	id, n := r.sendTopic(ctx, sender, m)
+	if n != nil {
+		r.n.nack(ToAppServer, n)
+	} else {
+		r.n.downHTTP.Inc()
+	}
+	return id, n
+}
+
+func (r *Router) sendTopic(ctx context.Context, sender string, m *ccs.Downstream) (uint64, *ccs.Nack) {
 	if r.draining.Load() {
 		return 0, &ccs.Nack{Code: ccs.CodeServiceUnavailable, Description: "Server is shutting down, retry later"}
 	}
@@ -116,7 +128,7 @@ func (s *AppServerStream) topicDownstream(m *ccs.Downstream) {
 	s.r.work.Add(1)
 	go func() {
 		defer s.r.work.Done()
-		_, n := s.r.SendTopic(context.Background(), s.sender, m)
+		_, n := s.r.sendTopic(context.Background(), s.sender, m)
 		s.reply(m.MessageID, &plan{to: m.To}, n)
 	}()
 }
@@ -168,6 +180,17 @@ func (s *topicSlots) take(sender string, max int) bool {
 	}
 	s.n[sender]++
 	return true
+}
+
+// total is how many fan-outs are unfinished, every sender together.
+func (s *topicSlots) total() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, c := range s.n {
+		n += c
+	}
+	return n
 }
 
 func (s *topicSlots) release(sender string) {
@@ -246,6 +269,7 @@ func (r *Router) runTopicJob(j store.TopicJob) {
 		for i := range e.Messages {
 			r.wakeDevice(e.Messages[i].DeviceID)
 		}
+		r.n.topicCopies.Add(uint64(len(e.Messages)))
 		copies += len(e.Messages)
 		step, cursor = nextStep, next
 		if !done && !r.pause(0) {

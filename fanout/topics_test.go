@@ -471,6 +471,10 @@ func TestMaxTopicJobs(t *testing.T) {
 	if n := send("999", "x"); n != nil {
 		t.Fatalf("another sender: %v", n)
 	}
+	st := r.Stats()
+	if st.TopicJobs != 3 || st.Nacks[ToAppServer][slices.Index(NackCodes, ccs.CodeTopicsMessageRateExceeded)] != 1 {
+		t.Fatalf("Stats: %d topic jobs (want 3 unfinished), nacks %v (want one TOPICS_MESSAGE_RATE_EXCEEDED)", st.TopicJobs, st.Nacks[ToAppServer])
+	}
 	close(g.open)
 	opened = true
 	waitJobsDone(t, db)
@@ -481,5 +485,10 @@ func TestMaxTopicJobs(t *testing.T) {
 	waitJobsDone(t, db)
 	if got := queuedFor(t, db, "dev0"); len(got) != 3 {
 		t.Fatalf("dev0 queued %v, want one copy of each of a, b, c", got)
+	}
+	// a, b and c reached both subscribers; x, of a sender with none, no one.
+	waitFor(t, "the gauge back at 0", func() bool { return r.Stats().TopicJobs == 0 })
+	if st := r.Stats(); st.TopicCopies != 6 || st.DownstreamHTTP != 5 {
+		t.Fatalf("Stats: %d topic copies (want 6), %d accepted (want 5: a, b, x, c and the retry of a)", st.TopicCopies, st.DownstreamHTTP)
 	}
 }

@@ -26,6 +26,8 @@ var (
 	dUpAcks        = desc("ccsd_upstream_acks_total", "App-server acks that matched an upstream message or receipt in flight.")
 	dReceipts      = desc("ccsd_receipts_total", "Delivery receipts queued for app servers (device acks of messages that asked for one).")
 	dFastPath      = desc("ccsd_downstream_fast_path_total", "Downstream copies sent at once to an online, caught-up device session, by outcome: sent (all of them), acked (acked before their queue write was due: never queued), written (queued after all).", "outcome")
+	dTopicCopies   = desc("ccsd_topic_copies_total", "Device copies written to the queues by topic and condition fan-outs.")
+	dTopicJobs     = desc("ccsd_topic_jobs", "Topic and condition messages accepted whose fan-out is unfinished (bounded per sender by --max-topic-jobs).")
 	dNacks         = desc("ccsd_nacks_total", "Nacks sent, by peer (app_server: over XMPP or as an HTTP send result; device) and CCS error code.", "peer", "code")
 	dStanzaErrors  = desc("ccsd_stanza_errors_total", "Stanzas bounced with a stanza error (not a CCS JSON message), by peer.", "peer")
 	dRateRefused   = desc("ccsd_ratelimit_refusals_total", "Requests refused by a rate or size limit, by limit: checkin, register (per address), upstream_rate, downstream_rate (per registration), upstream_queue (a sender's upstream queue at its cap), login (the failed-login budget, every port).", "limit")
@@ -43,7 +45,7 @@ var (
 
 var allDescs = []*prometheus.Desc{
 	dSessions, dLogins, dConnsRefused, dDownAccepted, dDownDelivered, dDeviceAcks,
-	dUpAccepted, dUpDelivered, dUpAcks, dReceipts, dFastPath, dNacks, dStanzaErrors, dRateRefused,
+	dUpAccepted, dUpDelivered, dUpAcks, dReceipts, dFastPath, dTopicCopies, dTopicJobs, dNacks, dStanzaErrors, dRateRefused,
 	dUpQueued, dUpQueuedBytes, dCommits, dCommitFails, dOps, dBatch, dCommitSecs,
 	dFsyncs, dWritten, dLastFailed,
 }
@@ -128,6 +130,8 @@ func collectRouter(ch chan<- prometheus.Metric, st fanout.Stats) {
 	counter(ch, dFastPath, st.FastSent, "sent")
 	counter(ch, dFastPath, st.FastAcked, "acked")
 	counter(ch, dFastPath, st.FastWritten, "written")
+	counter(ch, dTopicCopies, st.TopicCopies)
+	gauge(ch, dTopicJobs, float64(st.TopicJobs))
 	for _, p := range []fanout.Peer{fanout.ToAppServer, fanout.ToDevice} {
 		for i, code := range fanout.NackCodes {
 			if i < len(st.Nacks[p]) {
