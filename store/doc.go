@@ -34,6 +34,10 @@
 // parked per write, with Then: the callback runs once, in the order the
 // writes took effect, with everything the write sets (Seqs, Discarded)
 // already set; a backend that writes synchronously calls it at once.
+// An empty Enqueue (no MessageID, Messages or Upstream) is a barrier: it
+// writes nothing, and its outcome (nil) comes once every write submitted
+// before it has taken effect. A backend should make it cheap (bolt: no
+// commit of its own); fanout submits one per device login.
 //
 // A function a caller hands to a write (Enqueue.Overflow, UpdateGroup's fn)
 // may run more than once (a backend may retry a batch), so it must depend

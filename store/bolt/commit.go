@@ -124,6 +124,14 @@ func (db *DB) gatherFor(batch *[]*op, d time.Duration) bool {
 // real faults.
 func (db *DB) commit(batch []*op, disp *dispatcher) {
 	defer disp.flush()
+	if barriersOnly(batch) {
+		// Every write taken before them is committed: nothing to write,
+		// no transaction and no fsync.
+		for _, o := range batch {
+			o.finish(nil, disp)
+		}
+		return
+	}
 	errs := make([]error, len(batch))
 	for len(batch) > 0 {
 		failed := -1
@@ -179,9 +187,23 @@ func (db *DB) commit(batch []*op, disp *dispatcher) {
 	}
 }
 
+// barriersOnly reports whether every op of batch is a barrier (no fn: an
+// empty Enqueue, see EnqueueAsync).
+func barriersOnly(batch []*op) bool {
+	for _, o := range batch {
+		if o.fn != nil {
+			return false
+		}
+	}
+	return true
+}
+
 // runOp runs fn, turning a panic into an error so one bad op cannot take
 // the committer (and every caller waiting on it) down.
 func runOp(fn func(tx *bbolt.Tx) error, tx *bbolt.Tx) (err error) {
+	if fn == nil { // a barrier
+		return nil
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("store: write op panicked: %v", r)

@@ -296,3 +296,48 @@ func TestCodecRoundTripAndCorrupt(t *testing.T) {
 		t.Fatal("composite keys collide")
 	}
 }
+
+// TestBarrierCostsNoCommit: an empty Enqueue is answered after the write
+// submitted before it, and a batch of barriers alone commits nothing (no
+// transaction, no fsync), so a device login's barrier is free on an idle
+// store.
+func TestBarrierCostsNoCommit(t *testing.T) {
+	db, _ := openTest(t, Options{})
+	ctx := context.Background()
+	if err := db.Enqueue(ctx, &store.Enqueue{}); err != nil {
+		t.Fatalf("a barrier alone: %v", err)
+	}
+	if c := db.Stats().Commits; c != 0 {
+		t.Fatalf("a barrier alone committed %d transactions, want 0", c)
+	}
+	var mu sync.Mutex
+	var order []string
+	done := make(chan struct{})
+	note := func(s string) func(error) {
+		return func(err error) {
+			if err != nil {
+				t.Errorf("%s: %v", s, err)
+			}
+			mu.Lock()
+			order = append(order, s)
+			if len(order) == 2 {
+				close(done)
+			}
+			mu.Unlock()
+		}
+	}
+	m := store.Message{DeviceID: "d", RegID: "r", SenderID: "s", MessageID: "m", Payload: []byte("{}")}
+	db.EnqueueAsync(ctx, &store.Enqueue{SenderID: "s", MessageID: "m", Messages: []store.Message{m}}).Then(note("write"))
+	db.EnqueueAsync(ctx, &store.Enqueue{}).Then(note("barrier"))
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the callbacks did not run within 10 s")
+	}
+	if order[0] != "write" || order[1] != "barrier" {
+		t.Fatalf("callbacks ran %v, want the write before the barrier", order)
+	}
+	if ms, err := db.Pending("d", 0, 10, 0); err != nil || len(ms) != 1 {
+		t.Fatalf("after the barrier: %d queued, %v; want the earlier write durable", len(ms), err)
+	}
+}
