@@ -322,6 +322,7 @@ type Downstream struct {
 	Priority          string
 	TTL               int64
 	Receipt           bool
+	DelayWhileIdle    bool // delay_while_idle: held while the device dozes
 	DryRun            bool
 	RestrictedPackage string
 	Data              json.RawMessage // a JSON object or nil
@@ -434,7 +435,7 @@ func (env *Stanza) body(m *Downstream) *Nack {
 	if m.TTL, n = optTTL(env.TimeToLive, DefaultTTL); n != nil {
 		return n
 	}
-	if _, n = optBool(env.DelayWhileIdle, "delay_while_idle"); n != nil {
+	if m.DelayWhileIdle, n = optBool(env.DelayWhileIdle, "delay_while_idle"); n != nil {
 		return n
 	}
 	if m.Receipt, n = optBool(env.DeliveryReceiptRequested, "delivery_receipt_requested"); n != nil {
