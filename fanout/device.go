@@ -43,6 +43,7 @@ type DeviceStream struct {
 	held                  []*fastWrite // sent on the fast path, write held back, in order
 	waiting               []*fastWrite // taken for the fast path, to send once caught up, in order
 	queued                []*fastWrite // sent on the fast path, then written: not to be sent again
+	lanes                 laneState    // priority and doze (lanes.go)
 }
 
 type deviceInflight struct {
@@ -134,8 +135,9 @@ func (d *DeviceStream) run() {
 }
 
 // deliver writes queued messages after the last one written, up to the
-// window. The store is the only copy: nothing but the in-flight index is
-// kept in memory.
+// window, the urgent lane first when there is a backlog (lanes.go). The
+// store is the only copy: nothing but the in-flight index is kept in
+// memory.
 func (d *DeviceStream) deliver() {
 	d.mu.Lock()
 	room, after, synced := d.r.cfg.DeviceWindow-d.count, d.last, d.synced
@@ -144,9 +146,10 @@ func (d *DeviceStream) deliver() {
 		d.mu.Unlock()
 		return
 	}
+	plan := d.planRead()
 	d.mu.Unlock()
 	now := d.r.nowMs()
-	msgs, err := d.r.st.Pending(d.id, after, room, now)
+	urgent, normal, uFull, nFull, err := d.readLanes(plan, after, room, now)
 	if err != nil {
 		d.r.log.Error().Err(err).Str("device", d.id).Msg("read device queue")
 		d.mu.Lock()
@@ -159,23 +162,53 @@ func (d *DeviceStream) deliver() {
 		d.mu.Unlock()
 		return
 	}
-	full := len(msgs) == room
+	full := uFull || nFull
 	d.atEnd = !full
-	d.caught = d.atEnd && synced
-	send := msgs[:0]
-	for i := range msgs {
-		m := &msgs[i]
+	d.caught = d.atEnd && synced && plan.normal
+	send := normal[:0] // no allocation when there is no urgent message
+	if len(urgent) > 0 {
+		send = urgent[:0]
+	}
+	for i := range urgent {
+		m := &urgent[i]
+		d.lanes.lastHigh = max(d.lanes.lastHigh, m.Seq)
+		if d.track(m, now) {
+			send = append(send, *m)
+		}
+	}
+	for i := range normal {
+		m := &normal[i]
 		d.last = m.Seq
-		if len(d.queued) > 0 && d.skipQueued(m) {
+		if d.skipLane(m) {
 			continue
 		}
-		d.inflight[m.MessageID] = append(d.inflight[m.MessageID], deviceInflight{
-			seq: m.Seq, regID: m.RegID, senderID: m.SenderID, messageID: m.MessageID, receipt: m.Receipt, sentMs: now,
-		})
-		d.count++
-		send = append(send, *m)
+		if d.track(m, now) {
+			send = append(send, *m)
+		}
 	}
 	d.mu.Unlock()
+	d.sendAll(send)
+	if full {
+		d.Wake() // maybe more
+	}
+}
+
+// track enters m, just read, in the in-flight index, unless it is a fast
+// message of this session written after all (skipQueued). It reports
+// whether m is to be sent. Called with d.mu held.
+func (d *DeviceStream) track(m *store.Message, now int64) bool {
+	if len(d.queued) > 0 && d.skipQueued(m) {
+		return false
+	}
+	d.inflight[m.MessageID] = append(d.inflight[m.MessageID], deviceInflight{
+		seq: m.Seq, regID: m.RegID, senderID: m.SenderID, messageID: m.MessageID, receipt: m.Receipt, sentMs: now,
+	})
+	d.count++
+	return true
+}
+
+// sendAll writes what a delivery pass read.
+func (d *DeviceStream) sendAll(send []store.Message) {
 	for i := range send {
 		if d.c.Send(send[i].Payload, Delivery) != nil {
 			d.r.n.delivered.Add(uint64(i))
@@ -183,9 +216,6 @@ func (d *DeviceStream) deliver() {
 		}
 	}
 	d.r.n.delivered.Add(uint64(len(send)))
-	if full {
-		d.Wake() // maybe more
-	}
 }
 
 // Message handles one JSON stanza from the device: an ack of a downstream

@@ -77,6 +77,7 @@ type Store interface {
 	Group(key string) (store.Group, error)
 	EnqueueAsync(ctx context.Context, e *store.Enqueue) store.Write
 	Pending(deviceID string, after uint64, limit int, nowMs int64) ([]store.Message, error)
+	PendingLane(deviceID string, lane store.Lane, after uint64, limit int, nowMs int64) ([]store.Message, error)
 	AckAsync(ctx context.Context, deviceID string, seq uint64, receipt *store.Upstream) store.Write
 	PushUpstreamAsync(ctx context.Context, u *store.Upstream) store.Write
 	PendingUpstream(senderID string, after uint64, limit int, nowMs int64) ([]store.Upstream, error)
