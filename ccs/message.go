@@ -61,6 +61,8 @@ type Stanza struct {
 	// §11), read by the HTTP send only.
 	RegistrationIDs json.RawMessage `json:"registration_ids"`
 	NotificationKey json.RawMessage `json:"notification_key"`
+	// ControlType is a device's control stanza's (DOZE, AWAKE: Control).
+	ControlType json.RawMessage `json:"control_type"`
 
 	// ID is the decoded message_id; "" for a legacy HTTP body.
 	ID string `json:"-"`
@@ -112,6 +114,8 @@ func (env *Stanza) field(name string) *json.RawMessage {
 		return &env.RegistrationIDs
 	case "notification_key":
 		return &env.NotificationKey
+	case "control_type":
+		return &env.ControlType
 	}
 	return nil
 }

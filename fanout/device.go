@@ -118,6 +118,10 @@ func (d *DeviceStream) wakeLocked() bool {
 func (d *DeviceStream) run() {
 	defer d.r.work.Done()
 	for {
+		d.mu.Lock()
+		acks := d.takeControlAcks()
+		d.mu.Unlock()
+		d.ackControls(acks) // after the sends of the pass before, under the new state
 		d.deliver()
 		d.mu.Lock()
 		if !d.again || d.closed {
@@ -163,6 +167,9 @@ func (d *DeviceStream) deliver() {
 		return
 	}
 	full := uFull || nFull
+	if plan.normal && !nFull {
+		d.lanes.release = false // a maintenance window ends at the end of the queue
+	}
 	d.atEnd = !full
 	d.caught = d.atEnd && synced && plan.normal
 	send := normal[:0] // no allocation when there is no urgent message
@@ -238,6 +245,8 @@ func (d *DeviceStream) Message(stanzaID string, payload []byte) {
 		d.ack(id)
 	case "":
 		d.upstream(st)
+	case "control":
+		d.control(st)
 	case "nack":
 		// A device may refuse a message it cannot handle now. It stays
 		// queued (offered again next session, or until it expires) but
@@ -554,6 +563,7 @@ func (r *Router) senderAddress(to string) (string, bool) {
 func (d *DeviceStream) Closed() {
 	d.mu.Lock()
 	d.closed = true
+	d.stopDoze()
 	d.flushPrefix(len(d.held), len(d.waiting)) // unlocks: what was held is queued for the next session
 	d.r.devMu.Lock()
 	delete(d.r.devices, d)

@@ -1,6 +1,8 @@
 package fanout
 
 import (
+	"time"
+
 	"github.com/ccsd/ccsd/store"
 )
 
@@ -24,6 +26,10 @@ import (
 // session's mu.
 type laneState struct {
 	lastHigh uint64 // every urgent message with Seq <= max(last, lastHigh) was sent
+	dozing   bool   // the device said DOZE (doze.go)
+	release  bool   // a maintenance window: the normal walk runs while dozing, to the end of the queue
+	timer    *time.Timer
+	acks     []string // control stanzas in effect, to ack before the next read
 }
 
 // laneRead is one delivery pass's plan, taken under d.mu.
@@ -36,8 +42,8 @@ type laneRead struct {
 // planRead decides what a delivery pass reads; called with d.mu held.
 func (d *DeviceStream) planRead() laneRead {
 	return laneRead{
-		urgent: !d.atEnd,
-		normal: true,
+		urgent: !d.atEnd || d.lanes.dozing,
+		normal: !d.lanes.dozing || d.lanes.release,
 		uAfter: max(d.last, d.lanes.lastHigh),
 	}
 }

@@ -168,6 +168,12 @@ type Config struct {
 	// until they come faster [20ms; negative: off, every message is
 	// queued before it is sent].
 	FastPathDelay time.Duration
+	// MaxDozeDelay bounds how long a dozing device's normal-priority
+	// messages are held: a session dozing that long gets a maintenance
+	// window, in which every normal message queued so far is sent, and
+	// one more every MaxDozeDelay while it dozes (doze.go) [15m; negative:
+	// no bound, held until AWAKE].
+	MaxDozeDelay time.Duration
 	// Now is the clock [time.Now].
 	Now func() time.Time
 	// Presence tracks the live device sessions [an in-process map; a
@@ -211,6 +217,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.FastPathDelay == 0 {
 		c.FastPathDelay = DefaultFastPathDelay
+	}
+	if c.MaxDozeDelay == 0 {
+		c.MaxDozeDelay = DefaultMaxDozeDelay
 	}
 	defaultInt(&c.UpstreamRate, 240)
 	defaultInt(&c.DownstreamRate, 240)
