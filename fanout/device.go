@@ -153,7 +153,7 @@ func (d *DeviceStream) deliver() {
 	plan := d.planRead()
 	d.mu.Unlock()
 	now := d.r.nowMs()
-	urgent, normal, uFull, nFull, err := d.readLanes(plan, after, room, now)
+	rd, err := d.readLanes(plan, after, room, now)
 	if err != nil {
 		d.r.log.Error().Err(err).Str("device", d.id).Msg("read device queue")
 		d.mu.Lock()
@@ -166,36 +166,12 @@ func (d *DeviceStream) deliver() {
 		d.mu.Unlock()
 		return
 	}
-	full := uFull || nFull
-	if plan.normal && !nFull {
-		d.lanes.release = false // a maintenance window ends at the end of the queue
-	}
-	d.atEnd = !full
-	d.caught = d.atEnd && synced && plan.normal
-	send := normal[:0] // no allocation when there is no urgent message
-	if len(urgent) > 0 {
-		send = urgent[:0]
-	}
-	for i := range urgent {
-		m := &urgent[i]
-		d.lanes.lastHigh = max(d.lanes.lastHigh, m.Seq)
-		if d.track(m, now) {
-			send = append(send, *m)
-		}
-	}
-	for i := range normal {
-		m := &normal[i]
-		d.last = m.Seq
-		if d.skipLane(m) {
-			continue
-		}
-		if d.track(m, now) {
-			send = append(send, *m)
-		}
-	}
+	d.atEnd = !rd.full
+	d.caught = d.atEnd && synced && rd.normalRan
+	send := d.takeRead(&rd, now)
 	d.mu.Unlock()
 	d.sendAll(send)
-	if full {
+	if rd.full {
 		d.Wake() // maybe more
 	}
 }

@@ -147,3 +147,32 @@ func TestControlBadType(t *testing.T) {
 	queueJSON(t, r, prioMsg("n-1", ""))
 	waitFor(t, "n-1 sent: still awake", func() bool { return slices.Contains(c.ids(), "n-1") })
 }
+
+// TestDelayWhileIdle: a delay_while_idle message is held while the device
+// dozes whatever its priority, a maintenance window included, and sent once
+// it is awake, before what the walk had not reached; its time_to_live runs
+// meanwhile. Awake, it goes at once.
+func TestDelayWhileIdle(t *testing.T) {
+	r, _, clk := streamRouter(t, 1, Config{MaxDozeDelay: 500 * time.Millisecond})
+	d, c := onlineDevice(t, r)
+	control(d, "DOZE", "z-1")
+	waitSent(t, c, "z-1")
+	dwi := `"delay_while_idle":true,`
+	queueJSON(t, r, prioMsg("d-0", dwi+`"time_to_live":1,`), prioMsg("d-1", dwi+`"priority":"high",`),
+		prioMsg("n-1", ""), prioMsg("h-1", `"priority":"high",`))
+	waitSent(t, c, "z-1", "h-1")
+	devAck(d, "h-1")
+	waitSent(t, c, "z-1", "h-1", "n-1") // the maintenance window: not d-0, d-1
+	devAck(d, "n-1")
+	queueJSON(t, r, prioMsg("d-2", dwi), prioMsg("n-2", ""))
+	sentNow(t, d, c, 0, "z-1", "h-1", "n-1")
+	clk.add(2 * time.Second) // d-0 expires
+	control(d, "AWAKE", "z-2")
+	waitSent(t, c, "z-1", "h-1", "n-1", "z-2", "d-1", "d-2", "n-2")
+	for _, id := range []string{"d-1", "d-2", "n-2"} {
+		devAck(d, id)
+	}
+	queueJSON(t, r, prioMsg("d-3", dwi))
+	waitSent(t, c, "z-1", "h-1", "n-1", "z-2", "d-1", "d-2", "n-2", "d-3")
+	sentNow(t, d, c, 1, "z-1", "h-1", "n-1", "z-2", "d-1", "d-2", "n-2", "d-3")
+}

@@ -30,54 +30,147 @@ type laneState struct {
 	release  bool   // a maintenance window: the normal walk runs while dozing, to the end of the queue
 	timer    *time.Timer
 	acks     []string // control stanzas in effect, to ack before the next read
+	// idleSkipped: the normal walk passed delay_while_idle messages in a
+	// maintenance window; the idle lane sends those with Seq in
+	// (lastIdle, idleMax] once the device is awake, before the normal
+	// walk goes on.
+	idleSkipped       bool
+	lastIdle, idleMax uint64
 }
 
 // laneRead is one delivery pass's plan, taken under d.mu.
 type laneRead struct {
 	urgent bool   // read the urgent lane first
+	idle   bool   // read the idle lane: what the device's doze held back
 	normal bool   // run the normal walk
 	uAfter uint64 // the urgent lane's cursor
+	// the idle lane's cursor and end: the delay_while_idle messages the
+	// normal walk passed in a maintenance window
+	iAfter, iMax uint64
 }
 
 // planRead decides what a delivery pass reads; called with d.mu held.
 func (d *DeviceStream) planRead() laneRead {
-	return laneRead{
-		urgent: !d.atEnd || d.lanes.dozing,
-		normal: !d.lanes.dozing || d.lanes.release,
-		uAfter: max(d.last, d.lanes.lastHigh),
+	l := &d.lanes
+	p := laneRead{
+		urgent: !d.atEnd || l.dozing,
+		normal: !l.dozing || l.release,
+		uAfter: max(d.last, l.lastHigh),
 	}
+	if !l.dozing && l.idleSkipped {
+		p.idle, p.iAfter, p.iMax = true, l.lastIdle, l.idleMax
+	}
+	return p
 }
 
-// readLanes runs the reads p plans, up to room messages: the urgent ones
-// first, then the normal walk's. uFull and nFull report whether a read
-// filled what it was given (there may be more).
-func (d *DeviceStream) readLanes(p laneRead, after uint64, room int, now int64) (urgent, normal []store.Message, uFull, nFull bool, err error) {
+// laneBatch is what one delivery pass read.
+type laneBatch struct {
+	urgent, idle, normal []store.Message
+	full                 bool // a read filled what it was given: there may be more
+	idleDone             bool // the idle read found every message it looked for
+	normalRan            bool // the normal walk ran
+}
+
+// readLanes runs the reads p plans, up to room messages in all: the
+// urgent lane, the idle lane, then the normal walk, which runs only once
+// the idle lane has given everything held back (those are older).
+func (d *DeviceStream) readLanes(p laneRead, after uint64, room int, now int64) (b laneBatch, err error) {
 	if p.urgent {
-		if urgent, err = d.r.st.PendingLane(d.id, store.LaneUrgent, p.uAfter, room, now); err != nil {
-			return nil, nil, false, false, err
+		if b.urgent, err = d.r.st.PendingLane(d.id, store.LaneUrgent, p.uAfter, room, now); err != nil {
+			return b, err
 		}
-		uFull = len(urgent) == room
+		room -= len(b.urgent)
 	}
-	if p.normal && len(urgent) < room {
-		left := room - len(urgent)
-		if normal, err = d.r.st.Pending(d.id, after, left, now); err != nil {
-			return nil, nil, false, false, err
+	b.idleDone = !p.idle
+	if p.idle && room > 0 {
+		if b.idle, err = d.r.st.PendingLane(d.id, store.LaneIdle, p.iAfter, room, now); err != nil {
+			return b, err
 		}
-		nFull = len(normal) == left
+		n := len(b.idle)
+		for n > 0 && b.idle[n-1].Seq > p.iMax {
+			n-- // not held back: the normal walk sends it in its turn
+		}
+		b.idleDone = len(b.idle) < room || n < len(b.idle)
+		b.idle = b.idle[:n]
+		room -= n
 	}
-	return urgent, normal, uFull, nFull || (p.normal && len(urgent) == room), nil
+	if p.normal && b.idleDone && room > 0 {
+		if b.normal, err = d.r.st.Pending(d.id, after, room, now); err != nil {
+			return b, err
+		}
+		b.normalRan = true
+		room -= len(b.normal)
+	}
+	// Room left with every lane read to its end: nothing more to read.
+	b.full = room == 0 || !b.idleDone
+	return b, nil
 }
 
-// skipLane reports whether the normal walk must not send m (it moved
-// d.last past it already): an urgent message the urgent lane sent. An
-// urgent message it sends moves lastHigh. Called with d.mu held.
-func (d *DeviceStream) skipLane(m *store.Message) bool {
-	if !m.High || m.DelayWhileIdle {
-		return false
+// takeRead moves the cursors over what a pass read and enters what is to
+// be sent in the in-flight index, in the order to send it. Called with
+// d.mu held.
+func (d *DeviceStream) takeRead(b *laneBatch, now int64) []store.Message {
+	l := &d.lanes
+	if b.normalRan && !b.full {
+		l.release = false // a maintenance window ends at the end of the queue
 	}
-	if m.Seq <= d.lanes.lastHigh {
+	send := b.normal[:0] // no allocation when only the normal walk read
+	if len(b.urgent) > 0 {
+		send = b.urgent[:0]
+	} else if len(b.idle) > 0 {
+		send = b.idle[:0]
+	}
+	for i := range b.urgent {
+		m := &b.urgent[i]
+		l.lastHigh = max(l.lastHigh, m.Seq)
+		if d.track(m, now) {
+			send = append(send, *m)
+		}
+	}
+	for i := range b.idle {
+		m := &b.idle[i]
+		l.lastIdle = m.Seq
+		if d.track(m, now) {
+			send = append(send, *m)
+		}
+	}
+	if b.idleDone && l.idleSkipped && !l.dozing {
+		l.idleSkipped, l.lastIdle = false, l.idleMax
+	}
+	for i := range b.normal {
+		m := &b.normal[i]
+		d.last = m.Seq
+		if d.skipLane(m) {
+			continue
+		}
+		if d.track(m, now) {
+			send = append(send, *m)
+		}
+	}
+	return send
+}
+
+// skipLane reports whether the normal walk must not send m (it moves
+// d.last past it all the same): an urgent message the urgent lane sent,
+// or a delay_while_idle one met in a maintenance window, which the idle
+// lane sends once the device is awake. An urgent message it sends moves
+// lastHigh. Called with d.mu held.
+func (d *DeviceStream) skipLane(m *store.Message) bool {
+	l := &d.lanes
+	switch {
+	case m.DelayWhileIdle && l.dozing:
+		if !l.idleSkipped {
+			// Every idle message before it was sent: the normal walk
+			// passed them awake.
+			l.idleSkipped, l.lastIdle = true, m.Seq-1
+		}
+		l.idleMax = m.Seq
+		return true
+	case !m.High || m.DelayWhileIdle:
+		return false
+	case m.Seq <= l.lastHigh:
 		return true
 	}
-	d.lanes.lastHigh = m.Seq
+	l.lastHigh = m.Seq
 	return false
 }
