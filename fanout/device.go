@@ -43,7 +43,7 @@ type DeviceStream struct {
 	held                  []*fastWrite // sent on the fast path, write held back, in order
 	waiting               []*fastWrite // taken for the fast path, to send once caught up, in order
 	queued                []*fastWrite // sent on the fast path, then written: not to be sent again
-	lanes                 laneState    // priority and doze (lanes.go)
+	lanes                 laneState    // priority and doze cursors and state (lanes.go, doze.go)
 }
 
 type deviceInflight struct {
@@ -118,10 +118,6 @@ func (d *DeviceStream) wakeLocked() bool {
 func (d *DeviceStream) run() {
 	defer d.r.work.Done()
 	for {
-		d.mu.Lock()
-		acks := d.takeControlAcks()
-		d.mu.Unlock()
-		d.ackControls(acks) // after the sends of the pass before, under the new state
 		d.deliver()
 		d.mu.Lock()
 		if !d.again || d.closed {
@@ -144,14 +140,19 @@ func (d *DeviceStream) run() {
 // memory.
 func (d *DeviceStream) deliver() {
 	d.mu.Lock()
+	// Control stanzas are acked here, after the sends of the pass before:
+	// what this pass sends is read under their state.
+	acks := d.takeControlAcks()
 	room, after, synced := d.r.cfg.DeviceWindow-d.count, d.last, d.synced
 	if room <= 0 {
 		d.atEnd, d.caught = false, false // acks must look again
 		d.mu.Unlock()
+		d.ackControls(acks)
 		return
 	}
 	plan := d.planRead()
 	d.mu.Unlock()
+	d.ackControls(acks)
 	now := d.r.nowMs()
 	rd, err := d.readLanes(plan, after, room, now)
 	if err != nil {

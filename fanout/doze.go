@@ -28,8 +28,8 @@ const DefaultMaxDozeDelay = 15 * time.Minute
 const maxControlAcks = 100
 
 // control handles a DOZE or AWAKE stanza. Its ack is sent by the delivery
-// goroutine before its next read (run), so every message written after the
-// ack was read under the new state.
+// goroutine before its next read (deliver), so every message written after
+// the ack was read under the new state.
 func (d *DeviceStream) control(st *ccs.Stanza) {
 	ct, n := st.Control()
 	if n != nil {
@@ -37,13 +37,16 @@ func (d *DeviceStream) control(st *ccs.Stanza) {
 		return
 	}
 	d.mu.Lock()
-	if len(d.lanes.acks) >= maxControlAcks {
+	if d.lanes.doze == nil {
+		d.lanes.doze = &dozeState{}
+	}
+	if len(d.lanes.doze.acks) >= maxControlAcks {
 		d.mu.Unlock()
 		d.nack(st.ID, &ccs.Nack{Code: ccs.CodeServiceUnavailable, Description: "Too many unanswered control messages: wait for their acks"})
 		return
 	}
 	d.setDoze(ct == ccs.ControlDoze)
-	d.lanes.acks = append(d.lanes.acks, st.ID)
+	d.lanes.doze.acks = append(d.lanes.doze.acks, st.ID)
 	start := d.wakeLocked()
 	d.mu.Unlock()
 	if start {
@@ -51,13 +54,14 @@ func (d *DeviceStream) control(st *ccs.Stanza) {
 	}
 }
 
-// setDoze enters or leaves the doze state; called with d.mu held.
+// setDoze enters or leaves the doze state; called with d.mu held, d.lanes.doze
+// set.
 func (d *DeviceStream) setDoze(doze bool) {
-	l := &d.lanes
-	if doze == l.dozing {
+	l := d.lanes.doze
+	if doze == l.on {
 		return // a repeated DOZE keeps its timer: the bound runs from the first
 	}
-	l.dozing, l.release = doze, false
+	l.on, l.release = doze, false
 	d.atEnd, d.caught = false, false // read under the new state
 	switch {
 	case doze && d.r.cfg.MaxDozeDelay > 0 && l.timer == nil:
@@ -73,7 +77,7 @@ func (d *DeviceStream) setDoze(doze bool) {
 // MaxDozeDelay since it began to or since its last window.
 func (d *DeviceStream) maintenance() {
 	d.mu.Lock()
-	if !d.lanes.dozing || d.closed {
+	if !d.lanes.dozing() || d.closed {
 		d.mu.Unlock()
 		return
 	}
@@ -83,9 +87,9 @@ func (d *DeviceStream) maintenance() {
 		return
 	default:
 	}
-	d.lanes.release = true
+	d.lanes.doze.release = true
 	d.atEnd = false
-	d.lanes.timer.Reset(d.r.cfg.MaxDozeDelay)
+	d.lanes.doze.timer.Reset(d.r.cfg.MaxDozeDelay)
 	start := d.wakeLocked()
 	d.mu.Unlock()
 	if start {
@@ -96,11 +100,12 @@ func (d *DeviceStream) maintenance() {
 // takeControlAcks returns the control stanzas to ack now; called with
 // d.mu held.
 func (d *DeviceStream) takeControlAcks() []string {
-	if len(d.lanes.acks) == 0 {
+	z := d.lanes.doze
+	if z == nil || len(z.acks) == 0 {
 		return nil
 	}
-	acks := d.lanes.acks
-	d.lanes.acks = nil
+	acks := z.acks
+	z.acks = nil
 	return acks
 }
 
@@ -113,7 +118,7 @@ func (d *DeviceStream) ackControls(acks []string) {
 
 // stopDoze stops the session's timer as it ends; called with d.mu held.
 func (d *DeviceStream) stopDoze() {
-	if d.lanes.timer != nil {
-		d.lanes.timer.Stop()
+	if z := d.lanes.doze; z != nil && z.timer != nil {
+		z.timer.Stop()
 	}
 }

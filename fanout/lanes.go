@@ -25,11 +25,17 @@ import (
 // laneState is a session's lane cursors and doze state; guarded by the
 // session's mu.
 type laneState struct {
-	lastHigh uint64 // every urgent message with Seq <= max(last, lastHigh) was sent
-	dozing   bool   // the device said DOZE (doze.go)
-	release  bool   // a maintenance window: the normal walk runs while dozing, to the end of the queue
-	timer    *time.Timer
-	acks     []string // control stanzas in effect, to ack before the next read
+	lastHigh uint64     // every urgent message with Seq <= max(last, lastHigh) was sent
+	doze     *dozeState // nil until the device sends its first control stanza: 8 bytes per idle session
+}
+
+// dozeState is the doze state of a session that ever sent a control
+// stanza (doze.go); guarded by the session's mu.
+type dozeState struct {
+	on      bool // the device said DOZE
+	release bool // a maintenance window: the normal walk runs while dozing, to the end of the queue
+	timer   *time.Timer
+	acks    []string // control stanzas in effect, to ack before the next read
 	// idleSkipped: the normal walk passed delay_while_idle messages in a
 	// maintenance window; the idle lane sends those with Seq in
 	// (lastIdle, idleMax] once the device is awake, before the normal
@@ -37,6 +43,9 @@ type laneState struct {
 	idleSkipped       bool
 	lastIdle, idleMax uint64
 }
+
+// dozing reports whether the device dozes; called with d.mu held.
+func (l *laneState) dozing() bool { return l.doze != nil && l.doze.on }
 
 // laneRead is one delivery pass's plan, taken under d.mu.
 type laneRead struct {
@@ -52,13 +61,13 @@ type laneRead struct {
 // planRead decides what a delivery pass reads; called with d.mu held.
 func (d *DeviceStream) planRead() laneRead {
 	l := &d.lanes
-	p := laneRead{
-		urgent: !d.atEnd || l.dozing,
-		normal: !l.dozing || l.release,
-		uAfter: max(d.last, l.lastHigh),
-	}
-	if !l.dozing && l.idleSkipped {
-		p.idle, p.iAfter, p.iMax = true, l.lastIdle, l.idleMax
+	p := laneRead{urgent: !d.atEnd, normal: true, uAfter: max(d.last, l.lastHigh)}
+	if z := l.doze; z != nil {
+		p.urgent = p.urgent || z.on
+		p.normal = !z.on || z.release
+		if !z.on && z.idleSkipped {
+			p.idle, p.iAfter, p.iMax = true, z.lastIdle, z.idleMax
+		}
 	}
 	return p
 }
@@ -110,9 +119,9 @@ func (d *DeviceStream) readLanes(p laneRead, after uint64, room int, now int64) 
 // be sent in the in-flight index, in the order to send it. Called with
 // d.mu held.
 func (d *DeviceStream) takeRead(b *laneBatch, now int64) []store.Message {
-	l := &d.lanes
-	if b.normalRan && !b.full {
-		l.release = false // a maintenance window ends at the end of the queue
+	l, z := &d.lanes, d.lanes.doze
+	if z != nil && b.normalRan && !b.full {
+		z.release = false // a maintenance window ends at the end of the queue
 	}
 	send := b.normal[:0] // no allocation when only the normal walk read
 	if len(b.urgent) > 0 {
@@ -129,13 +138,13 @@ func (d *DeviceStream) takeRead(b *laneBatch, now int64) []store.Message {
 	}
 	for i := range b.idle {
 		m := &b.idle[i]
-		l.lastIdle = m.Seq
+		z.lastIdle = m.Seq // b.idle is empty unless z is set
 		if d.track(m, now) {
 			send = append(send, *m)
 		}
 	}
-	if b.idleDone && l.idleSkipped && !l.dozing {
-		l.idleSkipped, l.lastIdle = false, l.idleMax
+	if z != nil && b.idleDone && z.idleSkipped && !z.on {
+		z.idleSkipped, z.lastIdle = false, z.idleMax
 	}
 	for i := range b.normal {
 		m := &b.normal[i]
@@ -158,13 +167,14 @@ func (d *DeviceStream) takeRead(b *laneBatch, now int64) []store.Message {
 func (d *DeviceStream) skipLane(m *store.Message) bool {
 	l := &d.lanes
 	switch {
-	case m.DelayWhileIdle && l.dozing:
-		if !l.idleSkipped {
+	case m.DelayWhileIdle && l.dozing():
+		z := l.doze
+		if !z.idleSkipped {
 			// Every idle message before it was sent: the normal walk
 			// passed them awake.
-			l.idleSkipped, l.lastIdle = true, m.Seq-1
+			z.idleSkipped, z.lastIdle = true, m.Seq-1
 		}
-		l.idleMax = m.Seq
+		z.idleMax = m.Seq
 		return true
 	case !m.High || m.DelayWhileIdle:
 		return false
