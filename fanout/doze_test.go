@@ -176,3 +176,26 @@ func TestDelayWhileIdle(t *testing.T) {
 	waitSent(t, c, "z-1", "h-1", "n-1", "z-2", "d-1", "d-2", "n-2", "d-3")
 	sentNow(t, d, c, 1, "z-1", "h-1", "n-1", "z-2", "d-1", "d-2", "n-2", "d-3")
 }
+
+// TestAwakeReleasesBeyondWindow: more held messages than the window come
+// in arrival order as the device acks, high ones that arrive meanwhile
+// ahead of them.
+func TestAwakeReleasesBeyondWindow(t *testing.T) {
+	r, _, _ := streamRouter(t, 1, Config{DeviceWindow: 2})
+	d, c := onlineDevice(t, r)
+	control(d, "DOZE", "z-1")
+	waitSent(t, c, "z-1")
+	queueDown(t, r, 0, 5)
+	sentNow(t, d, c, 0, "z-1")
+	control(d, "AWAKE", "z-2")
+	waitSent(t, c, "z-1", "z-2", "m-0", "m-1")
+	queueJSON(t, r, prioMsg("h-1", `"priority":"high",`))
+	want := []string{"z-1", "z-2", "m-0", "m-1"}
+	for _, next := range [][]string{{"h-1", "m-2"}, {"m-3", "m-4"}} {
+		for _, id := range want[len(want)-2:] {
+			devAck(d, id)
+		}
+		want = append(want, next...)
+		waitSent(t, c, want...)
+	}
+}
