@@ -73,10 +73,10 @@ func TestDozeMaxDelay(t *testing.T) {
 	run(t, c)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
+	dozed := time.Now() // before: ccsd starts its clock before it acks
 	if err := c.Doze(ctx); err != nil {
 		t.Fatal(err)
 	}
-	dozed := time.Now()
 	s.sendAny(token, "d-1", map[string]any{"delay_while_idle": true})
 	s.sendAny(token, "n-1", nil)
 	if got := col.nextIDs(t, 1); got[0] != "n-1" {
