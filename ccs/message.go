@@ -61,6 +61,8 @@ type Stanza struct {
 	// §11), read by the HTTP send only.
 	RegistrationIDs json.RawMessage `json:"registration_ids"`
 	NotificationKey json.RawMessage `json:"notification_key"`
+	// ControlType is a device's control stanza's (DOZE, AWAKE: Control).
+	ControlType json.RawMessage `json:"control_type"`
 
 	// ID is the decoded message_id; "" for a legacy HTTP body.
 	ID string `json:"-"`
@@ -112,6 +114,8 @@ func (env *Stanza) field(name string) *json.RawMessage {
 		return &env.RegistrationIDs
 	case "notification_key":
 		return &env.NotificationKey
+	case "control_type":
+		return &env.ControlType
 	}
 	return nil
 }
@@ -322,6 +326,7 @@ type Downstream struct {
 	Priority          string
 	TTL               int64
 	Receipt           bool
+	DelayWhileIdle    bool // delay_while_idle: held while the device dozes
 	DryRun            bool
 	RestrictedPackage string
 	Data              json.RawMessage // a JSON object or nil
@@ -438,7 +443,7 @@ func (env *Stanza) body(m *Downstream) *Nack {
 	if m.TTL, n = optTTL(env.TimeToLive, DefaultTTL); n != nil {
 		return n
 	}
-	if _, n = optBool(env.DelayWhileIdle, "delay_while_idle"); n != nil {
+	if m.DelayWhileIdle, n = optBool(env.DelayWhileIdle, "delay_while_idle"); n != nil {
 		return n
 	}
 	if m.Receipt, n = optBool(env.DeliveryReceiptRequested, "delivery_receipt_requested"); n != nil {

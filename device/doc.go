@@ -34,6 +34,13 @@
 // waits for ccsd's answer: nil once ccsd acked it (it is stored durably),
 // a [*NackError] with the CCS error code otherwise.
 //
+// [Client.Doze] and [Client.Awake] declare the device dozing or awake
+// (ccsd's control stanzas), each returning once ccsd acked it, that is
+// once the state is in effect for the session: while it dozes ccsd sends
+// high-priority messages at once and holds the others (normal ones at most
+// its --max-doze-delay, delay_while_idle ones until Awake). A new session
+// starts awake.
+//
 // [FromDataDir] builds a [Config] for a ccsd running on this machine from
 // its data directory: the addresses from its run.json (read again before
 // each connection, so a server restarted on other ports is found again)

@@ -43,6 +43,7 @@ type DeviceStream struct {
 	held                  []*fastWrite // sent on the fast path, write held back, in order
 	waiting               []*fastWrite // taken for the fast path, to send once caught up, in order
 	queued                []*fastWrite // sent on the fast path, then written: not to be sent again
+	lanes                 laneState    // priority and doze cursors and state (lanes.go, doze.go)
 }
 
 type deviceInflight struct {
@@ -134,19 +135,26 @@ func (d *DeviceStream) run() {
 }
 
 // deliver writes queued messages after the last one written, up to the
-// window. The store is the only copy: nothing but the in-flight index is
-// kept in memory.
+// window, the urgent lane first when there is a backlog (lanes.go). The
+// store is the only copy: nothing but the in-flight index is kept in
+// memory.
 func (d *DeviceStream) deliver() {
 	d.mu.Lock()
+	// Control stanzas are acked here, after the sends of the pass before:
+	// what this pass sends is read under their state.
+	acks := d.takeControlAcks()
 	room, after, synced := d.r.cfg.DeviceWindow-d.count, d.last, d.synced
 	if room <= 0 {
 		d.atEnd, d.caught = false, false // acks must look again
 		d.mu.Unlock()
+		d.ackControls(acks)
 		return
 	}
+	plan := d.planRead()
 	d.mu.Unlock()
+	d.ackControls(acks)
 	now := d.r.nowMs()
-	msgs, err := d.r.st.Pending(d.id, after, room, now)
+	rd, err := d.readLanes(plan, after, room, now)
 	if err != nil {
 		d.r.log.Error().Err(err).Str("device", d.id).Msg("read device queue")
 		d.mu.Lock()
@@ -159,23 +167,32 @@ func (d *DeviceStream) deliver() {
 		d.mu.Unlock()
 		return
 	}
-	full := len(msgs) == room
-	d.atEnd = !full
-	d.caught = d.atEnd && synced
-	send := msgs[:0]
-	for i := range msgs {
-		m := &msgs[i]
-		d.last = m.Seq
-		if len(d.queued) > 0 && d.skipQueued(m) {
-			continue
-		}
-		d.inflight[m.MessageID] = append(d.inflight[m.MessageID], deviceInflight{
-			seq: m.Seq, regID: m.RegID, senderID: m.SenderID, messageID: m.MessageID, receipt: m.Receipt, sentMs: now,
-		})
-		d.count++
-		send = append(send, *m)
-	}
+	d.atEnd = !rd.full
+	d.caught = d.atEnd && synced && rd.normalRan
+	send := d.takeRead(&rd, now)
 	d.mu.Unlock()
+	d.sendAll(send)
+	if rd.full {
+		d.Wake() // maybe more
+	}
+}
+
+// track enters m, just read, in the in-flight index, unless it is a fast
+// message of this session written after all (skipQueued). It reports
+// whether m is to be sent. Called with d.mu held.
+func (d *DeviceStream) track(m *store.Message, now int64) bool {
+	if len(d.queued) > 0 && d.skipQueued(m) {
+		return false
+	}
+	d.inflight[m.MessageID] = append(d.inflight[m.MessageID], deviceInflight{
+		seq: m.Seq, regID: m.RegID, senderID: m.SenderID, messageID: m.MessageID, receipt: m.Receipt, sentMs: now,
+	})
+	d.count++
+	return true
+}
+
+// sendAll writes what a delivery pass read.
+func (d *DeviceStream) sendAll(send []store.Message) {
 	for i := range send {
 		if d.c.Send(send[i].Payload, Delivery) != nil {
 			d.r.n.delivered.Add(uint64(i))
@@ -183,9 +200,6 @@ func (d *DeviceStream) deliver() {
 		}
 	}
 	d.r.n.delivered.Add(uint64(len(send)))
-	if full {
-		d.Wake() // maybe more
-	}
 }
 
 // Message handles one JSON stanza from the device: an ack of a downstream
@@ -208,6 +222,8 @@ func (d *DeviceStream) Message(stanzaID string, payload []byte) {
 		d.ack(id)
 	case "":
 		d.upstream(st)
+	case "control":
+		d.control(st)
 	case "nack":
 		// A device may refuse a message it cannot handle now. It stays
 		// queued (offered again next session, or until it expires) but
@@ -524,6 +540,7 @@ func (r *Router) senderAddress(to string) (string, bool) {
 func (d *DeviceStream) Closed() {
 	d.mu.Lock()
 	d.closed = true
+	d.stopDoze()
 	d.flushPrefix(len(d.held), len(d.waiting)) // unlocks: what was held is queued for the next session
 	d.r.devMu.Lock()
 	delete(d.r.devices, d)

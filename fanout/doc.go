@@ -40,6 +40,9 @@
 //     (and receipt) is written.
 //   - device.go: DeviceStream, one device session: delivery with a window,
 //     device acks and receipts, device upstream.
+//   - lanes.go, doze.go: priority (the urgent lane overtakes a normal
+//     backlog) and the device's DOZE / AWAKE state (normal messages held up
+//     to Config.MaxDozeDelay, delay_while_idle ones until AWAKE).
 //   - hub.go: senderHub, the upstream dispatcher of one sender.
 //   - presence.go, policy.go: live device sessions; how many sessions an
 //     identity may hold.

@@ -165,7 +165,10 @@ func (r *Router) addCopy(p *plan, m *ccs.Downstream, reg store.Registration, fro
 		Expires:     expires,
 		Receipt:     m.Receipt,
 		Payload:     ccs.DeviceCopyJSON(m, reg.ID, from, reg.App, key, now),
-		MaxQueued:   r.maxQueued(online),
+		// The message's lane (lanes.go).
+		High:           m.Priority == "high",
+		DelayWhileIdle: m.DelayWhileIdle,
+		MaxQueued:      r.maxQueued(online),
 		// Read by the store only for a message with a collapse key.
 		MaxCollapseKeys: r.maxCollapseKeys(online),
 	})

@@ -89,7 +89,7 @@ func (d *DeviceStream) fastReady() bool {
 // write in flight): its own arrival order is then kept in memory, and
 // later slow writes write it first. Called with d.mu held.
 func (d *DeviceStream) waitReady() bool {
-	return d.synced && !d.closed && !d.evicted && d.count+len(d.waiting) < d.r.cfg.DeviceWindow
+	return d.synced && !d.closed && !d.evicted && !d.lanes.dozing() && d.count+len(d.waiting) < d.r.cfg.DeviceWindow
 }
 
 // observeRTT adds one ack round trip (ms) to the session's average (an
@@ -163,7 +163,7 @@ func (d *DeviceStream) sendLocked(fw *fastWrite) store.Write {
 // end of a delivery run; the caller calls Then(fw.flushed) on what it
 // returns once d.mu is released.
 func (d *DeviceStream) sendWaiting() (fws []*fastWrite, ws []store.Write) {
-	if len(d.waiting) == 0 || !d.caught || d.closed || d.evicted || d.slow.Load() != 0 {
+	if len(d.waiting) == 0 || !d.caught || d.closed || d.evicted || d.lanes.dozing() || d.slow.Load() != 0 {
 		return nil, nil
 	}
 	n := 0

@@ -77,6 +77,7 @@ type Store interface {
 	Group(key string) (store.Group, error)
 	EnqueueAsync(ctx context.Context, e *store.Enqueue) store.Write
 	Pending(deviceID string, after uint64, limit int, nowMs int64) ([]store.Message, error)
+	PendingLane(deviceID string, lane store.Lane, after uint64, limit int, nowMs int64) ([]store.Message, error)
 	AckAsync(ctx context.Context, deviceID string, seq uint64, receipt *store.Upstream) store.Write
 	PushUpstreamAsync(ctx context.Context, u *store.Upstream) store.Write
 	PendingUpstream(senderID string, after uint64, limit int, nowMs int64) ([]store.Upstream, error)
@@ -174,6 +175,12 @@ type Config struct {
 	// until they come faster [20ms; negative: off, every message is
 	// queued before it is sent].
 	FastPathDelay time.Duration
+	// MaxDozeDelay bounds how long a dozing device's normal-priority
+	// messages are held: a session dozing that long gets a maintenance
+	// window, in which every normal message queued so far is sent, and
+	// one more every MaxDozeDelay while it dozes (doze.go) [15m; negative:
+	// no bound, held until AWAKE].
+	MaxDozeDelay time.Duration
 	// Now is the clock [time.Now].
 	Now func() time.Time
 	// Presence tracks the live device sessions [an in-process map; a
@@ -217,6 +224,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.FastPathDelay == 0 {
 		c.FastPathDelay = DefaultFastPathDelay
+	}
+	if c.MaxDozeDelay == 0 {
+		c.MaxDozeDelay = DefaultMaxDozeDelay
 	}
 	defaultInt(&c.UpstreamRate, 240)
 	defaultInt(&c.DownstreamRate, 240)

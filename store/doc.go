@@ -63,6 +63,15 @@
 // deleted while the read runs may or may not be listed: fanout remembers
 // the acks it made during a read (senderHub.ackedDuring) for that reason.
 //
+// # Lanes
+//
+// A message's High and DelayWhileIdle are stored and returned with it;
+// they make its Lane. PendingLane(lane) lists exactly the messages Pending
+// lists (same Seq, same fields, same expiry rule) whose Lane is lane, in
+// Seq order, after a cursor of its own; a message leaves its lane with
+// its delete, whatever deletes it (Ack, collapse, the bounds, Unregister,
+// Sweep, a device or sender delete).
+//
 // # Expiry and sweep
 //
 // A record with Expires > 0 is dead once nowMs > Expires: Pending and

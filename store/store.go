@@ -89,6 +89,11 @@ type Queues interface {
 	// device with Seq > after, in Seq order, skipping those expired at
 	// nowMs.
 	Pending(deviceID string, after uint64, limit int, nowMs int64) ([]Message, error)
+	// PendingLane is Pending restricted to the messages of one lane
+	// (LaneUrgent or LaneIdle; LaneNormal lists nothing): up to limit
+	// of them with Seq > after, in Seq order, skipping the expired ones,
+	// read from an index of that lane, not by walking the queue.
+	PendingLane(deviceID string, lane Lane, after uint64, limit int, nowMs int64) ([]Message, error)
 	// Ack deletes the queued message (deviceID, seq) and returns it; if
 	// receipt is not nil it is pushed to receipt.SenderID's upstream queue
 	// in the same atomic write. ErrNotFound (and no receipt) if the

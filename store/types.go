@@ -34,6 +34,9 @@ type Message struct {
 	Expires                                           int64  // unix milliseconds; never returned by Pending after this; <= 0 never expires
 	Receipt                                           bool   // delivery_receipt_requested
 	Payload                                           []byte // the JSON sent to the device, verbatim
+	// High (priority high) and DelayWhileIdle are stored and returned:
+	// they make the message's Lane.
+	High, DelayWhileIdle bool
 	// MaxQueued, read by Enqueue only and not stored, bounds the queued
 	// messages without a collapse key of this message's registration (0:
 	// unbounded), as GCM kept at most 100 per device and app. A message

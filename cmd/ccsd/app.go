@@ -121,6 +121,7 @@ func newApp(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (_ *app, err 
 		DrainGrace:        drainGrace(cfg.drainGrace),
 		MaxConnectionAge:  cfg.maxConnAge,
 		FastPathDelay:     fastPathDelay(cfg.fastPathDelay),
+		MaxDozeDelay:      fastPathDelay(cfg.maxDozeDelay), // 0 (no bound) is negative there too
 	}
 	cfg.quota.apply(&rcfg)
 	if a.router, err = fanout.New(rcfg); err != nil {
@@ -140,8 +141,9 @@ func drainGrace(d time.Duration) time.Duration {
 	return d
 }
 
-// fastPathDelay is --fast-path-delay as fanout.Config takes it: there 0 is
-// the default, so --fast-path-delay 0 (off) is passed as negative.
+// fastPathDelay is --fast-path-delay (or --max-doze-delay) as
+// fanout.Config takes it: there 0 is the default, so 0 (off, no bound) is
+// passed as negative.
 func fastPathDelay(d time.Duration) time.Duration {
 	if d == 0 {
 		return -1

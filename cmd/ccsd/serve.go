@@ -34,6 +34,7 @@ type serveConfig struct {
 	maxConnAge      time.Duration
 	commitDelay     time.Duration
 	fastPathDelay   time.Duration
+	maxDozeDelay    time.Duration
 	redeliver       time.Duration
 	devices         deviceFlags
 	quota           quotaFlags
@@ -155,6 +156,7 @@ func serveFlags(cfg *serveConfig, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.maxConnAge, "max-connection-age", 0, "drain each app-server connection (CONNECTION_DRAINING) once it is this old, ±10% jitter, as CCS did to balance load (0: never)")
 	fs.DurationVar(&cfg.commitDelay, "commit-delay", 0, "extra time the store waits to gather writes into one commit (tuning and tests; 0 commits at once)")
 	fs.DurationVar(&cfg.fastPathDelay, "fast-path-delay", fanout.DefaultFastPathDelay, "how long the queue write of a message sent at once to an online, caught-up device waits for the device's ack; acked within it, the message is never queued, only its dedup record and receipt are written (0: off, every message is queued before it is sent)")
+	fs.DurationVar(&cfg.maxDozeDelay, "max-doze-delay", fanout.DefaultMaxDozeDelay, "longest a dozing device's (control DOZE) normal-priority messages are held: every this long it gets what is queued, as in a maintenance window (0: held until AWAKE; delay_while_idle messages always are)")
 	fs.DurationVar(&cfg.redeliver, "upstream-redeliver", 2*time.Minute, "how long an upstream message or receipt waits for the app server's ack before it is sent again")
 	cfg.devices.register(fs)
 	registerLimitFlags(fs, cfg)
@@ -202,6 +204,9 @@ func (c *serveConfig) check() error {
 	}
 	if c.commitDelay < 0 {
 		return fmt.Errorf("--commit-delay %v: must not be negative", c.commitDelay)
+	}
+	if c.maxDozeDelay < 0 {
+		return fmt.Errorf("--max-doze-delay %v: must not be negative (0: no bound)", c.maxDozeDelay)
 	}
 	if c.fastPathDelay < 0 {
 		return fmt.Errorf("--fast-path-delay %v: must not be negative (0 turns the fast path off)", c.fastPathDelay)

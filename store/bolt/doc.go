@@ -53,6 +53,12 @@
 //	qexpirydev deviceID → be64(bound) [be64(resume seq) be64(min)]: one
 //	          lower bound per device of its queued messages' expiry times,
 //	          instead of an expiry entry per message (qexpiry.go)
+//	lanes     part(deviceID) lane be64(seq) → empty: the queued messages of
+//	          store.LaneUrgent (priority high) and store.LaneIdle
+//	          (delay_while_idle), written with the message and deleted with
+//	          it (removeMessage), read by PendingLane; created by the first
+//	          such message (priority.go). Those bits are flags bits 3 and 4
+//	          of the message record (msgcodec.go)
 //	regqueued regID → be64 count of its queued messages without a collapse
 //	          key, written in the transaction of every put and delete of one
 //	          (bounds Message.MaxQueued); meta "regqueued" marks a

@@ -14,7 +14,8 @@ import (
 //	    the four ids, back to back | varint Expires | flags |
 //	    uvarint len(tail) | payload tail
 //
-// DeviceID and Seq are the bucket and the key. flags bit 0 is Receipt;
+// DeviceID and Seq are the bucket and the key. flags bit 0 is Receipt,
+// bit 3 High, bit 4 DelayWhileIdle;
 // bits 1-2 the payload's form: formVerbatim (the tail is the payload) or
 // formDeviceCopy (the payload is deviceCopyPrefix of the record's own ids
 // followed by the tail: the device copy's JSON starts with its message_id,
@@ -29,6 +30,8 @@ const (
 	messageV2 byte = 2
 
 	flagReceipt    byte = 1
+	flagHigh       byte = 1 << 3 // priority high (lanes.go)
+	flagIdle       byte = 1 << 4 // delay_while_idle
 	formMask       byte = 3 << 1
 	formVerbatim   byte = 0 << 1
 	formDeviceCopy byte = 1 << 1
@@ -80,6 +83,12 @@ func encodeMessage(m *store.Message) []byte {
 	if m.Receipt {
 		flags |= flagReceipt
 	}
+	if m.High {
+		flags |= flagHigh
+	}
+	if m.DelayWhileIdle {
+		flags |= flagIdle
+	}
 	b = append(b, flags)
 	b = binary.AppendUvarint(b, uint64(len(tail)))
 	return append(b, tail...)
@@ -95,6 +104,7 @@ type msgView struct {
 	v1      bool // a version 1 record
 	expires int64
 	receipt bool
+	flags   byte // version 2's flags (lane bits)
 	form    byte
 	tail    []byte
 }
@@ -143,8 +153,8 @@ func viewV2(b []byte) (msgView, bool) {
 		return v, false
 	}
 	// Bytes after the tail are ignored: a later layout may add fields there.
-	v.receipt, v.form, v.tail = flags&flagReceipt != 0, flags&formMask, b[1+k:1+k+int(n)]
-	return v, flags&^(flagReceipt|formMask) == 0 && v.form <= formDeviceCopy
+	v.receipt, v.flags, v.form, v.tail = flags&flagReceipt != 0, flags, flags&formMask, b[1+k:1+k+int(n)]
+	return v, flags&^(flagReceipt|formMask|flagHigh|flagIdle) == 0 && v.form <= formDeviceCopy
 }
 
 // decodeMessage decodes an encoded Message of either version. A version 2
@@ -160,7 +170,8 @@ func decodeMessage(deviceID string, seq uint64, b []byte) (store.Message, error)
 
 // message builds the store.Message v describes.
 func (v *msgView) message(deviceID string, seq uint64) store.Message {
-	m := store.Message{Seq: seq, DeviceID: deviceID, Expires: v.expires, Receipt: v.receipt}
+	m := store.Message{Seq: seq, DeviceID: deviceID, Expires: v.expires, Receipt: v.receipt,
+		High: v.flags&flagHigh != 0, DelayWhileIdle: v.flags&flagIdle != 0}
 	if v.ids != nil {
 		s := string(v.ids)
 		a, b, c := len(v.regID), len(v.regID)+len(v.senderID), len(v.regID)+len(v.senderID)+len(v.messageID)

@@ -191,6 +191,9 @@ func putMessage(tx *bbolt.Tx, q *bbolt.Bucket, m *store.Message, val []byte) err
 	if err := q.Put(seqKey(seq), val); err != nil {
 		return err
 	}
+	if err := indexLane(tx, m); err != nil {
+		return err
+	}
 	if m.Expires > 0 {
 		if err := noteExpiry(tx, m.DeviceID, m.Expires); err != nil {
 			return err
@@ -271,7 +274,8 @@ func removeMessage(tx *bbolt.Tx, deviceID string, seq uint64, want bool) (store.
 	if want {
 		m = mv.message(deviceID, seq)
 	} else {
-		m = store.Message{Seq: seq, DeviceID: deviceID, RegID: string(mv.regID), CollapseKey: string(mv.collapseKey), Expires: mv.expires}
+		m = store.Message{Seq: seq, DeviceID: deviceID, RegID: string(mv.regID), CollapseKey: string(mv.collapseKey), Expires: mv.expires,
+			High: mv.flags&flagHigh != 0, DelayWhileIdle: mv.flags&flagIdle != 0}
 	}
 	if err := q.Delete(k); err != nil {
 		return store.Message{}, err
@@ -284,6 +288,9 @@ func removeMessage(tx *bbolt.Tx, deviceID string, seq uint64, want bool) (store.
 // entry a version 1 record (v1) has (a version 2 record has none: its
 // device's bound stays valid, see qexpiry.go).
 func unindexMessage(tx *bbolt.Tx, m *store.Message, v1 bool) error {
+	if err := unindexLane(tx, m); err != nil {
+		return err
+	}
 	if m.CollapseKey == "" {
 		if err := addRegQueued(tx, m.RegID, -1); err != nil {
 			return err

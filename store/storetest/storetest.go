@@ -78,7 +78,7 @@ func Run(t *testing.T, open Opener) { RunChecked(t, open, nil) }
 // RunChecked is Run with check run at the end of each test.
 func RunChecked(t *testing.T, open Opener, check Check) {
 	var all []test
-	for _, part := range [][]test{identityTests, queueTests, upstreamTests, groupTests, topicTests, serviceAccountTests, contractTests, asyncTests} {
+	for _, part := range [][]test{identityTests, queueTests, upstreamTests, groupTests, topicTests, serviceAccountTests, contractTests, asyncTests, laneTests} {
 		all = append(all, part...)
 	}
 	for _, tc := range all {
