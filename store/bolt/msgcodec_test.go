@@ -107,7 +107,7 @@ func FuzzMessageCodec(f *testing.F) {
 // TestLegacyMessageRecords: queued messages written by a schema 1 build
 // (version 1 values) in a file marked schema 1 are read, acked, bounded,
 // unregistered and swept as before, with their index entries, and the
-// file is marked schema 2 at Open.
+// file is marked with the current schema at Open.
 func TestLegacyMessageRecords(t *testing.T) {
 	db, path := openTest(t, Options{})
 	db.PutDevice(store.Device{ID: "d1"})

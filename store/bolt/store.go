@@ -18,10 +18,12 @@ import (
 
 // SchemaVersion is the schema version this package writes. Version 2
 // writes queued messages in a compact layout (msgcodec.go) that a version 1
-// build cannot read, so such a build refuses the file; this one reads
-// version 1 files, whose records it still reads, and marks them version 2
-// at Open (nothing else is migrated).
-const SchemaVersion = 2
+// build cannot read; version 3 adds the priority and delay_while_idle flag
+// bits of that record (and the lanes bucket), which a version 2 build
+// would take for a corrupt record. An older build refuses a newer file;
+// this one reads version 1 and 2 files, whose records it still reads, and
+// marks them version 3 at Open (nothing else is migrated).
+const SchemaVersion = 3
 
 // oldestSchema is the oldest schema version Open accepts.
 const oldestSchema = 1
