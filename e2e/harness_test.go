@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -321,4 +322,40 @@ func (s *server) runDevice(d device) {
 	case <-time.After(wait):
 		s.t.Fatalf("device client not online after %v", wait)
 	}
+}
+
+// pkgDevice is a running device.Client seen as an upstreamDevice.
+type pkgDevice struct{ c *ccsdevice.Client }
+
+// upstream returns d's device client (running: runDevice) for upstream
+// sends.
+func (d device) upstream(t *testing.T) pkgDevice { return pkgDevice{d.client(t)} }
+
+// send sends u with the device package and returns ccsd's answer: nil for
+// an ack, a *device.NackError for a nack.
+func (p pkgDevice) send(u ccsdevice.Upstream) error {
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	_, err := p.c.Send(ctx, u)
+	return err
+}
+
+// sendAcked sends message id upstream and fails the test unless ccsd
+// acks it.
+func (p pkgDevice) sendAcked(t *testing.T, sender, category, id string) {
+	t.Helper()
+	if err := p.send(ccsdevice.Upstream{Sender: sender, Category: category, MessageID: id}); err != nil {
+		t.Fatalf("upstream %s: %v", id, err)
+	}
+}
+
+// nackCode returns the CCS error code of a nack, or fails the test if err
+// is not one.
+func nackCode(t *testing.T, err error) string {
+	t.Helper()
+	var n *ccsdevice.NackError
+	if !errors.As(err, &n) {
+		t.Fatalf("want a nack, got %v", err)
+	}
+	return n.Code
 }
