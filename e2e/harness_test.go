@@ -359,3 +359,14 @@ func nackCode(t *testing.T, err error) string {
 	}
 	return n.Code
 }
+
+// receiver is a device the test reads downstream messages from: the raw
+// client, or an inbox (whose device client acks by itself).
+type receiver interface {
+	expect(d time.Duration) msg
+	ack(messageID string)
+}
+
+// ack does nothing: the device client acked the message once the inbox
+// took it.
+func (in *inbox) ack(string) {}
