@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -23,6 +24,9 @@ const (
 	DefaultDedupWindow  = 10000
 	DefaultDialTimeout  = 20 * time.Second
 	DefaultWriteTimeout = 10 * time.Second
+	// DefaultRateLimitRetries is how many times a call refused with 429
+	// is tried again (Config.RateLimitRetries).
+	DefaultRateLimitRetries = 5
 	// UpstreamWindow is how many upstream messages Send keeps unanswered on
 	// a session: ccsd nacks more than 100 with SERVICE_UNAVAILABLE, so
 	// Send waits for a slot instead.
@@ -76,6 +80,16 @@ type Config struct {
 	DialTimeout, WriteTimeout time.Duration
 	// Logger gets the client's connection events; nil discards them.
 	Logger *slog.Logger
+	// HTTPClient, if set, makes the HTTPS calls (checkin, register3,
+	// topics) in place of a client of its own built from TLS: a program
+	// making many devices shares one, with its own dialer (ccsbench
+	// spreads its devices over source addresses so).
+	HTTPClient *http.Client
+	// RateLimitRetries is how many times a call that ccsd refused for the
+	// rate (429 with Retry-After) is tried again, after waiting as a phone
+	// does. 0: DefaultRateLimitRetries; negative: none, the 429 is
+	// returned at once as an *HTTPError (a load generator stops there).
+	RateLimitRetries int
 	// OnDisconnect, if set, is called (from Run's goroutine) with the
 	// error of each connection attempt that failed and each session that
 	// ended, before Run waits to try again: a program that needs the
@@ -93,6 +107,12 @@ func (c Config) withDefaults() Config {
 	c.MaxBackoff = max(orDefault(c.MaxBackoff, DefaultMaxBackoff), c.MinBackoff)
 	c.DialTimeout = orDefault(c.DialTimeout, DefaultDialTimeout)
 	c.WriteTimeout = orDefault(c.WriteTimeout, DefaultWriteTimeout)
+	switch {
+	case c.RateLimitRetries == 0:
+		c.RateLimitRetries = DefaultRateLimitRetries
+	case c.RateLimitRetries < 0:
+		c.RateLimitRetries = 0
+	}
 	if c.DedupWindow <= 0 {
 		c.DedupWindow = DefaultDedupWindow
 	}

@@ -14,12 +14,12 @@ import (
 	"time"
 )
 
-// maxHTTPRetries is how many times a request refused for the rate
-// (429 + Retry-After) is tried again before the error is returned.
-const maxHTTPRetries = 5
-
-// newHTTPClient returns the client of ccsd's HTTPS endpoints.
+// newHTTPClient returns the client of ccsd's HTTPS endpoints:
+// cfg.HTTPClient, or one of its own.
 func newHTTPClient(cfg *Config) *http.Client {
+	if cfg.HTTPClient != nil {
+		return cfg.HTTPClient
+	}
 	return &http.Client{
 		Timeout: 30 * time.Second,
 		Transport: &http.Transport{
@@ -33,7 +33,7 @@ func newHTTPClient(cfg *Config) *http.Client {
 
 // call sends one request to the HTTPS listener and returns the status and
 // body. A 429 is retried after its Retry-After (ccsd's per-address rate
-// of /checkin and /c2dm/register3), at most maxHTTPRetries times.
+// of /checkin and /c2dm/register3), at most Config.RateLimitRetries times.
 func (c *Client) call(ctx context.Context, op, method, path, ctype string, body []byte, auth bool) (int, []byte, error) {
 	for try := 0; ; try++ {
 		addrs, err := c.cfg.locate()
@@ -60,7 +60,7 @@ func (c *Client) call(ctx context.Context, op, method, path, ctype string, body 
 		if err != nil {
 			return 0, nil, fmt.Errorf("device: %s: read answer: %w", op, err)
 		}
-		if resp.StatusCode != http.StatusTooManyRequests || try == maxHTTPRetries {
+		if resp.StatusCode != http.StatusTooManyRequests || try >= c.cfg.RateLimitRetries {
 			return resp.StatusCode, b, nil
 		}
 		wait := retryAfter(resp.Header.Get("Retry-After"))

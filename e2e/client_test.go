@@ -18,6 +18,27 @@ import (
 // client is a plain XMPP client written against the RFC, independent of
 // the server's code: direct TLS, SASL PLAIN, bind, then stanzas. It keeps
 // raw attributes so tests can check exactly what ccsd wrote.
+//
+// Devices come from package device (device.Client: checkin, register,
+// Run with a Handler, Send) wherever a test needs only "a device that
+// receives and acks" or "a device that sends upstream and gets its ack".
+// This private client stays for what that package, by design, hides or
+// refuses to do:
+//   - every app-server session (package device is the device side only);
+//   - exact framing: XMPP attributes (type="normal", no type on an ack,
+//     from/to), stanza and stream errors, what a stanza looks like on the
+//     wire (addressing, fidelity, payload tests);
+//   - exact delivery counts: the package drops a message delivered again
+//     by its message_id and acks it unseen, so a test proving ccsd
+//     delivers once (downMarker, TestDedupOfRetries, the online crash
+//     test's duplicate count) must see every copy;
+//   - misbehaving on purpose: not acking, nacking, acking late, filling the
+//     window, oversize stanzas, wrong credentials, a second session of one
+//     identity, dropping the connection at a chosen moment (the package
+//     acks once its handler returns and reconnects by itself);
+//   - timing a test depends on: the next upstream message written in the
+//     same goroutine the moment an ack is read (TestDeviceUpstreamFullWindow),
+//     or the ack written only once the test has looked (store write counts).
 type client struct {
 	t    *testing.T
 	conn *tls.Conn

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	ccsdevice "github.com/ccsd/ccsd/device"
 )
 
 const wait = 10 * time.Second
@@ -188,13 +190,11 @@ func TestDedupOfRetries(t *testing.T) {
 func TestUpstream(t *testing.T) {
 	t.Parallel()
 	s := startServer(t)
-	d := s.checkin()
-	reg := s.register(d, s.Sender, "com.example.chat")
-	dev := s.deviceConn(d)
+	d, reg, _ := s.onlineDeviceClient(s.Sender, "com.example.chat")
+	dev := d.upstream(t)
 
-	dev.send(`{"to":"` + s.Sender + `@gcm.googleapis.com","category":"com.example.chat","message_id":"u-1","data":{"text":"hi"}}`)
-	if a := dev.expect(wait); a.str("message_type") != "ack" || a.str("message_id") != "u-1" {
-		t.Fatalf("device ack: %v", a.json)
+	if err := dev.send(ccsdevice.Upstream{Sender: s.Sender, Category: "com.example.chat", MessageID: "u-1", Data: map[string]any{"text": "hi"}}); err != nil {
+		t.Fatalf("device ack of u-1: %v", err)
 	}
 	// Sent while no app server was connected: queued.
 	app := s.appServer()
@@ -226,9 +226,9 @@ func TestUpstream(t *testing.T) {
 	})
 
 	// Bad upstream gets a nack in the protocol's terms.
-	dev.send(`{"to":"999@gcm.googleapis.com","category":"com.example.chat","message_id":"u-2"}`)
-	if n := dev.expect(wait); n.str("message_type") != "nack" || n.str("error") != "BAD_REGISTRATION" {
-		t.Fatalf("upstream to a sender the device is not registered with: %v", n.json)
+	err := dev.send(ccsdevice.Upstream{Sender: "999", Category: "com.example.chat", MessageID: "u-2"})
+	if code := nackCode(t, err); code != "BAD_REGISTRATION" {
+		t.Fatalf("upstream to a sender the device is not registered with: %v", err)
 	}
 }
 
@@ -488,16 +488,20 @@ func TestRevokeClosesSessions(t *testing.T) {
 func TestUpstreamMovesToOtherConnection(t *testing.T) {
 	t.Parallel()
 	s := startServer(t)
-	d := s.checkin()
-	reg := s.register(d, s.Sender, "com.example")
 	a, b := s.appServer(), s.appServer()
-	dev := s.deviceConn(d)
+	d, reg, _ := s.onlineDeviceClient(s.Sender, "com.example")
+	dev := d.upstream(t)
 	const n = 20
+	sent := make(chan error, n)
 	for i := 0; i < n; i++ {
-		dev.send(fmt.Sprintf(`{"to":"%s@gcm.googleapis.com","category":"com.example","message_id":"mv-%d"}`, s.Sender, i))
+		go func() {
+			sent <- dev.send(ccsdevice.Upstream{Sender: s.Sender, Category: "com.example", MessageID: fmt.Sprintf("mv-%d", i)})
+		}()
 	}
 	for i := 0; i < n; i++ {
-		dev.expect(wait)
+		if err := <-sent; err != nil {
+			t.Fatalf("upstream: %v", err)
+		}
 	}
 	// Both connections get some; a acks nothing and closes; b acks all.
 	seen := map[string]int{}
@@ -594,12 +598,9 @@ func TestDeviceNackKeepsMessage(t *testing.T) {
 func TestUpstreamRedeliveredWhileConnected(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, "--upstream-redeliver", "1s")
-	d := s.checkin()
-	reg := s.register(d, s.Sender, "com.example")
 	app := s.appServer()
-	dev := s.deviceConn(d)
-	dev.send(`{"to":"` + s.Sender + `@gcm.googleapis.com","category":"com.example","message_id":"r-1"}`)
-	dev.expect(wait)
+	d, reg, _ := s.onlineDeviceClient(s.Sender, "com.example")
+	d.upstream(t).sendAcked(t, s.Sender, "com.example", "r-1")
 	first := time.Now()
 	if m := app.expect(wait); m.str("message_id") != "r-1" {
 		t.Fatalf("got %v", m.json)
@@ -623,13 +624,11 @@ func TestUpstreamRedeliveredWhileConnected(t *testing.T) {
 func TestUpstreamSameMessageIDFromTwoDevices(t *testing.T) {
 	t.Parallel()
 	s := startServer(t)
-	da, db := s.checkin(), s.checkin()
-	regA, regB := s.register(da, s.Sender, "com.example"), s.register(db, s.Sender, "com.example")
 	app := s.appServer()
+	da, regA, _ := s.onlineDeviceClient(s.Sender, "com.example")
+	db, regB, _ := s.onlineDeviceClient(s.Sender, "com.example")
 	for _, d := range []device{da, db} {
-		dev := s.deviceConn(d)
-		dev.send(`{"to":"` + s.Sender + `@gcm.googleapis.com","category":"com.example","message_id":"1"}`)
-		dev.expect(wait)
+		d.upstream(t).sendAcked(t, s.Sender, "com.example", "1")
 	}
 	for i := 0; i < 2; i++ {
 		if m := app.expect(wait); m.str("message_id") != "1" {
@@ -640,7 +639,7 @@ func TestUpstreamSameMessageIDFromTwoDevices(t *testing.T) {
 	app.close()
 	// The ack commits asynchronously: retry with a new connection until
 	// only A's message comes again.
-	devA := s.deviceConn(da)
+	devA := da.upstream(t)
 	checkFor(t, wait, 20*time.Millisecond, func() error {
 		app = s.appServer()
 		got := upMarker(t, devA, app, s.Sender, "com.example")

@@ -18,7 +18,8 @@ func TestCrashKeepsAckedMessages(t *testing.T) {
 	// 400 messages to one offline registration: past the rate and queue
 	// bounds a phone would see, which this test is not about.
 	s := startServer(t, "--downstream-rate", "0", "--max-queued-per-registration", "0")
-	d := s.checkin()
+	dev := newInbox(t)
+	d := s.checkinWith(dev)
 	reg := s.register(d, s.Sender, "com.example")
 	app := s.appServer()
 	const sent, chunk, killAfter = 400, 50, 150
@@ -67,7 +68,9 @@ func TestCrashKeepsAckedMessages(t *testing.T) {
 		}
 	}
 	s.restart()
-	dev := s.deviceConn(d)
+	// The device comes online only now, as a device.Client (which finds
+	// the restarted server through its run.json and acks what it gets).
+	s.runDevice(d)
 	missing := make(map[string]bool, len(acked))
 	for id := range acked {
 		missing[id] = true
@@ -76,7 +79,6 @@ func TestCrashKeepsAckedMessages(t *testing.T) {
 	for len(missing) > 0 {
 		m := dev.expect(wait) // fails the test if an acked message never comes
 		delete(missing, m.str("message_id"))
-		dev.ack(m.str("message_id"))
 		delivered++
 	}
 	t.Logf("%d acked before SIGKILL, all delivered after restart (%d delivered so far)", len(acked), delivered)

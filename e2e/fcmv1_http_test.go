@@ -88,9 +88,7 @@ func TestFCMv1PlainHTTP(t *testing.T) {
 	if err := json.Unmarshal(out, &k); err != nil || k.TokenURI != "https://"+s.Info.HTTPAddr+"/token" {
 		t.Fatalf("printed key %s: %v", out, err)
 	}
-	d := s.checkin()
-	reg := s.register(d, s.Sender, "com.example")
-	dev := s.deviceConn(d)
+	_, reg, dev := s.onlineDeviceClient(s.Sender, "com.example")
 	for proto, c := range s.httpVersions() {
 		now := time.Now()
 		form := url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:jwt-bearer"}, "assertion": {k.assertion(t, map[string]any{

@@ -88,12 +88,11 @@ func (s *server) fcmClient(ctx context.Context, credFile string) *messaging.Clie
 	return c
 }
 
-// expectData reads the device's next message, acks it and checks its data
-// key k.
-func expectData(t *testing.T, dev *client, k, v string) msg {
+// expectData reads the device's next message (the device client acks it)
+// and checks its data key k.
+func expectData(t *testing.T, dev *inbox, k, v string) msg {
 	t.Helper()
-	m := dev.expect(wait)
-	dev.ack(m.str("message_id"))
+	m := dev.expect(wait) // acked by the device client
 	if got, _ := m.json["data"].(map[string]any)[k].(string); got != v {
 		t.Fatalf("device got %s, want data %s=%s", m.raw, k, v)
 	}
@@ -110,9 +109,8 @@ func TestFCMv1FirebaseAdmin(t *testing.T) {
 	s := startServer(t, "--downstream-rate", "30")
 	ctx := context.Background()
 	fcm := s.fcmClient(ctx, s.serviceAccountFile(s.Sender))
-	d1, d2 := s.checkin(), s.checkin()
-	r1, r2 := s.register(d1, s.Sender, "com.example"), s.register(d2, s.Sender, "com.example")
-	c1, c2 := s.deviceConn(d1), s.deviceConn(d2)
+	_, r1, c1 := s.onlineDeviceClient(s.Sender, "com.example")
+	_, r2, c2 := s.onlineDeviceClient(s.Sender, "com.example")
 
 	ttl := 90 * time.Minute
 	name, err := fcm.Send(ctx, &messaging.Message{
@@ -151,13 +149,13 @@ func TestFCMv1FirebaseAdmin(t *testing.T) {
 	expectData(t, c1, "k", "multi")
 	expectData(t, c2, "k", "multi")
 
-	testTopicsThroughSDK(t, ctx, fcm, [2]string{r1, r2}, [2]*client{c1, c2})
+	testTopicsThroughSDK(t, ctx, fcm, [2]string{r1, r2}, [2]*inbox{c1, c2})
 	testErrorsThroughSDK(t, s, ctx, fcm, r1, c1)
 }
 
 // testTopicsThroughSDK: SubscribeToTopic and UnsubscribeFromTopic through
 // the Instance ID API, sends to the topic and to a condition.
-func testTopicsThroughSDK(t *testing.T, ctx context.Context, fcm *messaging.Client, regs [2]string, devs [2]*client) {
+func testTopicsThroughSDK(t *testing.T, ctx context.Context, fcm *messaging.Client, regs [2]string, devs [2]*inbox) {
 	tr, err := fcm.SubscribeToTopic(ctx, []string{regs[0], regs[1], "unknown-token"}, "news")
 	if err != nil || tr.SuccessCount != 2 || tr.FailureCount != 1 || tr.Errors[0].Index != 2 {
 		t.Fatalf("SubscribeToTopic = %+v, %v", tr, err)
@@ -187,7 +185,7 @@ func testTopicsThroughSDK(t *testing.T, ctx context.Context, fcm *messaging.Clie
 
 // testErrorsThroughSDK: validate_only delivers nothing, and each failure
 // matches its firebase-admin predicate.
-func testErrorsThroughSDK(t *testing.T, s *server, ctx context.Context, fcm *messaging.Client, r1 string, c1 *client) {
+func testErrorsThroughSDK(t *testing.T, s *server, ctx context.Context, fcm *messaging.Client, r1 string, c1 *inbox) {
 	name, err := fcm.SendDryRun(ctx, &messaging.Message{Token: r1, Data: map[string]string{"k": "dry"}})
 	if err != nil || name != "projects/"+s.Sender+"/messages/fake_message_id" {
 		t.Fatalf("SendDryRun = %q, %v", name, err)

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	ccsdevice "github.com/ccsd/ccsd/device"
 )
 
 // notification calls the device-group API and decodes the JSON answer.
@@ -58,18 +60,22 @@ func (s *server) send(body string) (int, []byte) {
 	return resp.StatusCode, b
 }
 
-// user is one person's devices, all registered for one app.
+// user is one person's devices, all registered for one app. Each device
+// client hands its messages to its inbox once it runs (s.runDevice).
 type user struct {
 	devs []device
 	regs []string
+	in   []*inbox
 }
 
 func (s *server) newUser(n int, app string) user {
 	var u user
 	for i := 0; i < n; i++ {
-		d := s.checkin()
+		in := newInbox(s.t)
+		d := s.checkinWith(in)
 		u.devs = append(u.devs, d)
 		u.regs = append(u.regs, s.register(d, s.Sender, app))
+		u.in = append(u.in, in)
 	}
 	return u
 }
@@ -82,10 +88,10 @@ func TestGroupFanOutXMPP(t *testing.T) {
 	s := startServer(t)
 	u := s.newUser(3, "com.example.mail")
 	key := s.createGroup("user-1", u.regs...)
-	var conns []*client
 	for _, d := range u.devs {
-		conns = append(conns, s.deviceConn(d))
+		s.runDevice(d)
 	}
+	conns := u.in
 	app := s.appServer()
 	app.send(`{"to":"` + key + `","message_id":"g-1","data":{"subject":"hi"},"delivery_receipt_requested":true}`)
 	ack := app.expect(wait)
@@ -100,7 +106,6 @@ func TestGroupFanOutXMPP(t *testing.T) {
 		if m.str("message_id") != "g-1" || m.str("to") != u.regs[i] || m.str("notification_key") != key || m.str("from") != s.Sender {
 			t.Fatalf("device %d got %v", i, m.json)
 		}
-		c.ack("g-1")
 	}
 	// One receipt per member registration.
 	got := map[string]bool{}
@@ -212,12 +217,10 @@ func TestDeviceToGroupAndDismissal(t *testing.T) {
 	}
 
 	// A device outside the group cannot write to it.
-	other := s.checkin()
-	s.register(other, s.Sender, "com.example.chat")
-	oc := s.deviceConn(other)
-	oc.send(`{"to":"` + key + `","category":"com.example.chat","message_id":"x-1"}`)
-	if n := oc.expect(wait); n.str("message_type") != "nack" || n.str("error") != "BAD_REGISTRATION" {
-		t.Fatalf("non-member to key: %v", n.json)
+	other, _, _ := s.onlineDeviceClient(s.Sender, "com.example.chat")
+	err := other.upstream(t).send(ccsdevice.Upstream{NotificationKey: key, Category: "com.example.chat", MessageID: "x-1"})
+	if code := nackCode(t, err); code != "BAD_REGISTRATION" {
+		t.Fatalf("non-member to key: %v", err)
 	}
 }
 
@@ -263,8 +266,8 @@ func TestLegacyHTTPSend(t *testing.T) {
 	if v.Success != 1 || v.Failure != 2 || len(v.Results) != 3 || v.Results[0].MessageID == "" || v.Results[1].Error != "NotRegistered" || v.Results[2].Error != "InvalidRegistration" {
 		t.Fatalf("results: %s", body)
 	}
-	dev := s.deviceConn(u.devs[0])
-	if m := dev.expect(wait); m.str("message_id") != v.Results[0].MessageID {
+	s.runDevice(u.devs[0])
+	if m := u.in[0].expect(wait); m.str("message_id") != v.Results[0].MessageID {
 		t.Fatalf("device got %v", m.json)
 	}
 	if code, _ := s.send(`{"registration_ids":["x"],"time_to_live":"soon"}`); code != 400 {

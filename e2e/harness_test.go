@@ -1,11 +1,14 @@
 package e2e
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -15,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	ccsdevice "github.com/ccsd/ccsd/device"
 	"github.com/ccsd/ccsd/internal/ccsdtest"
 )
 
@@ -90,30 +94,70 @@ func (s *server) restart() {
 	s.trust()
 }
 
-// device is a checked-in device identity.
+// device is a checked-in device: its identity, and the device.Client
+// (package device, the client developers use) that checked it in and
+// registers its apps. A test that needs the raw wire (exact HTTP answers
+// of register3, a hostile or misbehaving device) uses ID and Token with
+// register3 or deviceConn instead; such a device{ID, Token} has no client.
 type device struct {
 	ID, Token string
+	c         *ccsdevice.Client
 }
 
-// checkin creates a device over HTTPS.
-func (s *server) checkin() device {
+// httpWait bounds one checkin or registration through the device client,
+// including its waits out of a 429's Retry-After.
+const httpWait = 30 * time.Second
+
+// deviceConfig is a device.Config for s: addresses read from its run.json
+// before each connection (so a restarted server on new ports is found
+// again), trust from its cert.pem, short backoffs, logs into the test.
+func (s *server) deviceConfig(h ccsdevice.Handler) ccsdevice.Config {
 	s.t.Helper()
-	resp, err := s.http.Post("https://"+s.Info.HTTPAddr+"/checkin", "application/json", strings.NewReader("{}"))
+	cfg, err := ccsdevice.FromDataDir(s.Data)
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	var v struct {
-		AndroidID     string `json:"android_id"`
-		SecurityToken string `json:"security_token"`
-	}
-	if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&v) != nil || v.AndroidID == "" {
-		s.t.Fatalf("checkin: %s", resp.Status)
-	}
-	return device{ID: v.AndroidID, Token: v.SecurityToken}
+	cfg.TLS.ServerName = "localhost"
+	cfg.Handler = h
+	cfg.MinBackoff, cfg.MaxBackoff = 20*time.Millisecond, 300*time.Millisecond
+	cfg.DedupWindow = 1024 // a test device handles few messages: keep it small
+	cfg.Logger = slog.New(slog.NewTextHandler(testLog{s.t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	return cfg
 }
 
-// register3 posts to /c2dm/register3 and returns the status and body.
+// testLog writes the device client's log lines into the test's log.
+type testLog struct{ t *testing.T }
+
+func (w testLog) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// checkin creates a device over HTTPS with the device package.
+func (s *server) checkin() device {
+	s.t.Helper()
+	return s.checkinWith(nil)
+}
+
+// checkinWith checks in a device whose client hands downstream messages
+// to h once it runs (runDevice).
+func (s *server) checkinWith(h ccsdevice.Handler) device {
+	s.t.Helper()
+	c, err := ccsdevice.New(s.deviceConfig(h))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), httpWait)
+	defer cancel()
+	if err := c.Checkin(ctx); err != nil {
+		s.t.Fatalf("checkin: %v", err)
+	}
+	st := c.State()
+	return device{ID: st.AndroidID, Token: st.SecurityToken, c: c}
+}
+
+// register3 posts to /c2dm/register3 and returns the status and body: the
+// raw answer, for the tests that check it exactly.
 func (s *server) register3(d device, form url.Values) (int, string) {
 	s.t.Helper()
 	req, _ := http.NewRequest("POST", "https://"+s.Info.HTTPAddr+"/c2dm/register3", strings.NewReader(form.Encode()))
@@ -128,23 +172,40 @@ func (s *server) register3(d device, form url.Values) (int, string) {
 	return resp.StatusCode, strings.TrimSpace(string(b))
 }
 
-// register registers app on d for sender and returns the registration id.
+// register registers app on d for sender with d's device client and
+// returns the registration id. The client checks in again by itself when
+// ccsd no longer knows the device; that fails the test here, as the
+// device is expected to be known.
 func (s *server) register(d device, sender, app string) string {
 	s.t.Helper()
-	code, body := s.register3(d, url.Values{"app": {app}, "sender": {sender}, "device": {d.ID}})
-	reg, ok := strings.CutPrefix(body, "token=")
-	if code != 200 || !ok || reg == "" {
-		s.t.Fatalf("register3: %d %q", code, body)
+	ctx, cancel := context.WithTimeout(context.Background(), httpWait)
+	defer cancel()
+	reg, err := d.client(s.t).Register(ctx, sender, app)
+	if err != nil {
+		s.t.Fatalf("register: %v", err)
+	}
+	if id := d.c.State().AndroidID; id != d.ID {
+		s.t.Fatalf("register: ccsd did not know device %s any more (the client checked in again as %s)", d.ID, id)
 	}
 	return reg
 }
 
 func (s *server) unregister(d device, sender, app string) {
 	s.t.Helper()
-	code, body := s.register3(d, url.Values{"app": {app}, "sender": {sender}, "device": {d.ID}, "delete": {"true"}})
-	if code != 200 {
-		s.t.Fatalf("unregister: %d %q", code, body)
+	ctx, cancel := context.WithTimeout(context.Background(), httpWait)
+	defer cancel()
+	if err := d.client(s.t).Unregister(ctx, sender, app); err != nil {
+		s.t.Fatalf("unregister: %v", err)
 	}
+}
+
+// client returns d's device client; d must come from checkin.
+func (d device) client(t *testing.T) *ccsdevice.Client {
+	t.Helper()
+	if d.c == nil {
+		t.Fatalf("device %s has no device.Client (made by hand, not by checkin)", d.ID)
+	}
+	return d.c
 }
 
 // newSender creates another sender through the admin endpoint.
@@ -184,3 +245,128 @@ func (s *server) deviceConn(d device) *client {
 	}
 	return c
 }
+
+// inbox is a device.Handler that hands each downstream message to the
+// test. The device client acks a message once HandleMessage returns,
+// which is once the message is in the inbox: "a device that receives and
+// acks", for the tests that check what arrives and not how it is framed.
+type inbox struct {
+	t  *testing.T
+	ch chan *ccsdevice.Message
+}
+
+func newInbox(t *testing.T) *inbox {
+	return &inbox{t: t, ch: make(chan *ccsdevice.Message, 1024)}
+}
+
+// HandleMessage puts m in the inbox (and so gets it acked).
+func (in *inbox) HandleMessage(ctx context.Context, m *ccsdevice.Message) error {
+	select {
+	case in.ch <- m:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err() // nacked: the message stays queued in ccsd
+	}
+}
+
+// expect returns the next message as a msg (its JSON as received), or
+// fails the test after d.
+func (in *inbox) expect(d time.Duration) msg {
+	in.t.Helper()
+	select {
+	case m := <-in.ch:
+		v := msg{raw: string(m.Raw)}
+		if err := json.Unmarshal(m.Raw, &v.json); err != nil {
+			in.t.Fatalf("payload is not JSON: %q", m.Raw)
+		}
+		return v
+	case <-time.After(d):
+		in.t.Fatalf("device received nothing in %v", d)
+		return msg{}
+	}
+}
+
+// onlineDeviceClient checks in a device whose messages go to a new inbox,
+// registers app for sender on it, and runs its device client (Run) until
+// the test ends, once online.
+func (s *server) onlineDeviceClient(sender, app string) (device, string, *inbox) {
+	s.t.Helper()
+	in := newInbox(s.t)
+	d := s.checkinWith(in)
+	reg := s.register(d, sender, app)
+	s.runDevice(d)
+	return d, reg, in
+}
+
+// runDevice runs d's device client until the test ends and waits until it
+// is online. At the end Run's context is cancelled and Run awaited, so
+// nothing logs into the test after it.
+func (s *server) runDevice(d device) {
+	s.t.Helper()
+	c := d.client(s.t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	s.t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(wait):
+			s.t.Errorf("device client did not stop %v after its context ended", wait)
+		}
+	})
+	select {
+	case <-c.Online():
+	case err := <-done:
+		s.t.Fatalf("device client stopped before it was online: %v", err)
+	case <-time.After(wait):
+		s.t.Fatalf("device client not online after %v", wait)
+	}
+}
+
+// pkgDevice is a running device.Client seen as an upstreamDevice.
+type pkgDevice struct{ c *ccsdevice.Client }
+
+// upstream returns d's device client (running: runDevice) for upstream
+// sends.
+func (d device) upstream(t *testing.T) pkgDevice { return pkgDevice{d.client(t)} }
+
+// send sends u with the device package and returns ccsd's answer: nil for
+// an ack, a *device.NackError for a nack.
+func (p pkgDevice) send(u ccsdevice.Upstream) error {
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	_, err := p.c.Send(ctx, u)
+	return err
+}
+
+// sendAcked sends message id upstream and fails the test unless ccsd
+// acks it.
+func (p pkgDevice) sendAcked(t *testing.T, sender, category, id string) {
+	t.Helper()
+	if err := p.send(ccsdevice.Upstream{Sender: sender, Category: category, MessageID: id}); err != nil {
+		t.Fatalf("upstream %s: %v", id, err)
+	}
+}
+
+// nackCode returns the CCS error code of a nack, or fails the test if err
+// is not one.
+func nackCode(t *testing.T, err error) string {
+	t.Helper()
+	var n *ccsdevice.NackError
+	if !errors.As(err, &n) {
+		t.Fatalf("want a nack, got %v", err)
+	}
+	return n.Code
+}
+
+// receiver is a device the test reads downstream messages from: the raw
+// client, or an inbox (whose device client acks by itself).
+type receiver interface {
+	expect(d time.Duration) msg
+	ack(messageID string)
+}
+
+// ack does nothing: the device client acked the message once the inbox
+// took it.
+func (in *inbox) ack(string) {}

@@ -3,22 +3,26 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"testing"
 	"time"
+
+	ccsdevice "github.com/ccsd/ccsd/device"
 )
 
 // upstreamAnswers sends upstream messages from..to-1 of d's registration of
-// app, each after the answer to the previous one, and returns the answers.
-func upstreamAnswers(t *testing.T, s *server, dev *client, app string, from, to int) []msg {
+// app with the device package, each after the answer to the previous one,
+// and returns the answers: "ack", or the nack's code.
+func upstreamAnswers(t *testing.T, s *server, dev pkgDevice, app string, from, to int) []string {
 	t.Helper()
-	var out []msg
+	var out []string
 	for i := from; i < to; i++ {
-		dev.send(fmt.Sprintf(`{"to":"%s@gcm.googleapis.com","category":"%s","message_id":"u-%d","data":{"i":"%d"}}`, s.Sender, app, i, i))
-		a := dev.expect(wait)
-		if a.str("message_id") != fmt.Sprintf("u-%d", i) {
-			t.Fatalf("answer to u-%d: %v", i, a.json)
+		err := dev.send(ccsdevice.Upstream{Sender: s.Sender, Category: app, MessageID: fmt.Sprintf("u-%d", i), Data: map[string]any{"i": strconv.Itoa(i)}})
+		if err == nil {
+			out = append(out, "ack")
+			continue
 		}
-		out = append(out, a)
+		out = append(out, nackCode(t, err))
 	}
 	return out
 }
@@ -26,7 +30,7 @@ func upstreamAnswers(t *testing.T, s *server, dev *client, app string, from, to 
 // drainUpstream reads and acks the upstream messages queued for app,
 // up to an upstream marker dev sends for its registration of category, and
 // returns their ids.
-func drainUpstream(t *testing.T, s *server, dev, app *client, category string) []string {
+func drainUpstream(t *testing.T, s *server, dev upstreamDevice, app *client, category string) []string {
 	t.Helper()
 	var out []string
 	for _, m := range upMarker(t, dev, app, s.Sender, category) {
@@ -42,21 +46,20 @@ func drainUpstream(t *testing.T, s *server, dev, app *client, category string) [
 func TestDeviceUpstreamRate(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, "--upstream-rate", "5")
-	d := s.checkin()
-	s.register(d, s.Sender, "com.example")
-	dev := s.deviceConn(d)
+	d, _, _ := s.onlineDeviceClient(s.Sender, "com.example")
+	dev := d.upstream(t)
 	for i, a := range upstreamAnswers(t, s, dev, "com.example", 0, 8) {
 		switch {
-		case i < 5 && a.str("message_type") != "ack":
-			t.Fatalf("u-%d within the rate: %v", i, a.json)
-		case i >= 5 && (a.str("message_type") != "nack" || a.str("error") != "DEVICE_MESSAGE_RATE_EXCEEDED"):
-			t.Fatalf("u-%d past the rate: %v", i, a.json)
+		case i < 5 && a != "ack":
+			t.Fatalf("u-%d within the rate: %v", i, a)
+		case i >= 5 && a != "DEVICE_MESSAGE_RATE_EXCEEDED":
+			t.Fatalf("u-%d past the rate: %v", i, a)
 		}
 	}
 	// Another app of the same device has its own budget.
 	s.register(d, s.Sender, "com.example.other")
-	if a := upstreamAnswers(t, s, dev, "com.example.other", 8, 9); a[0].str("message_type") != "ack" {
-		t.Fatalf("another registration's first message: %v", a[0].json)
+	if a := upstreamAnswers(t, s, dev, "com.example.other", 8, 9); a[0] != "ack" {
+		t.Fatalf("another registration's first message: %v", a[0])
 	}
 	// The marker goes on the other app's registration: com.example is
 	// past its rate.
@@ -73,19 +76,18 @@ func TestDeviceUpstreamRate(t *testing.T) {
 func TestUpstreamQueueCap(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, "--max-upstream-queued", "10")
-	d := s.checkin()
-	s.register(d, s.Sender, "com.example")
-	dev := s.deviceConn(d)
+	d, _, _ := s.onlineDeviceClient(s.Sender, "com.example")
+	dev := d.upstream(t)
 	acked := 0
 	for i, a := range upstreamAnswers(t, s, dev, "com.example", 0, 25) {
 		switch {
-		case a.str("message_type") == "ack":
+		case a == "ack":
 			acked++
 			if i >= 10 {
 				t.Fatalf("u-%d acked past the cap of 10", i)
 			}
-		case a.str("error") != "SERVICE_UNAVAILABLE":
-			t.Fatalf("u-%d: %v, want SERVICE_UNAVAILABLE", i, a.json)
+		case a != "SERVICE_UNAVAILABLE":
+			t.Fatalf("u-%d: %v, want SERVICE_UNAVAILABLE", i, a)
 		}
 	}
 	if acked != 10 {
@@ -103,8 +105,8 @@ func TestUpstreamQueueCap(t *testing.T) {
 	i := 99
 	checkFor(t, wait, 20*time.Millisecond, func() error {
 		i++
-		if a := upstreamAnswers(t, s, dev, "com.example", i, i+1); a[0].str("message_type") != "ack" {
-			return fmt.Errorf("u-%d still refused after the app server acked the queue: %v", i, a[0].json)
+		if a := upstreamAnswers(t, s, dev, "com.example", i, i+1); a[0] != "ack" {
+			return fmt.Errorf("u-%d still refused after the app server acked the queue: %v", i, a[0])
 		}
 		return nil
 	})

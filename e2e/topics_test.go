@@ -49,8 +49,9 @@ func (s *server) sendTopicHTTP(topic, data string) {
 	}
 }
 
-// expectTopicCopy reads the device's next message: a copy from the topic.
-func expectTopicCopy(t *testing.T, dev *client, topic string) msg {
+// expectTopicCopy reads the device's next message, a copy from the topic,
+// and acks it.
+func expectTopicCopy(t *testing.T, dev receiver, topic string) msg {
 	t.Helper()
 	m := dev.expect(wait)
 	if m.str("from") != "/topics/"+topic {
@@ -68,7 +69,8 @@ func expectTopicCopy(t *testing.T, dev *client, topic string) msg {
 func TestTopicSendXMPPAndHTTP(t *testing.T) {
 	t.Parallel()
 	s := startServer(t)
-	d1, d2, d3 := s.checkin(), s.checkin(), s.checkin()
+	c1, c2, c3 := newInbox(t), newInbox(t), newInbox(t)
+	d1, d2, d3 := s.checkinWith(c1), s.checkinWith(c2), s.checkinWith(c3)
 	r1, r2 := s.register(d1, s.Sender, "com.example"), s.register(d2, s.Sender, "com.example")
 	r3 := s.register(d3, s.Sender, "com.example")
 	s.batchAdd("x", r1)
@@ -80,14 +82,16 @@ func TestTopicSendXMPPAndHTTP(t *testing.T) {
 		t.Fatalf("a device subscribing another device's token: %d %s, want 404", code, body)
 	}
 	s.batchAdd("y", r3)
-	c1, c2, c3 := s.deviceConn(d1), s.deviceConn(d2), s.deviceConn(d3)
+	for _, d := range []device{d1, d2, d3} {
+		s.runDevice(d)
+	}
 	app := s.appServer()
 	app.send(`{"to":"/topics/x","message_id":"tx-1","data":{"via":"xmpp"}}`)
 	if a := app.expect(wait); a.str("message_type") != "ack" || a.str("from") != "/topics/x" || a.str("message_id") != "tx-1" {
 		t.Fatalf("topic send answered %s, want an ack from /topics/x", a.raw)
 	}
 	s.sendTopicHTTP("x", `{"via":"http"}`)
-	for _, c := range []*client{c1, c2} {
+	for _, c := range []*inbox{c1, c2} {
 		got := map[string]bool{}
 		for range 2 {
 			m := expectTopicCopy(t, c, "x")
@@ -113,7 +117,8 @@ func TestTopicSendXMPPAndHTTP(t *testing.T) {
 func TestTopicSubscriptionsSurviveKill(t *testing.T) {
 	t.Parallel()
 	s := startServer(t)
-	d := s.checkin()
+	dev := newInbox(t)
+	d := s.checkinWith(dev)
 	reg := s.register(d, s.Sender, "com.example")
 	s.batchAdd("kept", reg)
 	s.Kill()
@@ -122,7 +127,7 @@ func TestTopicSubscriptionsSurviveKill(t *testing.T) {
 	if code != 200 || !strings.Contains(body, `"rel":{"topics":{"kept":{"addDate":"`) || !strings.Contains(body, `"authorizedEntity":"`+s.Sender+`"`) {
 		t.Fatalf("info after restart: %d %s", code, body)
 	}
-	dev := s.deviceConn(d)
+	s.runDevice(d)
 	s.sendTopicHTTP("kept", `{"k":"after-restart"}`)
 	expectTopicCopy(t, dev, "kept")
 }
@@ -155,11 +160,11 @@ func TestTopicRateExceeded(t *testing.T) {
 func TestConditionSend(t *testing.T) {
 	t.Parallel()
 	s := startServer(t)
-	d1, d2, d3 := s.checkin(), s.checkin(), s.checkin()
-	r1, r2, r3 := s.register(d1, s.Sender, "com.example"), s.register(d2, s.Sender, "com.example"), s.register(d3, s.Sender, "com.example")
+	_, r1, c1 := s.onlineDeviceClient(s.Sender, "com.example")
+	_, r2, c2 := s.onlineDeviceClient(s.Sender, "com.example")
+	_, r3, c3 := s.onlineDeviceClient(s.Sender, "com.example")
 	s.batchAdd("a", r1, r2)
 	s.batchAdd("b", r1, r3)
-	c1, c2, c3 := s.deviceConn(d1), s.deviceConn(d2), s.deviceConn(d3)
 	app := s.appServer()
 	app.send(`{"condition":"'a' in topics && 'b' in topics","message_id":"both","data":{"k":"v"}}`)
 	if a := app.expect(wait); a.str("message_type") != "ack" || a.str("message_id") != "both" {
@@ -183,7 +188,7 @@ func TestConditionSend(t *testing.T) {
 		t.Fatalf("d2 (a only) got %s", m.raw)
 	}
 	c2.ack(m.str("message_id"))
-	for i, c := range []*client{c1, c3} {
+	for i, c := range []*inbox{c1, c3} {
 		reg := []string{r1, r3}[i]
 		app.send(`{"to":"` + reg + `","message_id":"marker-` + reg + `","data":{"k":"v"}}`)
 		if a := app.expect(wait); a.str("message_type") != "ack" {

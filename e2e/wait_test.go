@@ -52,14 +52,27 @@ func downMarker(t *testing.T, app, dev *client, reg string) []msg {
 // for sender's category) sends a marker upstream, and what app receives
 // before it is all that was queued for the app server before it. It acks
 // the marker only.
-func upMarker(t *testing.T, dev, app *client, sender, category string) []msg {
+func upMarker(t *testing.T, dev upstreamDevice, app *client, sender, category string) []msg {
 	t.Helper()
 	id := newMarker()
-	dev.send(`{"to":"` + sender + `@gcm.googleapis.com","category":"` + category + `","message_id":"` + id + `"}`)
-	if a := dev.expect(wait); a.str("message_type") != "ack" || a.str("message_id") != id {
-		t.Fatalf("upstream marker %s answered %v", id, a.json)
-	}
+	dev.sendAcked(t, sender, category, id)
 	return untilMarker(t, app, id, func(m msg) { app.ackUpstream(m.str("from"), m.str("message_id")) })
+}
+
+// upstreamDevice is a device that sends an upstream message and waits for
+// ccsd's ack: the raw client or a device.Client (pkgDevice).
+type upstreamDevice interface {
+	sendAcked(t *testing.T, sender, category, id string)
+}
+
+// sendAcked sends message id upstream and fails the test unless ccsd
+// acks it.
+func (c *client) sendAcked(t *testing.T, sender, category, id string) {
+	t.Helper()
+	c.send(`{"to":"` + sender + `@gcm.googleapis.com","category":"` + category + `","message_id":"` + id + `"}`)
+	if a := c.expect(wait); a.str("message_type") != "ack" || a.str("message_id") != id {
+		t.Fatalf("upstream %s answered %v", id, a.json)
+	}
 }
 
 // untilMarker reads c until the marker id and returns what came before it

@@ -237,16 +237,18 @@ func (b *bench) setupRegs(ctx context.Context, register bool) error {
 	})
 	defer stopLive()
 	if err := parallel(ctx, cfg.devices, 16, func(ctx context.Context, i int) error {
-		id, token, err := b.api.checkin(ctx)
+		dev, err := b.api.checkin(ctx)
 		if err != nil {
 			return err
 		}
 		var reg string
 		if register {
-			if reg, err = b.api.register(ctx, id, token, b.sender, cfg.app); err != nil {
+			if reg, err = b.api.register(ctx, dev, b.sender, cfg.app); err != nil {
 				return err
 			}
 		}
+		st := dev.State()
+		id, token := st.AndroidID, st.SecurityToken
 		b.devices[i] = &device{idx: i, id: id, token: token, reg: reg, group: -1, sem: make(chan struct{}, cfg.window)}
 		made.Add(1)
 		return nil

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	ccsdevice "github.com/ccsd/ccsd/device"
 )
 
 // loopbackDialer returns a dialer that refuses, at connect time, any
@@ -207,53 +209,75 @@ func (h *httpAPI) healthz(ctx context.Context) (string, error) {
 	return v.Instance, nil
 }
 
-// checkin creates a device identity. ccsbench does not use package
-// device (the client for ccsd's device side) for its devices: its setup
-// spreads thousands of checkins over the source addresses of its pool and
-// stops at the first 429 with a hint (setupError), where a device client
-// waits out Retry-After as a phone does; and its device sessions are the
-// measured hot loop (xmpp.go: one reader, batched writes, no goroutine or
-// allocation per message), where the package hands each message to a
-// handler goroutine and writes each ack on its own.
-func (h *httpAPI) checkin(ctx context.Context) (id, token string, err error) {
-	req, err := http.NewRequestWithContext(ctx, "POST", "https://"+h.httpsAddr+"/checkin", strings.NewReader("{}"))
+// Devices are checked in and registered with package device, the client
+// of ccsd's device side, so that ccsbench's devices are made as any
+// developer's are. Two settings keep ccsbench's setup behaviour: every
+// device.Client shares one HTTP client (devices), whose requests take the
+// source addresses of the pool in turn per endpoint (roundRobin), and
+// RateLimitRetries < 0 makes the first 429 end the setup with a hint
+// (setupError) where a phone would wait out Retry-After. The device
+// sessions stay ccsbench's own (xmpp.go): they are the measured hot loop,
+// with one reader per session, acks batched into one write, and no
+// goroutine or allocation per message, where package device hands each
+// message to its handler goroutine and writes each ack on its own.
+
+// devices returns the device.Config of every device ccsbench makes.
+func (h *httpAPI) devices() ccsdevice.Config {
+	return ccsdevice.Config{
+		Addrs: ccsdevice.Addrs{HTTP: h.httpsAddr},
+		HTTPClient: &http.Client{
+			Timeout:       15 * time.Second,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return errors.New("ccsbench follows no redirects") },
+			Transport:     roundRobin{h},
+		},
+		RateLimitRetries: -1,
+		DedupWindow:      1, // these clients never Run: no delivery to remember
+	}
+}
+
+// roundRobin sends each request over the HTTPS client of the next source
+// address for its endpoint (checkin or register3).
+type roundRobin struct{ h *httpAPI }
+
+// RoundTrip sends r from the next source address of its endpoint.
+func (rr roundRobin) RoundTrip(r *http.Request) (*http.Response, error) {
+	ep := epRegister
+	if r.URL.Path == "/checkin" {
+		ep = epCheckin
+	}
+	return rr.h.https(ep).Transport.RoundTrip(r)
+}
+
+// checkin creates a device identity and returns the device's client.
+func (h *httpAPI) checkin(ctx context.Context) (*ccsdevice.Client, error) {
+	c, err := ccsdevice.New(h.devices())
 	if err != nil {
-		return "", "", err
+		return nil, err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	code, body, err := do(h.https(epCheckin), req)
-	if err != nil {
-		return "", "", fmt.Errorf("checkin: %w", err)
+	if err := c.Checkin(ctx); err != nil {
+		return nil, httpFailure("checkin", err)
 	}
-	var v struct {
-		AndroidID     string `json:"android_id"`
-		SecurityToken string `json:"security_token"`
-	}
-	if code != http.StatusOK || json.Unmarshal(body, &v) != nil || v.AndroidID == "" || v.SecurityToken == "" {
-		return "", "", fmt.Errorf("checkin: %d %s", code, bytes.TrimSpace(body))
-	}
-	return v.AndroidID, v.SecurityToken, nil
+	return c, nil
 }
 
 // register registers app on the device for sender and returns the
 // registration id.
-func (h *httpAPI) register(ctx context.Context, devID, devToken, sender, app string) (string, error) {
-	form := url.Values{"app": {app}, "sender": {sender}, "device": {devID}}
-	req, err := http.NewRequestWithContext(ctx, "POST", "https://"+h.httpsAddr+"/c2dm/register3", strings.NewReader(form.Encode()))
+func (h *httpAPI) register(ctx context.Context, c *ccsdevice.Client, sender, app string) (string, error) {
+	reg, err := c.Register(ctx, sender, app)
 	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Authorization", "AidLogin "+devID+":"+devToken)
-	code, body, err := do(h.https(epRegister), req)
-	if err != nil {
-		return "", fmt.Errorf("register3: %w", err)
-	}
-	reg, ok := strings.CutPrefix(strings.TrimSpace(string(body)), "token=")
-	if code != http.StatusOK || !ok || reg == "" {
-		return "", fmt.Errorf("register3: %d %s", code, bytes.TrimSpace(body))
+		return "", httpFailure("register3", err)
 	}
 	return reg, nil
+}
+
+// httpFailure words a refusal as "OP: STATUS BODY", which setupError
+// reads for the 429 hint.
+func httpFailure(op string, err error) error {
+	var he *ccsdevice.HTTPError
+	if errors.As(err, &he) {
+		return fmt.Errorf("%s: %d %s", op, he.Status, he.Body)
+	}
+	return fmt.Errorf("%s: %w", op, err)
 }
 
 // createGroup creates a device group and returns its notification_key.
