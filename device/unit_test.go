@@ -26,6 +26,22 @@ func TestDedupForgetsTheOldest(t *testing.T) {
 	}
 }
 
+// TestDedupGrowsWithUse: a new window holds nothing, and a few keys take a
+// few slots, however large the window: a short-lived client does not pay
+// for 10,000 ids up front.
+func TestDedupGrowsWithUse(t *testing.T) {
+	d := newDedup(DefaultDedupWindow)
+	if cap(d.ring) != 0 {
+		t.Fatalf("a new window holds %d slots, want none", cap(d.ring))
+	}
+	for i := range 3 {
+		d.add(strconv.Itoa(i))
+	}
+	if cap(d.ring) > 8 || len(d.set) != 3 {
+		t.Fatalf("3 keys: %d slots, %d keys held", cap(d.ring), len(d.set))
+	}
+}
+
 // TestBackoffGrowsAndIsBounded: the ceiling doubles per attempt up to the
 // maximum; the jitter takes a fraction of it, never under half the minimum.
 func TestBackoffGrowsAndIsBounded(t *testing.T) {
