@@ -26,47 +26,10 @@ func TestCrashKeepsAckedMessages(t *testing.T) {
 	// A well-behaved app server: at most 100 unanswered messages, sent in
 	// chunks of 50 as answers come back, so some are always in flight when
 	// the kill lands.
-	answered := make(chan int, sent)
-	go func() {
-		for i := 0; i < sent; i += chunk {
-			for n := range answered {
-				if n >= i-chunk {
-					break
-				}
-			}
-			var b strings.Builder
-			for j := i; j < i+chunk; j++ {
-				fmt.Fprintf(&b, `<message><gcm xmlns="google:mobile:data">{"to":"%s","message_id":"c-%d","data":{"i":"%d"}}</gcm></message>`, reg, j, j)
-			}
-			app.write(b.String())
-		}
-	}()
-	answered <- 0
-	acked := map[string]bool{}
-	n := 0
-	for len(acked) < killAfter {
-		m := app.expect(wait)
-		if m.str("message_type") != "ack" {
-			t.Fatalf("a message within the window was refused: %v", m.json)
-		}
-		acked[m.str("message_id")] = true
-		n++
-		answered <- n
-	}
+	answered := sendInChunks(app, "c-", sent, chunk, func(int) string { return reg })
+	acked := collectAcks(t, app, answered, killAfter)
 	s.Kill()
-	// Acks already on their way when the process died count too: each was
-	// written after its commit.
-	for e := range app.in {
-		if text, ok := e.gcm(); ok {
-			var v struct {
-				MessageType string `json:"message_type"`
-				MessageID   string `json:"message_id"`
-			}
-			if json.Unmarshal([]byte(text), &v) == nil && v.MessageType == "ack" {
-				acked[v.MessageID] = true
-			}
-		}
-	}
+	drainAcks(app, acked)
 	s.restart()
 	// The device comes online only now, as a device.Client (which finds
 	// the restarted server through its run.json and acks what it gets).
@@ -131,47 +94,14 @@ func TestCrashKeepsAckedMessagesOnline(t *testing.T) {
 	}
 	app := s.appServer()
 	const sent, chunk, killAfter = 3000, 50, 1200
-	answered := make(chan int, sent)
-	go func() {
-		for i := 0; i < sent; i += chunk {
-			for n := range answered {
-				if n >= i-chunk {
-					break
-				}
-			}
-			var b strings.Builder
-			for j := i; j < i+chunk; j++ {
-				fmt.Fprintf(&b, `<message><gcm xmlns="google:mobile:data">{"to":"%s","message_id":"o-%d","data":{"i":"%d"}}</gcm></message>`, regs[j%ndev], j, j)
-			}
-			app.write(b.String())
-		}
-	}()
-	answered <- 0
-	acked := map[string]bool{}
-	for n := 1; len(acked) < killAfter; n++ {
-		m := app.expect(wait)
-		if m.str("message_type") != "ack" {
-			t.Fatalf("a message within the window was refused: %v", m.json)
-		}
-		acked[m.str("message_id")] = true
-		answered <- n
-	}
+	answered := sendInChunks(app, "o-", sent, chunk, func(j int) string { return regs[j%ndev] })
+	acked := collectAcks(t, app, answered, killAfter)
 	m := s.scrape()
 	fast := m[`ccsd_downstream_fast_path_total{outcome="acked"}`]
 	t.Logf("before the kill: fast path sent %.0f, acked before their write %.0f, written %.0f; delivered %.0f",
 		m[`ccsd_downstream_fast_path_total{outcome="sent"}`], fast, m[`ccsd_downstream_fast_path_total{outcome="written"}`], m[`ccsd_downstream_delivered_total`])
 	s.Kill()
-	for e := range app.in {
-		if text, ok := e.gcm(); ok {
-			var v struct {
-				MessageType string `json:"message_type"`
-				MessageID   string `json:"message_id"`
-			}
-			if json.Unmarshal([]byte(text), &v) == nil && v.MessageType == "ack" {
-				acked[v.MessageID] = true
-			}
-		}
-	}
+	drainAcks(app, acked)
 	if fast == 0 {
 		t.Fatal("no message took the fast path before the kill: this test would prove nothing about it")
 	}
@@ -226,4 +156,61 @@ func firstKeys(m map[string]bool, n int) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// sendInChunks has app send sent messages, ids prefix+"J" and to(j) as
+// message j's "to", the way a well-behaved app server does: chunks of
+// chunk, the next one only once the answer count reported on the returned
+// channel is within a chunk of it, so some are always in flight.
+func sendInChunks(app *client, prefix string, sent, chunk int, to func(j int) string) chan<- int {
+	answered := make(chan int, sent+1)
+	go func() {
+		for i := 0; i < sent; i += chunk {
+			for n := range answered {
+				if n >= i-chunk {
+					break
+				}
+			}
+			var b strings.Builder
+			for j := i; j < i+chunk; j++ {
+				fmt.Fprintf(&b, `<message><gcm xmlns="google:mobile:data">{"to":"%s","message_id":"%s%d","data":{"i":"%d"}}</gcm></message>`, to(j), prefix, j, j)
+			}
+			app.write(b.String())
+		}
+	}()
+	answered <- 0
+	return answered
+}
+
+// collectAcks reads app's answers until n messages are acked, reporting
+// the count on answered; a nack fails the test (every message is within
+// the window).
+func collectAcks(t *testing.T, app *client, answered chan<- int, n int) map[string]bool {
+	t.Helper()
+	acked := map[string]bool{}
+	for i := 1; len(acked) < n; i++ {
+		m := app.expect(wait)
+		if m.str("message_type") != "ack" {
+			t.Fatalf("a message within the window was refused: %v", m.json)
+		}
+		acked[m.str("message_id")] = true
+		answered <- i
+	}
+	return acked
+}
+
+// drainAcks adds to acked the acks app had already received when ccsd
+// died: each was written after its commit, so they count too.
+func drainAcks(app *client, acked map[string]bool) {
+	for e := range app.in {
+		if text, ok := e.gcm(); ok {
+			var v struct {
+				MessageType string `json:"message_type"`
+				MessageID   string `json:"message_id"`
+			}
+			if json.Unmarshal([]byte(text), &v) == nil && v.MessageType == "ack" {
+				acked[v.MessageID] = true
+			}
+		}
+	}
 }
