@@ -49,17 +49,31 @@ func benchDownstreamOnline(b *testing.B, cfg Config) {
 	b.Cleanup(func() { r.Close() })
 	for i := range ndev {
 		var wg sync.WaitGroup
-		acks := make(chan string, 2*window)
-		c := &benchConn{id: "dev" + strconv.Itoa(i), onSend: func(id, _ []byte) { acks <- string(id) }}
+		// acks is never closed: a delivery still running when the
+		// benchmark ends (with the fast path off, devices get their
+		// copies after the app server's acks) must not send on a closed
+		// channel. quit ends the device's reader and drops late sends.
+		acks, quit := make(chan string, 2*window), make(chan struct{})
+		c := &benchConn{id: "dev" + strconv.Itoa(i), onSend: func(id, _ []byte) {
+			select {
+			case acks <- string(id):
+			case <-quit:
+			}
+		}}
 		d := r.OpenDevice(c)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for id := range acks {
-				d.Message("", []byte(`{"message_type":"ack","message_id":"`+id+`"}`))
+			for {
+				select {
+				case id := <-acks:
+					d.Message("", []byte(`{"message_type":"ack","message_id":"`+id+`"}`))
+				case <-quit:
+					return
+				}
 			}
 		}()
-		b.Cleanup(func() { close(acks); wg.Wait(); d.Closed() })
+		b.Cleanup(func() { close(quit); wg.Wait(); d.Closed() })
 	}
 	sem := make(chan struct{}, window)
 	var answered atomic.Int64
